@@ -1,0 +1,93 @@
+/*
+ * behav: the behavior interface.
+ *
+ *   request unit ──▶ mix draw ──▶ behav_ops.decide() ──▶ struct behav_verdict
+ *                                                         │
+ *             session executes it on the request and on ◀─┘ the reply
+ *
+ * A behavior never touches a socket or a buffer: it only decides what
+ * happens to one request and to its reply, as a verdict that the session
+ * carries out. That keeps each behavior a few lines, unit testable, and the
+ * same for every protocol; the protocol module supplies the bytes of an
+ * error reply.
+ */
+#ifndef VAURIEN_BEHAV_H
+#define VAURIEN_BEHAV_H
+
+#include <stdint.h>
+
+#include "core/opt.h"
+
+/* What happens to a request, or to its reply. */
+#define BEHAV_ACTS(X) \
+    X(BEHAV_PASS, "pass")       /* forward as it is */ \
+    X(BEHAV_HOLD, "hold")       /* forward after *_delay seconds */ \
+    X(BEHAV_ERROR, "error")     /* request: not forwarded, the proxy answers \
+                                   with the protocol's error reply */ \
+    X(BEHAV_CORRUPT, "corrupt") /* reply: forwarded with garbage injected */ \
+    X(BEHAV_DROP, "drop")       /* reply: discarded */ \
+    X(BEHAV_CLOSE, "close")     /* request: client closed, nothing sent */ \
+    X(BEHAV_HANG, "hang")       /* request: discarded, never answered, the \
+                                   client is kept open */ \
+    X(BEHAV_ABORT, "abort")     /* request: forwarded, then the backend is \
+                                   cut and the client closed */
+
+#define BEHAV_ENUM(e, s) e,
+enum behav_act { BEHAV_ACTS(BEHAV_ENUM) };
+#undef BEHAV_ENUM
+
+const char *behav_act_name(enum behav_act a);
+
+struct behav_ops;
+
+/* The decision for one request and its reply. */
+struct behav_verdict {
+    const struct behav_ops *by; /* behavior that decided (logs, stats) */
+    enum behav_act req;         /* what happens to the request */
+    double req_delay;           /* seconds, for BEHAV_HOLD */
+    enum behav_act rep;         /* what happens to its reply */
+    double rep_delay;           /* seconds, for BEHAV_HOLD */
+};
+
+/* A behavior as configured in one proxy: its options and counters. */
+struct behav_inst {
+    const struct behav_ops *ops;
+    union opt_val vals[OPT_MAX]; /* in the order of ops->opts */
+    uint64_t calls;              /* requests this behavior was drawn for */
+};
+
+struct behav_ops {
+    const char *name;
+    const char *help;
+    const struct opt_decl *opts; /* terminated by a NULL name */
+    /* Fills v for one request; v starts as "pass both ways". */
+    void (*decide)(struct behav_inst *b, struct behav_verdict *v);
+};
+
+/* The registry: every behavior, sorted by name. */
+int behav_count(void);
+const struct behav_ops *behav_at(int i);
+/* Returns the index of the named behavior, or -1. */
+int behav_find(const char *name);
+/* "abort, blackout, ..." for error messages. Returns a static string. */
+const char *behav_names(void);
+
+/* Sets an instance to its defaults / frees its strings. */
+void behav_inst_init(struct behav_inst *b, const struct behav_ops *ops);
+void behav_inst_deinit(struct behav_inst *b);
+
+/* Draws the verdict of behavior b for one request. */
+void behav_decide(struct behav_inst *b, struct behav_verdict *v);
+
+/* Used by transient, which behaves as error for its first requests. */
+void behav_error_verdict(const struct behav_inst *b, struct behav_verdict *v);
+
+extern const struct behav_ops behav_abort;
+extern const struct behav_ops behav_blackout;
+extern const struct behav_ops behav_delay;
+extern const struct behav_ops behav_dummy;
+extern const struct behav_ops behav_error;
+extern const struct behav_ops behav_hang;
+extern const struct behav_ops behav_transient;
+
+#endif

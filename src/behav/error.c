@@ -1,0 +1,42 @@
+/*
+ * error: answers in the backend's place. The request is not forwarded; the
+ * client gets the protocol's error reply (random bytes for tcp). With
+ * inject=true the request is forwarded and garbage is injected into the
+ * backend's reply instead. The first `warmup` requests pass untouched.
+ */
+#include "behav/behav.h"
+
+enum { ERROR_INJECT, ERROR_WARMUP };
+
+static const struct opt_decl error_opts[] = {
+    [ERROR_INJECT] = { "inject", OPT_BOOL, "false",
+                       "Inject garbage into the real reply instead of "
+                       "replacing it", 0, 0 },
+    [ERROR_WARMUP] = { "warmup", OPT_INT, "0",
+                       "Number of requests passed through before errors start",
+                       0, 1e12 },
+    { 0 },
+};
+
+void behav_error_verdict(const struct behav_inst *b, struct behav_verdict *v)
+{
+    if (b->vals[ERROR_INJECT].b)
+        v->rep = BEHAV_CORRUPT;
+    else
+        v->req = BEHAV_ERROR; /* the backend never sees it: no reply */
+}
+
+static void error_decide(struct behav_inst *b, struct behav_verdict *v)
+{
+    if (b->calls < (uint64_t)b->vals[ERROR_WARMUP].i)
+        return;
+    behav_error_verdict(b, v);
+}
+
+const struct behav_ops behav_error = {
+    .name = "error",
+    .help = "Reads the request and answers with an error of the protocol "
+            "(random bytes for tcp).",
+    .opts = error_opts,
+    .decide = error_decide,
+};

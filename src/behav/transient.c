@@ -1,0 +1,39 @@
+/*
+ * transient: behaves as error for `agitate` requests (after `warmup` that
+ * pass), then passes everything: a backend that fails and recovers.
+ */
+#include "behav/behav.h"
+
+enum { TRANSIENT_INJECT, TRANSIENT_WARMUP, TRANSIENT_AGITATE };
+
+/* inject and warmup come first, in error's order, so that
+ * behav_error_verdict() reads them from the same slots. */
+static const struct opt_decl transient_opts[] = {
+    [TRANSIENT_INJECT] = { "inject", OPT_BOOL, "false",
+                           "Inject garbage into the real reply instead of "
+                           "replacing it", 0, 0 },
+    [TRANSIENT_WARMUP] = { "warmup", OPT_INT, "0",
+                           "Number of requests passed through before errors "
+                           "start", 0, 1e12 },
+    [TRANSIENT_AGITATE] = { "agitate", OPT_INT, "1",
+                            "Number of requests that get an error before the "
+                            "backend recovers", 0, 1e12 },
+    { 0 },
+};
+
+static void transient_decide(struct behav_inst *b, struct behav_verdict *v)
+{
+    uint64_t warmup = (uint64_t)b->vals[TRANSIENT_WARMUP].i;
+    uint64_t agitate = (uint64_t)b->vals[TRANSIENT_AGITATE].i;
+
+    if (b->calls >= warmup && b->calls - warmup < agitate)
+        behav_error_verdict(b, v);
+}
+
+const struct behav_ops behav_transient = {
+    .name = "transient",
+    .help = "Errors for the first `agitate` requests, then passes: a "
+            "transient failure.",
+    .opts = transient_opts,
+    .decide = transient_decide,
+};

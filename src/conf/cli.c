@@ -1,0 +1,245 @@
+/*
+ * cli: flag parsing, help and listings (see cli.h).
+ */
+#include "conf/cli.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "conf/ini.h"
+#include "proto/proto.h"
+
+/* Flags that set a [vaurien] setting; all take a value but the booleans. */
+static const struct flag {
+    const char *flag;
+    const char *key;
+    bool is_switch;  /* takes no value: sets true */
+    const char *arg; /* name of the value in help */
+    const char *help;
+} flags[] = {
+    { "--proxy", "proxy", false, "HOST:PORT",
+      "Address to listen on (default localhost:8000)" },
+    { "--backend", "backend", false, "HOST:PORT",
+      "Address of the backend (default localhost:80)" },
+    { "--protocol", "protocol", false, "NAME",
+      "Protocol of the backend (default tcp)" },
+    { "--behavior", "behavior", false, "SPEC",
+      "Behavior mix, percent:name,... (default 100:dummy)" },
+    { "--timeout", "timeout", false, "SECONDS",
+      "Connect and idle timeout (default 30)" },
+    { "--stay-connected", "stay_connected", true, NULL,
+      "Never close idle connections" },
+    { "--backlog", "backlog", false, "N",
+      "Listen backlog (default 8192)" },
+    { "--log-level", "log_level", false, "LEVEL",
+      "debug, info, warning, error or critical (default info)" },
+    { "--log-output", "log_output", false, "FILE",
+      "Log file, - for stderr (default -)" },
+    { "--seed", "seed", false, "N",
+      "Seed of every random draw (default: random, logged at start)" },
+};
+
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static const struct flag *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NFLAGS; i++)
+        if (strlen(flags[i].flag) == len && strncmp(flags[i].flag, name, len) == 0)
+            return &flags[i];
+    return NULL;
+}
+
+/* Matches --behavior-NAME-OPT / --protocol-NAME-OPT (dashes or underscores
+ * in OPT). On success sets *kind, *name and *opt (opt points into arg). */
+static bool find_plugin_flag(const char *arg, size_t len, const char **kind,
+                             const char **name, char *opt, size_t optlen)
+{
+    static const char *const kinds[] = { "behavior", "protocol" };
+
+    for (int k = 0; k < 2; k++) {
+        size_t kl = strlen(kinds[k]);
+        int n = k == 0 ? behav_count() : proto_count();
+        if (len < 2 + kl + 1 || strncmp(arg + 2, kinds[k], kl) != 0 ||
+            arg[2 + kl] != '-')
+            continue;
+        for (int i = 0; i < n; i++) {
+            const char *pname = k == 0 ? behav_at(i)->name : proto_at(i)->name;
+            const struct opt_decl *decls =
+                k == 0 ? behav_at(i)->opts : proto_at(i)->opts;
+            size_t pl = strlen(pname), off = 2 + kl + 1;
+            if (len <= off + pl + 1 || strncmp(arg + off, pname, pl) != 0 ||
+                arg[off + pl] != '-')
+                continue;
+            size_t ol = len - (off + pl + 1);
+            if (ol >= optlen)
+                continue;
+            memcpy(opt, arg + off + pl + 1, ol);
+            opt[ol] = '\0';
+            if (opt_find(decls, opt) < 0)
+                continue;
+            *kind = kinds[k];
+            *name = pname;
+            return true;
+        }
+    }
+    return false;
+}
+
+static enum cli_result fail(char *err, size_t errlen, const char *fmt,
+                            const char *a)
+{
+    snprintf(err, errlen, fmt, a);
+    return CLI_ERROR;
+}
+
+enum cli_result cli_parse(int argc, char **argv, int first,
+                          struct settings *st, char *err, size_t errlen)
+{
+    char why[600];
+
+    /* Pass 1: what ends the run at once, and the config file. */
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            cli_print_help(stdout);
+            return CLI_EXIT;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("vaurien %s\n", VAURIEN_VERSION);
+            return CLI_EXIT;
+        }
+        if (strcmp(a, "--list-behaviors") == 0) {
+            cli_print_behaviors(stdout);
+            return CLI_EXIT;
+        }
+        if (strcmp(a, "--list-protocols") == 0) {
+            cli_print_protocols(stdout);
+            return CLI_EXIT;
+        }
+        if (strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0) {
+            const char *path = a[8] == '=' ? a + 9 : NULL;
+            if (path == NULL) {
+                if (i + 1 >= argc)
+                    return fail(err, errlen, "%s", "--config expects a value");
+                path = argv[++i];
+            }
+            if (strlen(path) >= sizeof(st->config))
+                return fail(err, errlen, "%s", "--config: path too long");
+            strcpy(st->config, path);
+        }
+    }
+    if (st->config[0] != '\0' &&
+        ini_load_file(st->config, st, err, errlen) < 0)
+        return CLI_ERROR;
+
+    /* Pass 2: the flags, in order; the last one given wins. */
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i], *eq, *value, *kind, *name;
+        size_t len;
+        const struct flag *f;
+        char opt[128];
+
+        if (strncmp(a, "--", 2) != 0)
+            return fail(err, errlen, "unrecognized argument '%s'", a);
+        eq = strchr(a, '=');
+        len = eq != NULL ? (size_t)(eq - a) : strlen(a);
+        if (len == 8 && strncmp(a, "--config", 8) == 0) {
+            if (eq == NULL)
+                i++;
+            continue;
+        }
+        f = find_flag(a, len);
+        if (f == NULL && !find_plugin_flag(a, len, &kind, &name, opt,
+                                           sizeof(opt))) {
+            snprintf(why, sizeof(why), "%.*s", (int)len, a);
+            return fail(err, errlen,
+                        "unrecognized argument '%s' (see --help)", why);
+        }
+        if (f != NULL && f->is_switch) {
+            value = eq != NULL ? eq + 1 : "true";
+        } else if (eq != NULL) {
+            value = eq + 1;
+        } else {
+            if (i + 1 >= argc) {
+                snprintf(why, sizeof(why), "%.*s", (int)len, a);
+                return fail(err, errlen, "%s expects a value", why);
+            }
+            value = argv[++i];
+        }
+        int rc = f != NULL
+                     ? settings_set(st, f->key, value, why, sizeof(why))
+                     : settings_set_plugin(st, kind, name, opt, value, why,
+                                           sizeof(why));
+        if (rc < 0) {
+            snprintf(err, errlen, "%.*s: %s", (int)len, a, why);
+            return CLI_ERROR;
+        }
+    }
+    return CLI_RUN;
+}
+
+static void print_opts(FILE *out, const char *kind, const char *name,
+                       const struct opt_decl *decls)
+{
+    for (int i = 0; decls[i].name != NULL; i++) {
+        char flag[128];
+        size_t n = (size_t)snprintf(flag, sizeof(flag), "--%s-%s-", kind, name);
+        for (const char *p = decls[i].name; *p != '\0' && n + 1 < sizeof(flag); p++)
+            flag[n++] = *p == '_' ? '-' : *p;
+        flag[n] = '\0';
+        fprintf(out, "  %-34s %s (%s, default %s)\n", flag, decls[i].help,
+                opt_type_name(decls[i].type), decls[i].def);
+    }
+}
+
+void cli_print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: vaurien [options]\n"
+            "       vaurien demo          a demo proxy in front of a "
+            "built-in backend\n"
+            "       vaurien demo-backend [--listen HOST:PORT]\n"
+            "\n"
+            "Vaurien is a chaos proxy: it sits between an application and a "
+            "backend\nand makes the backend misbehave on purpose.\n\n"
+            "options:\n");
+    for (size_t i = 0; i < NFLAGS; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "%s%s%s", flags[i].flag,
+                 flags[i].arg ? " " : "", flags[i].arg ? flags[i].arg : "");
+        fprintf(out, "  %-34s %s\n", left, flags[i].help);
+    }
+    fprintf(out,
+            "  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n"
+            "  %-34s %s\n",
+            "--config FILE", "INI configuration file; flags win over it",
+            "--list-behaviors", "List behaviors and their options",
+            "--list-protocols", "List protocols and their options",
+            "--version", "Print the version", "-h, --help", "Print this help",
+            "--behavior-NAME-OPT VALUE", "Set an option of a behavior");
+    fprintf(out, "  %-34s %s\n\nbehavior options:\n",
+            "--protocol-NAME-OPT VALUE", "Set an option of a protocol");
+    for (int i = 0; i < behav_count(); i++)
+        print_opts(out, "behavior", behav_at(i)->name, behav_at(i)->opts);
+    fprintf(out, "\nprotocol options:\n");
+    for (int i = 0; i < proto_count(); i++)
+        print_opts(out, "protocol", proto_at(i)->name, proto_at(i)->opts);
+    fprintf(out, "\nbehaviors: %s\nprotocols: tcp\n", behav_names());
+}
+
+void cli_print_behaviors(FILE *out)
+{
+    for (int i = 0; i < behav_count(); i++) {
+        fprintf(out, "%s: %s\n", behav_at(i)->name, behav_at(i)->help);
+        print_opts(out, "behavior", behav_at(i)->name, behav_at(i)->opts);
+    }
+}
+
+void cli_print_protocols(FILE *out)
+{
+    for (int i = 0; i < proto_count(); i++) {
+        fprintf(out, "%s: %s\n", proto_at(i)->name, proto_at(i)->help);
+        print_opts(out, "protocol", proto_at(i)->name, proto_at(i)->opts);
+    }
+}

@@ -1,0 +1,210 @@
+/*
+ * settings: defaults and validated setters (see settings.h).
+ */
+#include "conf/settings.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "proto/proto.h"
+
+void settings_init(struct settings *st)
+{
+    char err[256];
+
+    memset(st, 0, sizeof(*st));
+    addr_parse("localhost:8000", &st->proxy, err, sizeof(err));
+    addr_parse("localhost:80", &st->backend, err, sizeof(err));
+    strcpy(st->protocol, "tcp");
+    strcpy(st->behavior, "100:dummy");
+    mix_parse(st->behavior, &st->mix, err, sizeof(err));
+    st->timeout = 30;
+    st->backlog = 8192;
+    st->log_level = LOG_INFO;
+    strcpy(st->log_output, "-");
+    for (int i = 0; i < behav_count(); i++)
+        behav_inst_init(&st->behav[i], behav_at(i));
+    for (int i = 0; i < proto_count(); i++)
+        opt_defaults(proto_at(i)->opts, st->proto[i]);
+}
+
+void settings_deinit(struct settings *st)
+{
+    for (int i = 0; i < behav_count(); i++)
+        behav_inst_deinit(&st->behav[i]);
+    for (int i = 0; i < proto_count(); i++)
+        opt_free(proto_at(i)->opts, st->proto[i]);
+}
+
+static bool key_is(const char *key, const char *name)
+{
+    for (; *key != '\0' && *name != '\0'; key++, name++) {
+        char k = *key == '-' ? '_' : *key;
+        if (k != *name)
+            return false;
+    }
+    return *key == *name;
+}
+
+static int copy_text(char *dst, size_t dstlen, const char *value,
+                     const char *key, char *err, size_t errlen)
+{
+    if (strlen(value) >= dstlen) {
+        (void)key;
+        snprintf(err, errlen, "value too long");
+        return -EINVAL;
+    }
+    strcpy(dst, value);
+    return 0;
+}
+
+static int set_addr(struct addr *a, const char *value, char *err,
+                    size_t errlen)
+{
+    return addr_parse(value, a, err, errlen);
+}
+
+int settings_set(struct settings *st, const char *key, const char *value,
+                 char *err, size_t errlen)
+{
+    char why[512];
+    char *end;
+
+    if (key_is(key, "proxy"))
+        return set_addr(&st->proxy, value, err, errlen);
+    if (key_is(key, "backend"))
+        return set_addr(&st->backend, value, err, errlen);
+    if (key_is(key, "protocol")) {
+        if (proto_check_name(value, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "%s", why);
+            return -EINVAL;
+        }
+        return copy_text(st->protocol, sizeof(st->protocol), value, key, err,
+                         errlen);
+    }
+    if (key_is(key, "behavior")) {
+        struct mix m;
+        if (mix_parse(value, &m, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "%s", why);
+            return -EINVAL;
+        }
+        if (copy_text(st->behavior, sizeof(st->behavior), value, key, err,
+                      errlen) < 0)
+            return -EINVAL;
+        st->mix = m;
+        return 0;
+    }
+    if (key_is(key, "timeout")) {
+        double t;
+        errno = 0;
+        t = strtod(value, &end);
+        if (value[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(t) ||
+            t <= 0 || t > 1e6) {
+            snprintf(err, errlen,
+                     "expected a number of seconds > 0, got '%s'",
+                     value);
+            return -EINVAL;
+        }
+        st->timeout = t;
+        return 0;
+    }
+    if (key_is(key, "stay_connected")) {
+        int b = opt_parse_bool(value);
+        if (b < 0) {
+            snprintf(err, errlen, "expected true or false, "
+                     "got '%s'", value);
+            return -EINVAL;
+        }
+        st->stay_connected = b;
+        return 0;
+    }
+    if (key_is(key, "backlog")) {
+        long v;
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (value[0] == '\0' || *end != '\0' || errno != 0 || v < 1 ||
+            v > 1000000) {
+            snprintf(err, errlen, "expected an integer >= 1, got '%s'",
+                     value);
+            return -EINVAL;
+        }
+        st->backlog = (int)v;
+        return 0;
+    }
+    if (key_is(key, "log_level")) {
+        int l = log_level_parse(value);
+        if (l < 0) {
+            snprintf(err, errlen, "'%s' is not one of debug, info, "
+                     "warning, error, critical", value);
+            return -EINVAL;
+        }
+        st->log_level = l;
+        return 0;
+    }
+    if (key_is(key, "log_output"))
+        return copy_text(st->log_output, sizeof(st->log_output), value, key,
+                         err, errlen);
+    if (key_is(key, "seed")) {
+        unsigned long long v;
+        errno = 0;
+        v = strtoull(value, &end, 10);
+        if (value[0] == '\0' || value[0] == '-' || *end != '\0' || errno != 0) {
+            snprintf(err, errlen, "expected an integer >= 0, got '%s'",
+                     value);
+            return -EINVAL;
+        }
+        st->seed = v;
+        st->seed_set = true;
+        return 0;
+    }
+    snprintf(err, errlen, "unknown setting '%s'", key);
+    return -ENOENT;
+}
+
+int settings_set_plugin(struct settings *st, const char *kind,
+                        const char *name, const char *opt, const char *value,
+                        char *err, size_t errlen)
+{
+    const struct opt_decl *decls;
+    union opt_val *vals;
+    char why[300];
+    int i, o;
+
+    if (strcmp(kind, "behavior") == 0) {
+        i = behav_find(name);
+        if (i < 0) {
+            snprintf(err, errlen, "'%s' is an unknown behavior. Pick one of: %s",
+                     name, behav_names());
+            return -ENOENT;
+        }
+        decls = behav_at(i)->opts;
+        vals = st->behav[i].vals;
+    } else {
+        i = proto_find(name);
+        if (i < 0) {
+            proto_check_name(name, err, errlen);
+            return -ENOENT;
+        }
+        decls = proto_at(i)->opts;
+        vals = st->proto[i];
+    }
+    o = opt_find(decls, opt);
+    if (o < 0) {
+        snprintf(err, errlen, "%s '%s' has no option '%s'", kind, name, opt);
+        return -ENOENT;
+    }
+    if (opt_parse(&decls[o], value, &vals[o], why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s '%s': %s", kind, name, why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+const union opt_val *settings_proto_opts(const struct settings *st)
+{
+    return st->proto[proto_find(st->protocol)];
+}

@@ -1,0 +1,63 @@
+/*
+ * settings: everything one `vaurien` run is configured with.
+ *
+ *   defaults ──▶ INI file (--config) ──▶ command-line flags ──▶ settings
+ *
+ * Every way in sets values through settings_set() and settings_set_plugin(),
+ * so the file and the flags accept the same spellings and give the same
+ * errors; a later source overrides an earlier one.
+ */
+#ifndef VAURIEN_SETTINGS_H
+#define VAURIEN_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "behav/behav.h"
+#include "behav/mix.h"
+#include "core/addr.h"
+
+#define SETTINGS_BEHAV_MAX 32
+#define SETTINGS_PROTO_MAX 8
+
+struct settings {
+    struct addr proxy;     /* listen address */
+    struct addr backend;   /* upstream address */
+    char protocol[32];
+    char behavior[1024];   /* the mix, as given */
+    struct mix mix;        /* the mix, parsed */
+    double timeout;        /* connect and idle timeout, seconds */
+    bool stay_connected;   /* no idle timeout */
+    int backlog;
+    int log_level;
+    char log_output[4096];
+    bool seed_set;
+    uint64_t seed;
+    char config[4096];     /* the INI file read, "" if none */
+    /* options of every behavior, indexed as the behavior registry */
+    struct behav_inst behav[SETTINGS_BEHAV_MAX];
+    /* options of every protocol, indexed as the protocol registry */
+    union opt_val proto[SETTINGS_PROTO_MAX][OPT_MAX];
+};
+
+/* The original Vaurien's defaults. */
+void settings_init(struct settings *st);
+void settings_deinit(struct settings *st);
+
+/* Sets one [vaurien] key ("proxy", "stay_connected", ...; '-' and '_' are
+ * the same). Returns 0, -ENOENT for an unknown key, or -EINVAL; err gets a
+ * one-line message either way. */
+int settings_set(struct settings *st, const char *key, const char *value,
+                 char *err, size_t errlen);
+
+/* Sets option opt of the behavior or protocol name; kind is "behavior" or
+ * "protocol". Returns 0, -ENOENT or -EINVAL with a message in err. */
+int settings_set_plugin(struct settings *st, const char *kind,
+                        const char *name, const char *opt, const char *value,
+                        char *err, size_t errlen);
+
+/* Options of the configured protocol. */
+const union opt_val *settings_proto_opts(const struct settings *st);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * log: formatted lines to stderr or a file (see log.h).
+ */
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const level_names[] = {
+    "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL",
+};
+
+static FILE *log_out;
+static enum log_level log_min = LOG_INFO;
+
+int log_level_parse(const char *name)
+{
+    for (int i = 0; i <= LOG_CRITICAL; i++)
+        if (strcasecmp(name, level_names[i]) == 0)
+            return i;
+    if (strcasecmp(name, "warn") == 0)
+        return LOG_WARNING;
+    return -1;
+}
+
+int log_init(const char *output, enum log_level level)
+{
+    FILE *f = stderr;
+
+    if (output != NULL && output[0] != '\0' && !(output[0] == '-' && output[1] == '\0')) {
+        f = fopen(output, "a");
+        if (f == NULL)
+            return -errno;
+        setvbuf(f, NULL, _IOLBF, 0);
+    }
+    log_deinit();
+    log_out = f;
+    log_min = level;
+    return 0;
+}
+
+void log_deinit(void)
+{
+    if (log_out != NULL && log_out != stderr)
+        fclose(log_out);
+    log_out = NULL;
+}
+
+int log_enabled(enum log_level level)
+{
+    return level >= log_min;
+}
+
+void log_write(enum log_level level, const char *fmt, ...)
+{
+    FILE *f = log_out != NULL ? log_out : stderr;
+    char stamp[32];
+    time_t now;
+    struct tm tm;
+    va_list ap;
+
+    if (level < log_min)
+        return;
+    now = time(NULL);
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+    fprintf(f, "%s [%d] [%s] ", stamp, (int)getpid(), level_names[level]);
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+}

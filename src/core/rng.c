@@ -1,0 +1,90 @@
+/*
+ * rng: xoshiro256** (Blackman and Vigna), seeded with splitmix64.
+ */
+#include "core/rng.h"
+
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+struct rng rng_global;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+void rng_seed(struct rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
+}
+
+uint64_t rng_next(struct rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double rng_double(struct rng *r)
+{
+    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+uint64_t rng_below(struct rng *r, uint64_t n)
+{
+    /* Lemire's rejection keeps the draw unbiased for any n. */
+    uint64_t threshold = -n % n;
+    uint64_t x;
+
+    do
+        x = rng_next(r);
+    while (x < threshold);
+    return x % n;
+}
+
+void rng_fill(struct rng *r, void *buf, size_t len)
+{
+    unsigned char *p = buf;
+
+    while (len >= 8) {
+        uint64_t x = rng_next(r);
+        memcpy(p, &x, 8);
+        p += 8;
+        len -= 8;
+    }
+    if (len > 0) {
+        uint64_t x = rng_next(r);
+        memcpy(p, &x, len);
+    }
+}
+
+uint64_t rng_os_seed(void)
+{
+    uint64_t seed;
+    struct timespec ts;
+
+    if (getrandom(&seed, sizeof(seed), 0) == sizeof(seed))
+        return seed;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
+}

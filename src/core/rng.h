@@ -1,0 +1,33 @@
+/*
+ * rng: the one seeded random source of a Vaurien process.
+ *
+ * Every draw that decides a fault (which behavior a request gets, the bytes
+ * of a garbage reply, where bytes are injected, jitter) comes from here, so
+ * a run started with --seed N and given the same traffic injects the same
+ * faults. xoshiro256** seeded through splitmix64.
+ */
+#ifndef VAURIEN_RNG_H
+#define VAURIEN_RNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rng {
+    uint64_t s[4];
+};
+
+void rng_seed(struct rng *r, uint64_t seed);
+uint64_t rng_next(struct rng *r);
+/* A double uniformly drawn in [0, 1). */
+double rng_double(struct rng *r);
+/* An integer uniformly drawn in [0, n); n > 0. */
+uint64_t rng_below(struct rng *r, uint64_t n);
+void rng_fill(struct rng *r, void *buf, size_t len);
+
+/* A seed from the operating system, for runs without --seed. */
+uint64_t rng_os_seed(void);
+
+/* The process-wide generator every draw uses. */
+extern struct rng rng_global;
+
+#endif

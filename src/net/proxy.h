@@ -1,0 +1,85 @@
+/*
+ * proxy: one listen address, one backend, a protocol and a behavior mix.
+ *
+ *   listener ──accept──▶ session (client + backend) ──▶ ... (session.h)
+ *
+ * The proxy owns its listeners and its sessions. Its configuration is a
+ * snapshot (struct proxy_conf) that sessions read at each request; a change
+ * swaps the snapshot without waiting for any session.
+ */
+#ifndef VAURIEN_PROXY_H
+#define VAURIEN_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/listener.h>
+
+#include "conf/settings.h"
+#include "proto/proto.h"
+
+#define PROXY_LISTEN_MAX 8
+
+/* What sessions read for each request: protocol, mix, behavior options. */
+struct proxy_conf {
+    const struct proto_ops *proto;
+    union opt_val proto_vals[OPT_MAX];
+    struct mix mix;
+    struct behav_inst behav[SETTINGS_BEHAV_MAX]; /* registry order */
+};
+
+struct session;
+LIST_HEAD(session_list, session);
+
+struct proxy {
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct addr listen;          /* as configured */
+    struct addr backend;
+    char backend_port[8];        /* backend.port as text, for getaddrinfo */
+    struct proxy_conf *conf;     /* current snapshot, owned */
+    double timeout;              /* connect and idle timeout, seconds */
+    bool stay_connected;
+    int backlog;
+    struct evconnlistener *lev[PROXY_LISTEN_MAX];
+    int nlev;
+    struct session_list sessions;  /* open */
+    struct session_list graveyard; /* closed, freed after the loop pass */
+    struct event reap_ev;
+    struct event accept_retry_ev;  /* resumes accepting after EMFILE */
+    time_t accept_err_logged;      /* last time an accept error was logged */
+    uint64_t next_id;
+    uint64_t accepted;             /* connections accepted so far */
+    uint64_t active;               /* sessions open now */
+};
+
+/* Builds a configuration snapshot from settings. Returns NULL on ENOMEM. */
+struct proxy_conf *proxy_conf_create(const struct settings *st);
+void proxy_conf_destroy(struct proxy_conf *c);
+
+/* Creates a proxy from settings (listen, backend, timeouts, conf). */
+struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
+                           const struct settings *st);
+
+/* Binds every address the listen host resolves to. Returns 0, or a negative
+ * errno with a one-line message in err. */
+int proxy_start(struct proxy *p, char *err, size_t errlen);
+
+/* The first bound address as "ip:port" (the real port when 0 was asked). */
+char *proxy_bound_addr(const struct proxy *p, char *buf, size_t len);
+
+/* Stops accepting and closes every session. */
+void proxy_stop(struct proxy *p);
+
+/* Stops and frees the proxy. Must not be called from a session callback. */
+void proxy_destroy(struct proxy *p);
+
+/* Swaps in a new configuration snapshot; the old one is freed. Sessions pick
+ * it up at their next request. */
+void proxy_set_conf(struct proxy *p, struct proxy_conf *c);
+
+#endif
