@@ -1,0 +1,45 @@
+# Vaurien: `make` builds build/vaurien, `make run` starts a demo,
+# `make test` runs every test from a fresh machine, `make asan` runs them
+# again on an ASan+UBSan build. Every target installs what it needs first
+# through scripts/install-deps (the one list of packages).
+
+PYTHON ?= /usr/bin/python3
+JOBS ?= 2
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+PYTEST_FLAGS ?= -q
+
+.PHONY: all deps build run test unit e2e asan clean
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DVAURIEN_WERROR=ON >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	./$(BUILD)/vaurien demo
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+e2e: build
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) tests/e2e
+
+test: unit e2e
+
+# The same tests on an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# LeakSanitizer runs too: the proxy must exit without leaks.
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVAURIEN_SANITIZE=ON \
+	    -DVAURIEN_WERROR=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    VAURIEN_BIN=$(CURDIR)/$(ASAN_BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) tests/e2e
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,209 @@
+"""Fixtures for end-to-end tests: the real vaurien binary, real sockets.
+
+Every server a test needs is started here on 127.0.0.1 and stopped after
+the test; every wait is bounded.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("VAURIEN_BIN", os.path.join(ROOT, "build", "vaurien"))
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=5.0, step=0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+class Backend:
+    """A threaded TCP server on 127.0.0.1. mode 'echo' sends back what it
+    reads; 'source' sends `size` bytes then closes its write side. Every
+    connection's received bytes and first-byte time are recorded."""
+
+    def __init__(self, mode="echo", size=0):
+        self.mode = mode
+        self.size = size
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.received = []  # one bytearray per connection
+        self.first_byte_at = []
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                idx = len(self.received)
+                self.received.append(bytearray())
+                self.first_byte_at.append(None)
+                self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c, idx), daemon=True).start()
+
+    def _serve(self, c, idx):
+        c.settimeout(30)
+        try:
+            if self.mode == "source":
+                chunk = os.urandom(65536)
+                left = self.size
+                while left > 0:
+                    n = min(left, len(chunk))
+                    c.sendall(chunk[:n])
+                    left -= n
+                c.shutdown(socket.SHUT_WR)
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                with self.lock:
+                    if self.first_byte_at[idx] is None:
+                        self.first_byte_at[idx] = time.monotonic()
+                    self.received[idx] += d
+                if self.mode == "echo":
+                    c.sendall(d)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def total_received(self):
+        with self.lock:
+            return b"".join(bytes(r) for r in self.received)
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+
+
+class Vaurien:
+    """The vaurien binary run as a subprocess on a free port."""
+
+    def __init__(self, *args, backend_port=None, port=None, host="127.0.0.1",
+                 expect_start=True):
+        self.port = port or free_port()
+        self.host = host
+        self.logdir = tempfile.mkdtemp(prefix="vaurien-e2e-")
+        self.log = os.path.join(self.logdir, "vaurien.log")
+        proxy = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        cmd = [BIN, "--proxy", proxy, "--log-output", self.log, "--log-level", "debug"]
+        if backend_port is not None:
+            cmd += ["--backend", f"127.0.0.1:{backend_port}"]
+        cmd += list(args)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if expect_start and not wait_until(lambda: "listening on" in self.log_text()
+                                           or self.proc.poll() is not None):
+            raise RuntimeError("vaurien did not start: " + self.log_text())
+        if expect_start and self.proc.poll() is not None:
+            raise RuntimeError("vaurien exited: %s %s" % (self.proc.stderr.read(), self.log_text()))
+
+    def log_text(self):
+        try:
+            with open(self.log) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def connect(self, timeout=5):
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect((self.host, self.port))
+        return s
+
+    def stop(self):
+        """SIGTERM, and the exit status (0 expected)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("vaurien did not stop on SIGTERM")
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        shutil.rmtree(self.logdir, ignore_errors=True)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def backend():
+    b = Backend("echo")
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def vaurien(request):
+    """vaurien(*flags, backend_port=N) starts a proxy; all are stopped, and
+    must exit 0 on SIGTERM, after the test."""
+    started = []
+
+    def start(*args, **kw):
+        v = Vaurien(*args, **kw)
+        started.append(v)
+        return v
+
+    yield start
+    for v in started:
+        log = v.log_text()
+        rc = v.stop()
+        assert rc == 0, "vaurien exited %s on SIGTERM; log:\n%s" % (rc, log[-3000:])
+        assert "AddressSanitizer" not in log and "runtime error" not in log
+
+
+def recv_exactly(s, n, timeout=5):
+    s.settimeout(timeout)
+    buf = bytearray()
+    while len(buf) < n:
+        d = s.recv(n - len(buf))
+        if not d:
+            break
+        buf += d
+    return bytes(buf)
+
+
+def recv_until_eof(s, timeout=5, limit=1 << 26):
+    s.settimeout(timeout)
+    buf = bytearray()
+    while len(buf) < limit:
+        try:
+            d = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not d:
+            break
+        buf += d
+    return bytes(buf)
