@@ -17,15 +17,21 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
+#include <sys/queue.h>
 
 #define DEMO_HEAD_MAX (64 * 1024)
 
+struct demo_conn;
+
 struct demo_backend {
     struct evconnlistener *lev;
+    LIST_HEAD(, demo_conn) conns; /* open connections, freed at stop */
     unsigned long long served;
 };
 
 struct demo_conn {
+    LIST_ENTRY(demo_conn) link;
+    struct bufferevent *bev;
     struct demo_backend *d;
     size_t body_left; /* bytes of the current request body still to skip */
     int close_after;
@@ -33,6 +39,7 @@ struct demo_conn {
 
 static void demo_conn_free(struct bufferevent *bev, struct demo_conn *c)
 {
+    LIST_REMOVE(c, link);
     bufferevent_free(bev);
     free(c);
 }
@@ -140,6 +147,8 @@ static void demo_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
         free(c);
         return;
     }
+    c->bev = bev;
+    LIST_INSERT_HEAD(&c->d->conns, c, link);
     bufferevent_setcb(bev, demo_read_cb, demo_write_cb, demo_event_cb, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -162,6 +171,8 @@ struct demo_backend *demo_backend_start(struct event_base *base,
     }
     d = calloc(1, sizeof(*d));
     if (d != NULL)
+        LIST_INIT(&d->conns);
+    if (d != NULL)
         d->lev = evconnlistener_new_bind(
             base, demo_accept_cb, d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
             128, res->ai_addr, (int)res->ai_addrlen);
@@ -179,6 +190,8 @@ void demo_backend_stop(struct demo_backend *d)
 {
     if (d == NULL)
         return;
+    while (!LIST_EMPTY(&d->conns))
+        demo_conn_free(LIST_FIRST(&d->conns)->bev, LIST_FIRST(&d->conns));
     evconnlistener_free(d->lev);
     free(d);
 }
