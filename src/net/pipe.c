@@ -218,6 +218,9 @@ void pipe_maybe_shut(struct pipe *p)
         return;
     if (evbuffer_get_length(bufferevent_get_output(p->dst)) != 0)
         return;
+    /* requests read but not yet decided on still have to go through */
+    if (!p->discard && evbuffer_get_length(bufferevent_get_input(p->src)) != 0)
+        return;
     shutdown(bufferevent_getfd(p->dst), SHUT_WR);
     p->shut = true;
     log_debug("session %llu: %s direction finished after %llu bytes",

@@ -405,3 +405,27 @@ def test_a_port_already_in_use_is_a_clear_error():
                            text=True, timeout=10)
     assert p.returncode != 0
     assert "cannot listen" in p.stderr and "in use" in p.stderr
+
+
+def test_delays_never_reorder_a_stream(backend, vaurien):
+    v = vaurien("--behavior", "30:delay", "--behavior-delay-sleep", "0.02",
+                "--seed", "5", "--protocol-tcp-buffer", "100", backend_port=backend.port)
+    s = v.connect(timeout=20)
+    data = b"".join(b"%06d|" % i for i in range(20000))
+    got = bytearray()
+
+    def reader():
+        while len(got) < len(data):
+            d = s.recv(65536)
+            if not d:
+                break
+            got.extend(d)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for i in range(0, len(data), 700):
+        s.sendall(data[i:i + 700])
+    t.join(60)
+    s.close()
+    assert bytes(got) == data
+    assert "delay (request hold" in v.log_text()
