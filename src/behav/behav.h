@@ -79,6 +79,14 @@ void behav_inst_deinit(struct behav_inst *b);
 /* Draws the verdict of behavior b for one request. */
 void behav_decide(struct behav_inst *b, struct behav_verdict *v);
 
+/* error's options, which transient shares (in the same slots, first), so
+ * that behav_error_verdict() reads them from either. */
+#define BEHAV_ERROR_OPTS \
+    { "inject", OPT_BOOL, "false", \
+      "Inject garbage into the real reply instead of replacing it", 0, 0 }, \
+    { "warmup", OPT_INT, "0", \
+      "Number of requests passed through before errors start", 0, 1e12 }
+
 /* Used by transient, which behaves as error for its first requests. */
 void behav_error_verdict(const struct behav_inst *b, struct behav_verdict *v);
 

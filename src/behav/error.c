@@ -9,12 +9,7 @@
 enum { ERROR_INJECT, ERROR_WARMUP };
 
 static const struct opt_decl error_opts[] = {
-    [ERROR_INJECT] = { "inject", OPT_BOOL, "false",
-                       "Inject garbage into the real reply instead of "
-                       "replacing it", 0, 0 },
-    [ERROR_WARMUP] = { "warmup", OPT_INT, "0",
-                       "Number of requests passed through before errors start",
-                       0, 1e12 },
+    BEHAV_ERROR_OPTS,
     { 0 },
 };
 

@@ -6,15 +6,8 @@
 
 enum { TRANSIENT_INJECT, TRANSIENT_WARMUP, TRANSIENT_AGITATE };
 
-/* inject and warmup come first, in error's order, so that
- * behav_error_verdict() reads them from the same slots. */
 static const struct opt_decl transient_opts[] = {
-    [TRANSIENT_INJECT] = { "inject", OPT_BOOL, "false",
-                           "Inject garbage into the real reply instead of "
-                           "replacing it", 0, 0 },
-    [TRANSIENT_WARMUP] = { "warmup", OPT_INT, "0",
-                           "Number of requests passed through before errors "
-                           "start", 0, 1e12 },
+    BEHAV_ERROR_OPTS,
     [TRANSIENT_AGITATE] = { "agitate", OPT_INT, "1",
                             "Number of requests that get an error before the "
                             "backend recovers", 0, 1e12 },
