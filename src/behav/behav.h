@@ -47,6 +47,8 @@ struct behav_verdict {
     double req_delay;           /* seconds, for BEHAV_HOLD */
     enum behav_act rep;         /* what happens to its reply */
     double rep_delay;           /* seconds, for BEHAV_HOLD */
+    const union opt_val *err;   /* for BEHAV_ERROR: error's options, valid
+                                   while the request's head is handled */
 };
 
 /* A behavior as configured in one proxy: its options and counters. */
@@ -80,12 +82,32 @@ void behav_inst_deinit(struct behav_inst *b);
 void behav_decide(struct behav_inst *b, struct behav_verdict *v);
 
 /* error's options, which transient shares (in the same slots, first), so
- * that behav_error_verdict() reads them from either. */
+ * that behav_error_verdict() and the protocols read them from either. */
+enum {
+    BEHAV_ERR_INJECT,
+    BEHAV_ERR_WARMUP,
+    BEHAV_ERR_STATUS,
+    BEHAV_ERR_MESSAGE,
+    BEHAV_ERR_CODE,
+    BEHAV_ERR_SQLSTATE,
+    BEHAV_ERR_ENHANCED,
+    BEHAV_ERR_NOPTS
+};
 #define BEHAV_ERROR_OPTS \
     { "inject", OPT_BOOL, "false", \
       "Inject garbage into the real reply instead of replacing it", 0, 0 }, \
     { "warmup", OPT_INT, "0", \
-      "Number of requests passed through before errors start", 0, 1e12 }
+      "Number of requests passed through before errors start", 0, 1e12 }, \
+    { "status", OPT_STR, "500,501,502,503", \
+      "http: statuses an error is drawn from", 0, 0 }, \
+    { "message", OPT_STR, "", \
+      "Text of the error (default: the protocol's own)", 0, 0 }, \
+    { "code", OPT_INT, "0", \
+      "mysql error number (default 1040), smtp reply code (default 451)", \
+      0, 65535 }, \
+    { "sqlstate", OPT_STR, "08004", "mysql SQLSTATE of the error", 0, 0 }, \
+    { "enhanced", OPT_STR, "", \
+      "smtp enhanced status code (default 4.3.0, 5.3.0 for 5xx)", 0, 0 }
 
 /* Used by transient, which behaves as error for its first requests. */
 void behav_error_verdict(const struct behav_inst *b, struct behav_verdict *v);

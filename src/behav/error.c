@@ -6,7 +6,6 @@
  */
 #include "behav/behav.h"
 
-enum { ERROR_INJECT, ERROR_WARMUP };
 
 static const struct opt_decl error_opts[] = {
     BEHAV_ERROR_OPTS,
@@ -15,15 +14,16 @@ static const struct opt_decl error_opts[] = {
 
 void behav_error_verdict(const struct behav_inst *b, struct behav_verdict *v)
 {
-    if (b->vals[ERROR_INJECT].b)
+    if (b->vals[BEHAV_ERR_INJECT].b)
         v->rep = BEHAV_CORRUPT;
     else
         v->req = BEHAV_ERROR; /* the backend never sees it: no reply */
+    v->err = b->vals;
 }
 
 static void error_decide(struct behav_inst *b, struct behav_verdict *v)
 {
-    if (b->calls < (uint64_t)b->vals[ERROR_WARMUP].i)
+    if (b->calls < (uint64_t)b->vals[BEHAV_ERR_WARMUP].i)
         return;
     behav_error_verdict(b, v);
 }

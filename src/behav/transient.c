@@ -4,7 +4,7 @@
  */
 #include "behav/behav.h"
 
-enum { TRANSIENT_INJECT, TRANSIENT_WARMUP, TRANSIENT_AGITATE };
+enum { TRANSIENT_AGITATE = BEHAV_ERR_NOPTS };
 
 static const struct opt_decl transient_opts[] = {
     BEHAV_ERROR_OPTS,
@@ -16,7 +16,7 @@ static const struct opt_decl transient_opts[] = {
 
 static void transient_decide(struct behav_inst *b, struct behav_verdict *v)
 {
-    uint64_t warmup = (uint64_t)b->vals[TRANSIENT_WARMUP].i;
+    uint64_t warmup = (uint64_t)b->vals[BEHAV_ERR_WARMUP].i;
     uint64_t agitate = (uint64_t)b->vals[TRANSIENT_AGITATE].i;
 
     if (b->calls >= warmup && b->calls - warmup < agitate)

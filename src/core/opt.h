@@ -22,7 +22,7 @@
 enum opt_type { OPT_TYPES(OPT_ENUM) };
 #undef OPT_ENUM
 
-#define OPT_MAX 8 /* options one module may declare */
+#define OPT_MAX 12 /* options one module may declare */
 
 struct opt_decl {
     const char *name;  /* snake_case, as in the original */

@@ -104,11 +104,12 @@ static void deliver(struct pipe *p, struct evbuffer *from, size_t len,
 
     evbuffer_remove_buffer(from, out, len);
     p->bytes += len;
-    if (then == BEHAV_ABORT) {
-        p->abort_on_flush = true;
+    if (then != BEHAV_PASS) {
+        /* abort (request written: cut) or close (answer written: close) */
+        p->close_on_flush = true;
         p->discard = true;
         if (evbuffer_get_length(out) == 0)
-            session_close(p->s, false, "abort");
+            session_close(p->s, false, behav_act_name(then));
     }
 }
 
@@ -190,9 +191,9 @@ void pipe_on_drained(struct pipe *p)
 {
     struct evbuffer *out = bufferevent_get_output(p->dst);
 
-    if (p->abort_on_flush) {
-        if (evbuffer_get_length(out) == 0)
-            session_close(p->s, false, "abort");
+    if (p->close_on_flush) {
+        if (evbuffer_get_length(out) == 0 && p->head == NULL)
+            session_close(p->s, false, "closed after the last write");
         return;
     }
     if (p->full && pipe_buffered(p) <= PIPE_LOW) {

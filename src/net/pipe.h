@@ -32,7 +32,8 @@ struct held {
     struct held *next;
     struct evbuffer *buf;
     struct timespec due;  /* CLOCK_MONOTONIC */
-    enum behav_act then;  /* BEHAV_PASS, or BEHAV_ABORT: cut after it */
+    enum behav_act then;  /* BEHAV_PASS; BEHAV_ABORT or BEHAV_CLOSE: close the
+                             session once it is written */
 };
 
 struct pipe {
@@ -47,7 +48,7 @@ struct pipe {
     bool eof;                  /* the source has ended */
     bool shut;                 /* the destination's write side is shut */
     bool full;                 /* the source is paused for backpressure */
-    bool abort_on_flush;       /* cut the session once dst output is empty */
+    bool close_on_flush;       /* cut the session once dst output is empty */
     bool discard;              /* drop whatever the source sends */
     unsigned long long bytes;  /* bytes written to dst so far */
 };
@@ -59,7 +60,8 @@ void pipe_deinit(struct pipe *p);
 
 /* Moves len bytes from the front of from into the pipe, to be written after
  * delay seconds (0: now) and everything queued before them. then is
- * BEHAV_PASS or BEHAV_ABORT. Returns 0 or -ENOMEM. */
+ * BEHAV_PASS, or BEHAV_ABORT / BEHAV_CLOSE to close the session once they
+ * are written. Returns 0 or -ENOMEM. */
 int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
               enum behav_act then);
 

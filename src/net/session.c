@@ -2,8 +2,13 @@
  * session: a client and its backend connection (see session.h).
  *
  *   accept ─▶ resolve backend ─▶ connect (each address in turn) ─▶ open
- *   open: client data ─▶ request units ─▶ verdicts ─▶ up pipe / answers
- *         backend data ─▶ verdict of the current request ─▶ down pipe
+ *   open, framed: client data ─▶ frame(up) ─▶ request units ─▶ a verdict
+ *                 each ─▶ up pipe, or an answer queued in order
+ *                 backend data ─▶ frame(down) ─▶ reply units ─▶ the verdict
+ *                 of their request ─▶ down pipe
+ *   open, tunnel: each client chunk gets a verdict; backend data follows the
+ *                 verdict of the last chunk (tcp, and after an upgrade)
+ *   open, raw:    bytes pass both ways untouched
  *   any end ─▶ session_close() ─▶ graveyard ─▶ session_destroy()
  */
 #include "net/session.h"
@@ -37,6 +42,7 @@ static void backend_write_cb(struct bufferevent *bev, void *arg);
 static void backend_event_cb(struct bufferevent *bev, short what, void *arg);
 static void idle_cb(evutil_socket_t fd, short what, void *arg);
 static void try_connect(struct session *s);
+static void out_of_memory(struct session *s);
 
 static void touch(struct session *s)
 {
@@ -176,6 +182,29 @@ static void try_connect(struct session *s)
     session_close(s, false, "backend unreachable");
 }
 
+static struct entry *queue_greeting(struct session *s);
+
+/* Sets up the protocol's framer for a new connection. */
+static int start_framing(struct session *s)
+{
+    struct proxy_conf *c = s->proxy->conf;
+
+    s->proto = c->proto;
+    if (c->proto->frame == NULL) {
+        s->mode = PROTO_TUNNEL;
+        return 0;
+    }
+    s->mode = PROTO_FRAMED;
+    s->pstate = calloc(1, c->proto->state_size);
+    if (s->pstate == NULL)
+        return -ENOMEM;
+    if (c->proto->init != NULL)
+        c->proto->init(s->pstate, c->proto_vals);
+    if (c->proto->server_first && queue_greeting(s) == NULL)
+        return -ENOMEM;
+    return 0;
+}
+
 static void on_connected(struct session *s)
 {
     struct proxy *p = s->proxy;
@@ -189,7 +218,14 @@ static void on_connected(struct session *s)
     bufferevent_setwatermark(s->backend, EV_WRITE, PIPE_LOW, 0);
     pipe_init(&s->up, s, "up", s->client, s->backend);
     pipe_init(&s->down, s, "down", s->backend, s->client);
+    /* A framer waiting for more bytes must not make the input grow. */
+    bufferevent_setwatermark(s->client, EV_READ, 0, PIPE_CAP);
+    bufferevent_setwatermark(s->backend, EV_READ, 0, PIPE_CAP);
     s->reply.rep = BEHAV_PASS;
+    if (start_framing(s) < 0) {
+        out_of_memory(s);
+        return;
+    }
     bufferevent_enable(s->client, EV_READ | EV_WRITE);
     bufferevent_enable(s->backend, EV_READ | EV_WRITE);
     if (!p->stay_connected) {
@@ -201,138 +237,538 @@ static void on_connected(struct session *s)
               (unsigned long long)s->id);
 }
 
-/* Carries out a verdict on the len bytes at the front of in (a request). */
-static void apply_request(struct session *s, const struct behav_verdict *v,
-                          struct evbuffer *in, size_t len)
+static void go_hang(struct session *s, struct evbuffer *in)
+{
+    evbuffer_drain(in, evbuffer_get_length(in));
+    s->state = SESSION_HANG;
+    /* The backend is not needed any more; the client is kept. */
+    pipe_deinit(&s->up);
+    pipe_deinit(&s->down);
+    bufferevent_free(s->backend);
+    s->backend = NULL;
+    s->up.dst = s->down.src = NULL;
+    log_debug("session %llu: hanging", (unsigned long long)s->id);
+}
+
+static void out_of_memory(struct session *s)
+{
+    session_close(s, true, "out of memory");
+}
+
+/* Queues bytes the proxy sends the client (an answer) behind everything
+ * already on its way there. */
+static void send_answer(struct session *s, struct evbuffer *answer, bool close)
+{
+    if (pipe_emit(&s->down, answer, evbuffer_get_length(answer), 0,
+                  close ? BEHAV_CLOSE : BEHAV_PASS) < 0) {
+        out_of_memory(s);
+        return;
+    }
+    if (s->state != SESSION_CLOSED && pipe_buffered(&s->down) >= PIPE_CAP) {
+        /* The client is not reading its answers: stop reading its
+         * requests until it does. */
+        s->synth_blocked = true;
+        bufferevent_disable(s->client, EV_READ);
+    }
+}
+
+static void draw(struct session *s, struct behav_verdict *v)
 {
     struct proxy_conf *c = s->proxy->conf;
-    struct evbuffer *reply;
+    int idx = mix_draw(&c->mix, &rng_global);
 
-    log_debug("session %llu: %zu bytes: %s (request %s, reply %s)",
-              (unsigned long long)s->id, len, v->by->name,
-              behav_act_name(v->req), behav_act_name(v->rep));
-    s->reply = *v;
-    switch (v->req) {
-    case BEHAV_PASS:
-    case BEHAV_HOLD:
-        if (pipe_emit(&s->up, in, len, v->req == BEHAV_HOLD ? v->req_delay : 0,
-                      BEHAV_PASS) < 0)
-            session_close(s, true, "out of memory");
-        return;
-    case BEHAV_ABORT:
-        if (pipe_emit(&s->up, in, len, 0, BEHAV_ABORT) < 0)
-            session_close(s, true, "out of memory");
-        return;
-    case BEHAV_ERROR:
-        evbuffer_drain(in, len);
-        reply = evbuffer_new();
-        if (reply == NULL) {
-            session_close(s, true, "out of memory");
+    behav_decide(&c->behav[idx], v);
+}
+
+/*
+ * Tunnel mode: the original Vaurien's tcp. Each client chunk (at most
+ * `buffer` bytes for tcp) is a request with a verdict of its own; backend
+ * data follows the verdict of the last chunk.
+ */
+static void tunnel_request(struct session *s, struct evbuffer *in)
+{
+    struct proxy_conf *c = s->proxy->conf;
+    size_t max = s->proto == &proto_tcp ? (size_t)c->proto_vals[0].i : READ_MAX;
+
+    while (s->state == SESSION_OPEN && !s->up.discard && !s->synth_blocked &&
+           evbuffer_get_length(in) > 0) {
+        struct behav_verdict v;
+        struct evbuffer *answer;
+        size_t len = evbuffer_get_length(in);
+        int rc = 0;
+
+        if (len > max)
+            len = max;
+        if (s->mode == PROTO_RAW) {
+            len = evbuffer_get_length(in);
+            memset(&v, 0, sizeof(v));
+            v.by = &behav_dummy;
+        } else {
+            draw(s, &v);
+        }
+        log_debug("session %llu: %zu bytes: %s (request %s, reply %s)",
+                  (unsigned long long)s->id, len, v.by->name,
+                  behav_act_name(v.req), behav_act_name(v.rep));
+        s->reply = v;
+        switch (v.req) {
+        case BEHAV_HOLD:
+            rc = pipe_emit(&s->up, in, len, v.req_delay, BEHAV_PASS);
+            break;
+        case BEHAV_ABORT:
+            rc = pipe_emit(&s->up, in, len, 0, BEHAV_ABORT);
+            break;
+        case BEHAV_ERROR:
+            evbuffer_drain(in, len);
+            answer = evbuffer_new();
+            if (answer == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            proto_garbage_reply(&rng_global, answer);
+            send_answer(s, answer, false);
+            evbuffer_free(answer);
+            break;
+        case BEHAV_CLOSE:
+            session_close(s, false, "blackout");
+            return;
+        case BEHAV_HANG:
+            go_hang(s, in);
+            return;
+        default:
+            rc = pipe_emit(&s->up, in, len, 0, BEHAV_PASS);
+            break;
+        }
+        if (rc < 0) {
+            out_of_memory(s);
             return;
         }
-        c->proto->error_reply(c->proto_vals, &rng_global, reply);
-        if (pipe_emit(&s->down, reply, evbuffer_get_length(reply), 0,
-                      BEHAV_PASS) < 0)
-            session_close(s, true, "out of memory");
-        evbuffer_free(reply);
-        if (s->state != SESSION_CLOSED && pipe_buffered(&s->down) >= PIPE_CAP) {
-            /* The client is not reading its answers: stop reading its
-             * requests until it does. */
-            s->synth_blocked = true;
-            bufferevent_disable(s->client, EV_READ);
-        }
-        return;
-    case BEHAV_CLOSE:
-        session_close(s, false, "blackout");
-        return;
-    case BEHAV_HANG:
-        evbuffer_drain(in, evbuffer_get_length(in));
-        s->state = SESSION_HANG;
-        /* The backend is not needed any more; the client is kept. */
-        pipe_deinit(&s->up);
-        pipe_deinit(&s->down);
-        bufferevent_free(s->backend);
-        s->backend = NULL;
-        s->up.dst = s->down.src = NULL;
-        log_debug("session %llu: hanging", (unsigned long long)s->id);
-        return;
-    case BEHAV_CORRUPT:
+    }
+}
+
+/* Carries out a reply verdict on the first len bytes of in; first says
+ * whether they are the first bytes of the reply (garbage goes there). */
+static int reply_step(struct session *s, const struct behav_verdict *v,
+                      struct evbuffer *in, size_t len, bool first)
+{
+    struct evbuffer *unit;
+    int rc;
+
+    switch (v->rep) {
     case BEHAV_DROP:
+        evbuffer_drain(in, len);
+        return 0;
+    case BEHAV_HOLD:
+        return pipe_emit(&s->down, in, len, v->rep_delay, BEHAV_PASS);
+    case BEHAV_CORRUPT:
+        if (!first)
+            break;
+        unit = evbuffer_new();
+        if (unit == NULL)
+            return -ENOMEM;
+        evbuffer_remove_buffer(in, unit, len);
+        proto_corrupt(&rng_global, unit);
+        rc = pipe_emit(&s->down, unit, evbuffer_get_length(unit), 0,
+                       BEHAV_PASS);
+        evbuffer_free(unit);
+        return rc;
+    default:
         break;
     }
-    /* Not request actions: pass it. */
-    pipe_emit(&s->up, in, len, 0, BEHAV_PASS);
+    return pipe_emit(&s->down, in, len, 0, BEHAV_PASS);
+}
+
+static void tunnel_reply(struct session *s, struct evbuffer *in)
+{
+    size_t len = evbuffer_get_length(in);
+
+    if (len == 0)
+        return;
+    if (reply_step(s, &s->reply, in, len, true) < 0) {
+        out_of_memory(s);
+        return;
+    }
+    if (s->reply.rep == BEHAV_CORRUPT)
+        s->reply.rep = BEHAV_PASS; /* one injection per reply */
+}
+
+/*
+ * Framed mode: requests and replies, kept in order by the queue of
+ * requests in flight.
+ */
+
+static void entry_free(struct entry *e)
+{
+    if (e->answer != NULL)
+        evbuffer_free(e->answer);
+    free(e);
+}
+
+static void queue_remove(struct session *s, struct entry *e)
+{
+    struct entry **pp = &s->q_head, *prev = NULL;
+
+    while (*pp != NULL && *pp != e) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp == NULL)
+        return;
+    *pp = e->next;
+    if (s->q_tail == e)
+        s->q_tail = prev;
+}
+
+static void queue_clear(struct session *s)
+{
+    while (s->q_head != NULL) {
+        struct entry *e = s->q_head;
+        s->q_head = e->next;
+        entry_free(e);
+    }
+    s->q_tail = NULL;
+    s->up_entry = s->down_entry = NULL;
+}
+
+/* Writes the proxy's answers that have reached the head of the queue. */
+static void flush_answers(struct session *s)
+{
+    while (s->state == SESSION_OPEN && s->q_head != NULL &&
+           s->q_head->complete && !s->q_head->forwarded) {
+        struct entry *e = s->q_head;
+        s->q_head = e->next;
+        if (s->q_tail == e)
+            s->q_tail = NULL;
+        if (e->answer != NULL)
+            send_answer(s, e->answer, e->close_after);
+        entry_free(e);
+    }
+}
+
+static void set_mode(struct session *s, enum proto_mode m, const char *why)
+{
+    struct entry *e;
+
+    if (m == s->mode)
+        return;
+    log_info("session %llu: %s; %s from now on", (unsigned long long)s->id,
+             why, m == PROTO_TUNNEL ? "tcp behavior (faults per chunk)"
+                                    : "passing through untouched");
+    s->mode = m;
+    /* Answers still queued go out now, in order; nothing else is framed. */
+    for (e = s->q_head; e != NULL && s->state == SESSION_OPEN; e = e->next)
+        if (e->answer != NULL && !e->forwarded)
+            send_answer(s, e->answer, false);
+    queue_clear(s);
+    s->up_in_unit = s->down_in_unit = false;
+    s->reply.rep = BEHAV_PASS;
+}
+
+static void check_mode(struct session *s)
+{
+    const struct proto_ops *proto = s->proto;
+    enum proto_mode m;
+
+    if (proto->mode == NULL || s->mode != PROTO_FRAMED)
+        return;
+    m = proto->mode(s->pstate);
+    if (m != PROTO_FRAMED)
+        set_mode(s, m, m == PROTO_TUNNEL ? "the connection was upgraded"
+                                         : "the conversation left the protocol");
+}
+
+/* The server speaks first: its greeting is the reply to a request nobody
+ * sent, which passes. */
+static struct entry *queue_greeting(struct session *s)
+{
+    struct entry *e = calloc(1, sizeof(*e));
+
+    if (e == NULL)
+        return NULL;
+    e->v.by = &behav_dummy;
+    e->forwarded = e->complete = true;
+    s->q_head = s->q_tail = e;
+    return e;
+}
+
+/* A request starts: draw its verdict and queue it. Returns false when the
+ * verdict ended the session's normal course (closed or hanging). */
+static bool start_request(struct session *s, struct evbuffer *in)
+{
+    const struct proto_ops *proto = s->proto;
+    struct proto_unit *u = &s->up_unit;
+    struct behav_verdict *v = &s->up_v;
+    struct entry *e = NULL;
+
+    if (u->flags & PROTO_NOFAULT) {
+        memset(v, 0, sizeof(*v));
+        v->by = &behav_dummy;
+    } else {
+        draw(s, v);
+    }
+    log_debug("session %llu: request: %s (request %s, reply %s)",
+              (unsigned long long)s->id, v->by->name, behav_act_name(v->req),
+              behav_act_name(v->rep));
+    if (v->req == BEHAV_CLOSE) {
+        session_close(s, false, "blackout");
+        return false;
+    }
+    if (v->req == BEHAV_HANG) {
+        go_hang(s, in);
+        return false;
+    }
+    s->up_in_unit = true;
+    s->up_entry = NULL;
+    if (u->flags & PROTO_NOREPLY)
+        return true; /* an error drops it silently: a lost write */
+    e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        out_of_memory(s);
+        return false;
+    }
+    e->v = *v;
+    e->req = *u;
+    e->forwarded = true;
+    if (v->req == BEHAV_ERROR) {
+        struct proto_error pe = {
+            .status = v->err[BEHAV_ERR_STATUS].s,
+            .message = v->err[BEHAV_ERR_MESSAGE].s,
+            .code = v->err[BEHAV_ERR_CODE].i,
+            .sqlstate = v->err[BEHAV_ERR_SQLSTATE].s,
+            .enhanced = v->err[BEHAV_ERR_ENHANCED].s,
+        };
+        e->answer = evbuffer_new();
+        if (e->answer == NULL) {
+            free(e);
+            out_of_memory(s);
+            return false;
+        }
+        proto->error_reply(s->pstate, &pe, u, &rng_global, e->answer,
+                           &e->close_after);
+        /* Forwarded anyway when the protocol needs it; its reply is then
+         * swallowed and the answer sent in its place. */
+        e->forwarded = (u->flags & PROTO_FORWARD) != 0;
+        if (u->flags & PROTO_EARLY) {
+            /* The client waits for an answer before sending the rest: give
+             * it now, and close, as a server refusing the request does. */
+            e->complete = true;
+            e->close_after = true;
+            s->up.discard = true;
+        }
+    }
+    if (s->q_tail != NULL)
+        s->q_tail->next = e;
+    else
+        s->q_head = e;
+    s->q_tail = e;
+    s->up_entry = e;
+    return true;
+}
+
+/* Carries out the current request's verdict on its next len bytes. */
+static int request_step(struct session *s, struct evbuffer *in, size_t len,
+                        bool end)
+{
+    const struct behav_verdict *v = &s->up_v;
+
+    switch (v->req) {
+    case BEHAV_HOLD:
+        return pipe_emit(&s->up, in, len, v->req_delay, BEHAV_PASS);
+    case BEHAV_ABORT:
+        return pipe_emit(&s->up, in, len, 0, end ? BEHAV_ABORT : BEHAV_PASS);
+    case BEHAV_ERROR:
+        if (s->up_entry != NULL && s->up_entry->forwarded)
+            break;
+        evbuffer_drain(in, len);
+        return 0;
+    default:
+        break;
+    }
+    return pipe_emit(&s->up, in, len, 0, BEHAV_PASS);
+}
+
+static void degrade(struct session *s, const char *what)
+{
+    char why[128];
+
+    snprintf(why, sizeof(why), "malformed %s %s", s->proto->name, what);
+    set_mode(s, PROTO_RAW, why);
+}
+
+static void framed_request(struct session *s, struct evbuffer *in)
+{
+    const struct proto_ops *proto = s->proto;
+
+    while (s->state == SESSION_OPEN && s->mode == PROTO_FRAMED &&
+           !s->up.discard && !s->synth_blocked &&
+           evbuffer_get_length(in) > 0) {
+        struct proto_unit *u = &s->up_unit;
+        bool end;
+        ssize_t n;
+
+        if (!s->up_in_unit)
+            memset(u, 0, sizeof(*u));
+        n = proto->frame(s->pstate, PROTO_UP, in, u);
+        if (n == 0)
+            return;
+        if (n < 0) {
+            degrade(s, "request");
+            return;
+        }
+        if (!s->up_in_unit && !start_request(s, in))
+            return;
+        end = (u->flags & PROTO_END) != 0;
+        if (request_step(s, in, (size_t)n, end) < 0) {
+            out_of_memory(s);
+            return;
+        }
+        if (end) {
+            s->up_in_unit = false;
+            if (s->up_entry != NULL)
+                s->up_entry->complete = true;
+            s->up_entry = NULL;
+            flush_answers(s);
+            check_mode(s);
+        }
+    }
+}
+
+/* The request a reply answers: the first one sent to the backend. */
+static struct entry *first_forwarded(struct session *s)
+{
+    for (struct entry *e = s->q_head; e != NULL; e = e->next)
+        if (e->forwarded)
+            return e;
+    return NULL;
+}
+
+static void framed_reply(struct session *s, struct evbuffer *in)
+{
+    const struct proto_ops *proto = s->proto;
+    static const struct behav_verdict pass = { .by = &behav_dummy };
+
+    while (s->state == SESSION_OPEN && s->mode == PROTO_FRAMED &&
+           !s->down.discard && evbuffer_get_length(in) > 0) {
+        struct proto_unit *u = &s->down_unit;
+        struct entry *e;
+        const struct behav_verdict *v;
+        ssize_t n;
+
+        if (!s->down_in_unit) {
+            memset(u, 0, sizeof(*u));
+            s->down_entry = first_forwarded(s);
+            if (s->down_entry != NULL) {
+                u->info = s->down_entry->req.info;
+                u->info2 = s->down_entry->req.info2;
+            }
+        }
+        e = s->down_entry;
+        n = proto->frame(s->pstate, PROTO_DOWN, in, u);
+        if (n == 0)
+            return;
+        if (n < 0) {
+            degrade(s, "reply");
+            return;
+        }
+        if (!s->down_in_unit) {
+            s->down_in_unit = true;
+            s->down_first = true;
+            if (u->flags & PROTO_PUSH)
+                s->down_entry = e = NULL;
+            else if (e == NULL)
+                log_debug("session %llu: a reply no request asked for; "
+                          "passed", (unsigned long long)s->id);
+        }
+        v = e != NULL ? &e->v : &pass;
+        if (e != NULL && e->answer != NULL) {
+            evbuffer_drain(in, (size_t)n); /* replaced by the answer */
+        } else if (reply_step(s, v, in, (size_t)n, s->down_first) < 0) {
+            out_of_memory(s);
+            return;
+        }
+        s->down_first = false;
+        if (u->flags & PROTO_END) {
+            s->down_in_unit = false;
+            if (e != NULL && !(u->flags & PROTO_INTERIM)) {
+                queue_remove(s, e);
+                if (e->answer != NULL)
+                    send_answer(s, e->answer, e->close_after);
+                entry_free(e);
+            }
+            s->down_entry = NULL;
+            flush_answers(s);
+            check_mode(s);
+        }
+    }
+}
+
+/* Moves what both sides have sent as far as the mode and backpressure
+ * allow. Runs again when a mode change leaves bytes for the other path. */
+static void session_pump(struct session *s)
+{
+    const struct proto_ops *proto;
+
+    if (s->pumping)
+        return;
+    s->pumping = true;
+    for (int round = 0; round < 4 && s->state == SESSION_OPEN; round++) {
+        enum proto_mode before = s->mode;
+        struct evbuffer *cin = bufferevent_get_input(s->client);
+        struct evbuffer *bin = bufferevent_get_input(s->backend);
+
+        proto = s->proto;
+        if (s->mode == PROTO_FRAMED && proto->frame != NULL) {
+            framed_request(s, cin);
+            if (s->state == SESSION_OPEN)
+                framed_reply(s, bin);
+        }
+        if (s->state == SESSION_OPEN && s->mode != PROTO_FRAMED) {
+            tunnel_request(s, cin);
+            if (s->state == SESSION_OPEN)
+                tunnel_reply(s, bin);
+        }
+        if (s->mode == before)
+            break;
+    }
+    if (s->state == SESSION_OPEN) {
+        if (s->up.discard)
+            evbuffer_drain(bufferevent_get_input(s->client),
+                           evbuffer_get_length(bufferevent_get_input(s->client)));
+        if (s->down.discard)
+            evbuffer_drain(bufferevent_get_input(s->backend),
+                           evbuffer_get_length(bufferevent_get_input(s->backend)));
+        pipe_check_full(&s->up);
+        pipe_check_full(&s->down);
+        pipe_maybe_shut(&s->up);
+        if (s->state == SESSION_OPEN)
+            pipe_maybe_shut(&s->down);
+    }
+    s->pumping = false;
 }
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t len;
 
     touch(s);
-    if (s->state == SESSION_HANG || s->up.discard) {
+    if (s->state == SESSION_HANG) {
+        struct evbuffer *in = bufferevent_get_input(bev);
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    while (s->state == SESSION_OPEN && !s->up.discard && !s->synth_blocked) {
-        struct proxy_conf *c = s->proxy->conf;
-        struct behav_verdict v;
-        int idx;
-
-        len = evbuffer_get_length(in) == 0
-                  ? 0
-                  : c->proto->request_len(c->proto_vals, in);
-        if (len == 0)
-            break;
-        idx = mix_draw(&c->mix, &rng_global);
-        behav_decide(&c->behav[idx], &v);
-        apply_request(s, &v, in, len);
-    }
-    if (s->state == SESSION_OPEN)
-        pipe_check_full(&s->up);
+    session_pump(s);
 }
 
 static void backend_read_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    struct proxy_conf *c = s->proxy->conf;
-    size_t len = evbuffer_get_length(in);
 
     touch(s);
-    if (s->state != SESSION_OPEN || s->down.discard) {
-        evbuffer_drain(in, len);
+    if (s->state != SESSION_OPEN) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    switch (s->reply.rep) {
-    case BEHAV_DROP:
-        evbuffer_drain(in, len);
-        return;
-    case BEHAV_CORRUPT: {
-        struct evbuffer *unit = evbuffer_new();
-        if (unit == NULL) {
-            session_close(s, true, "out of memory");
-            return;
-        }
-        evbuffer_remove_buffer(in, unit, len);
-        c->proto->corrupt_reply(c->proto_vals, &rng_global, unit);
-        pipe_emit(&s->down, unit, evbuffer_get_length(unit), 0, BEHAV_PASS);
-        evbuffer_free(unit);
-        s->reply.rep = BEHAV_PASS; /* one injection per reply */
-        break;
-    }
-    case BEHAV_HOLD:
-        if (pipe_emit(&s->down, in, len, s->reply.rep_delay, BEHAV_PASS) < 0)
-            session_close(s, true, "out of memory");
-        break;
-    default:
-        if (pipe_emit(&s->down, in, len, 0, BEHAV_PASS) < 0)
-            session_close(s, true, "out of memory");
-        break;
-    }
-    if (s->state == SESSION_OPEN)
-        pipe_check_full(&s->down);
+    session_pump(s);
 }
 
 static void client_write_cb(struct bufferevent *bev, void *arg)
@@ -361,7 +797,7 @@ void session_on_pipe_drained(struct session *s, struct pipe *p)
         if (!s->up.full && !s->up.eof)
             bufferevent_enable(s->client, EV_READ);
         /* requests already read may be waiting for a verdict */
-        client_read_cb(s->client, s);
+        session_pump(s);
     }
 }
 
@@ -469,6 +905,13 @@ void session_close(struct session *s, bool reset, const char *why)
     evtimer_del(&s->idle_ev);
     pipe_deinit(&s->up);
     pipe_deinit(&s->down);
+    queue_clear(s);
+    if (s->pstate != NULL) {
+        if (s->proto->deinit != NULL)
+            s->proto->deinit(s->pstate);
+        free(s->pstate);
+        s->pstate = NULL;
+    }
     if (reset) {
         set_reset_on_close(s->client);
         set_reset_on_close(s->backend);

@@ -26,6 +26,7 @@
 
 #include "behav/behav.h"
 #include "net/pipe.h"
+#include "proto/proto.h"
 
 struct proxy;
 
@@ -35,6 +36,19 @@ enum session_state {
     SESSION_OPEN,       /* relaying */
     SESSION_HANG,       /* swallowing the client, never answering */
     SESSION_CLOSED,     /* waiting to be freed */
+};
+
+/* A request in flight, in the order the client sent it. Replies go to the
+ * client strictly in this order: a reply the proxy makes (an error) waits
+ * until every earlier request's real reply has been written. */
+struct entry {
+    struct entry *next;
+    struct behav_verdict v;  /* drawn when the request started */
+    struct proto_unit req;   /* what the framer learned of the request */
+    struct evbuffer *answer; /* the proxy's reply, or NULL */
+    bool forwarded;          /* sent to the backend: its reply will come */
+    bool complete;           /* the whole request has been read */
+    bool close_after;        /* close the client once answer is written */
 };
 
 struct session {
@@ -51,8 +65,23 @@ struct session {
     struct evutil_addrinfo *ai_next; /* the one being tried */
     struct event idle_ev;            /* idle timeout */
     struct timespec last_active;
-    struct behav_verdict reply;      /* what happens to backend data now */
+    struct behav_verdict reply;      /* tunnel: what happens to backend data */
     bool synth_blocked;              /* client paused: error replies queued */
+    const struct proto_ops *proto;   /* fixed for the session's life */
+    enum proto_mode mode;            /* framed, tunnel or raw */
+    void *pstate;                    /* the framer's state */
+    struct entry *q_head, *q_tail;   /* requests in flight */
+    /* the request being read (framed mode) */
+    bool up_in_unit;
+    struct proto_unit up_unit;
+    struct behav_verdict up_v;
+    struct entry *up_entry;          /* NULL for requests without reply */
+    /* the reply being read (framed mode) */
+    bool down_in_unit;
+    struct proto_unit down_unit;
+    struct entry *down_entry;        /* NULL for unsolicited replies */
+    bool down_first;                 /* no step of this reply handled yet */
+    bool pumping;                    /* session_pump() is running */
     char peer[64];                   /* client address, for logs */
 };
 

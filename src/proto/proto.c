@@ -1,5 +1,5 @@
 /*
- * proto: the registry of protocols.
+ * proto: the registry of protocols and helpers framers share.
  */
 #include "proto/proto.h"
 
@@ -8,14 +8,13 @@
 #include <string.h>
 
 static const struct proto_ops *const registry[] = {
-    &proto_tcp,
+    &proto_redis, &proto_tcp,
 };
 
 #define NREG ((int)(sizeof(registry) / sizeof(registry[0])))
 
-/* Protocols the original Vaurien knew that this build does not frame. */
-static const char *const planned[] = { "http", "redis", "memcache", "mysql",
-                                       "smtp" };
+#define GARBAGE_REPLY 1000 /* bytes of an error reply for tcp */
+#define GARBAGE_INJECT 100 /* bytes injected into a reply */
 
 int proto_count(void)
 {
@@ -35,18 +34,123 @@ int proto_find(const char *name)
     return -1;
 }
 
+const char *proto_names(void)
+{
+    static char buf[256];
+
+    if (buf[0] == '\0') {
+        size_t off = 0;
+        for (int i = 0; i < NREG; i++)
+            off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
+                                    i ? ", " : "", registry[i]->name);
+    }
+    return buf;
+}
+
 int proto_check_name(const char *name, char *err, size_t errlen)
 {
     if (proto_find(name) >= 0)
         return 0;
-    for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++) {
-        if (strcmp(planned[i], name) == 0) {
-            snprintf(err, errlen,
-                     "protocol '%s' is not supported by this build yet; "
-                     "use tcp", name);
-            return -EINVAL;
-        }
-    }
-    snprintf(err, errlen, "'%s' is an unknown protocol. Pick one of: tcp", name);
+    snprintf(err, errlen, "'%s' is an unknown protocol. Pick one of: %s", name,
+             proto_names());
     return -EINVAL;
+}
+
+void proto_garbage_reply(struct rng *r, struct evbuffer *out)
+{
+    unsigned char junk[GARBAGE_REPLY];
+
+    rng_fill(r, junk, sizeof(junk));
+    evbuffer_add(out, junk, sizeof(junk));
+}
+
+void proto_corrupt(struct rng *r, struct evbuffer *unit)
+{
+    unsigned char junk[GARBAGE_INJECT];
+    size_t len = evbuffer_get_length(unit);
+    size_t at = (size_t)rng_below(r, len + 1);
+    struct evbuffer *head = evbuffer_new();
+
+    rng_fill(r, junk, sizeof(junk));
+    if (head == NULL) {
+        evbuffer_add(unit, junk, sizeof(junk));
+        return;
+    }
+    /* head + junk + rest, moving chains rather than copying bytes */
+    evbuffer_remove_buffer(unit, head, at);
+    evbuffer_prepend(unit, junk, sizeof(junk));
+    evbuffer_prepend_buffer(unit, head);
+    evbuffer_free(head);
+}
+
+size_t proto_scan(struct evbuffer *in, size_t from,
+                  size_t (*fn)(void *st, const unsigned char *p, size_t n),
+                  void *st)
+{
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec v[8];
+    size_t total = 0;
+
+    if (evbuffer_ptr_set(in, &pos, from, EVBUFFER_PTR_SET) < 0)
+        return 0;
+    for (;;) {
+        int n = evbuffer_peek(in, -1, &pos, v, 8);
+        size_t seen = 0;
+        if (n <= 0)
+            return total;
+        if (n > 8)
+            n = 8;
+        for (int i = 0; i < n; i++) {
+            size_t used = fn(st, v[i].iov_base, v[i].iov_len);
+            total += used;
+            seen += used;
+            if (used < v[i].iov_len)
+                return total;
+        }
+        if (evbuffer_ptr_set(in, &pos, seen, EVBUFFER_PTR_ADD) < 0)
+            return total;
+    }
+}
+
+ssize_t proto_drive(struct proto_framer *f, struct evbuffer *in,
+                    struct proto_unit *u, size_t head_max,
+                    size_t (*fn)(void *st, const unsigned char *p, size_t n))
+{
+    size_t n;
+
+    if (!f->done && !f->error)
+        f->scanned += proto_scan(in, f->scanned, fn, f);
+    if (f->error)
+        return -1;
+    if (!f->head) {
+        if (f->scanned > head_max)
+            return -1;
+        return 0;
+    }
+    n = f->scanned;
+    if (n == 0 && !f->done)
+        return 0;
+    if (!f->started) {
+        u->flags |= PROTO_HEAD;
+        f->started = true;
+    }
+    if (f->done) {
+        u->flags |= PROTO_END;
+        f->started = f->head = f->done = false;
+    }
+    f->scanned = 0;
+    return (ssize_t)n;
+}
+
+void proto_framer_reset(struct proto_framer *f)
+{
+    memset(f, 0, sizeof(*f));
+}
+
+void proto_add_line_text(struct evbuffer *out, const char *text)
+{
+    for (const char *p = text; *p != '\0'; p++) {
+        char c = (*p == '\r' || *p == '\n') ? ' ' : *p;
+        evbuffer_add(out, &c, 1);
+    }
 }

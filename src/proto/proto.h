@@ -1,35 +1,103 @@
 /*
  * proto: the protocol interface.
  *
- *   bytes from a socket ──▶ proto_ops.request_len() ──▶ one request unit
- *   verdict says "error" ──▶ proto_ops.error_reply() ──▶ bytes for the client
+ *   client bytes ──▶ proto_ops.frame(PROTO_UP)   ──▶ request units
+ *   backend bytes ─▶ proto_ops.frame(PROTO_DOWN) ──▶ reply units
+ *   verdict "error" ─▶ proto_ops.error_reply()   ──▶ the bytes a failing
+ *                                                    server of this protocol
+ *                                                    would send
  *
  * A protocol module frames bytes and builds replies; it never touches a
- * socket, so it is unit tested and fuzzed on plain buffers.
+ * socket, so it is unit tested and fuzzed on plain buffers. Framers are
+ * resumable: they keep their position in their own state, so bytes may
+ * arrive split anywhere (one at a time included).
+ *
+ * frame() looks at the start of `in` (bytes not yet handed out) and returns
+ *   n > 0  the first n bytes belong to the current unit; u->flags says
+ *          whether the unit ends after them (PROTO_END). The first step of
+ *          a unit always carries PROTO_HEAD: by then the framer knows what
+ *          the unit is (command, method, ...) and has filled u->info;
+ *   0      more bytes are needed before anything can be handed out;
+ *   < 0    the bytes are not this protocol: the session stops framing and
+ *          passes the rest of the connection through.
+ * A framer may rewrite the head of a request in `in` before handing it out
+ * (http's overwrite_host_header).
  */
 #ifndef VAURIEN_PROTO_H
 #define VAURIEN_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/buffer.h>
 
 #include "core/opt.h"
 #include "core/rng.h"
 
+enum proto_dir { PROTO_UP, PROTO_DOWN };
+
+/* How a session handles the connection from now on. */
+enum proto_mode {
+    PROTO_FRAMED, /* requests and replies, faults per request */
+    PROTO_TUNNEL, /* plain tcp: faults per chunk (after an HTTP 101, TLS) */
+    PROTO_RAW,    /* passed through untouched, no faults (pub/sub, STARTTLS,
+                     malformed traffic) */
+};
+
+/* Flags of a unit step (struct proto_unit.flags). */
+#define PROTO_HEAD    0x001u /* first step: the unit's info is known */
+#define PROTO_END     0x002u /* the unit ends after this step */
+#define PROTO_INTERIM 0x004u /* reply: interim (HTTP 1xx); the request waits
+                                for its final reply */
+#define PROTO_PUSH    0x008u /* reply: unsolicited; answers no request */
+#define PROTO_FORWARD 0x010u /* request: must reach the backend even when it
+                                gets an error; the reply is replaced instead */
+#define PROTO_NOREPLY 0x020u /* request: the backend sends no reply */
+#define PROTO_NOFAULT 0x040u /* request: passes whatever the draw says */
+#define PROTO_EARLY   0x080u /* request: a reply is awaited before the rest of
+                                the request comes (HTTP Expect: 100-continue);
+                                an error is answered at once */
+
+struct proto_unit {
+    unsigned flags;
+    uint32_t info;  /* what the framer learned: http method and version,
+                       mysql command and sequence id, ... */
+    uint32_t info2;
+};
+
+/* What an error reply should say: the error behavior's options, read by
+ * each protocol as it needs ("" and 0 mean: the protocol's default). */
+struct proto_error {
+    const char *status;   /* http: statuses to draw from, "500,503" */
+    const char *message;  /* text of the error */
+    long long code;       /* mysql error number, smtp reply code */
+    const char *sqlstate; /* mysql */
+    const char *enhanced; /* smtp enhanced status code, "4.3.0" */
+};
+
 struct proto_ops {
     const char *name;
     const char *help;
     const struct opt_decl *opts; /* terminated by a NULL name */
-    /* Length of the request unit at the start of in (nonempty), or 0 if more
-     * bytes are needed. */
-    size_t (*request_len)(const union opt_val *opts, struct evbuffer *in);
-    /* Appends the reply the proxy sends in place of the backend's. */
-    void (*error_reply)(const union opt_val *opts, struct rng *r,
-                        struct evbuffer *out);
-    /* Injects garbage into one unit of the backend's reply, in place. */
-    void (*corrupt_reply)(const union opt_val *opts, struct rng *r,
-                          struct evbuffer *unit);
+    size_t state_size;           /* per-session framer state */
+    bool server_first;           /* the server speaks first (greeting) */
+    /* Sets up a zeroed state. May be NULL. */
+    void (*init)(void *st, const union opt_val *opts);
+    /* Frees what the state holds. May be NULL. */
+    void (*deinit)(void *st);
+    /* Frames one direction (see above). NULL: the protocol is tcp. For a
+     * reply, u->info and u->info2 hold the request's when a unit starts. */
+    ssize_t (*frame)(void *st, enum proto_dir dir, struct evbuffer *in,
+                     struct proto_unit *u);
+    /* The mode after a unit has ended. NULL: always PROTO_FRAMED. */
+    enum proto_mode (*mode)(void *st);
+    /* Appends the reply a failing server sends to request req; sets *close
+     * when the connection must be closed after it. */
+    void (*error_reply)(void *st, const struct proto_error *e,
+                        const struct proto_unit *req, struct rng *r,
+                        struct evbuffer *out, bool *close);
 };
 
 int proto_count(void);
@@ -38,7 +106,53 @@ const struct proto_ops *proto_at(int i);
 int proto_find(const char *name);
 /* Checks a --protocol value. Returns 0, or -EINVAL with a message. */
 int proto_check_name(const char *name, char *err, size_t errlen);
+/* "http, memcache, ..." Returns a static string. */
+const char *proto_names(void);
+
+/* Garbage for tcp and for tunnels: 1000 random bytes as an error reply,
+ * 100 random bytes inserted into a reply (the original Vaurien's). */
+void proto_garbage_reply(struct rng *r, struct evbuffer *out);
+void proto_corrupt(struct rng *r, struct evbuffer *unit);
+
+/* Helpers for framers. */
+
+/* Calls fn on the bytes of in from offset `from` on, one contiguous piece
+ * at a time, until fn returns less than the piece's length (it stopped)
+ * or the bytes run out. Returns the number of bytes fn consumed. */
+size_t proto_scan(struct evbuffer *in, size_t from,
+                  size_t (*fn)(void *st, const unsigned char *p, size_t n),
+                  void *st);
+
+/* The driver of a byte framer: the first member of a direction's state.
+ * The framer's byte function sets head when the unit's head is known, done
+ * when it has consumed the unit's last byte (and then consumes nothing
+ * more), error when the bytes are not the protocol. */
+struct proto_framer {
+    size_t scanned; /* bytes examined but not handed out yet */
+    bool head;      /* the current unit's head is known */
+    bool done;      /* the current unit is complete */
+    bool error;     /* malformed */
+    bool started;   /* the head step of this unit was handed out */
+};
+
+/* Runs fn over the bytes of in not examined yet and turns what it found
+ * into frame()'s answer (see above). head_max bounds the bytes examined
+ * before the head is known. */
+ssize_t proto_drive(struct proto_framer *f, struct evbuffer *in,
+                    struct proto_unit *u, size_t head_max,
+                    size_t (*fn)(void *st, const unsigned char *p, size_t n));
+
+/* Forgets the unit in progress (after a reply the proxy made). */
+void proto_framer_reset(struct proto_framer *f);
+
+/* Appends text to out with CR and LF made spaces (for one-line errors). */
+void proto_add_line_text(struct evbuffer *out, const char *text);
 
 extern const struct proto_ops proto_tcp;
+extern const struct proto_ops proto_redis;
+extern const struct proto_ops proto_http;
+extern const struct proto_ops proto_memcache;
+extern const struct proto_ops proto_smtp;
+extern const struct proto_ops proto_mysql;
 
 #endif

@@ -207,3 +207,31 @@ def recv_until_eof(s, timeout=5, limit=1 << 26):
             break
         buf += d
     return bytes(buf)
+
+
+@pytest.fixture
+def redis_server():
+    """A redis-server of its own on a free port; yields the port."""
+    redis = pytest.importorskip("redis")
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    d = tempfile.mkdtemp(prefix="vaurien-redis-")
+    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--dir", d],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+
+    def up():
+        try:
+            return r.ping()
+        except redis.exceptions.ConnectionError:
+            return False
+    assert wait_until(up, timeout=10), "redis-server did not start"
+    yield port
+    p.terminate()
+    p.wait(10)
+    shutil.rmtree(d, ignore_errors=True)
+
+

@@ -17,30 +17,6 @@ from conftest import BIN, free_port, wait_until
 redis = pytest.importorskip("redis")
 
 
-@pytest.fixture
-def redis_server():
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    d = tempfile.mkdtemp(prefix="vaurien-redis-")
-    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--dir", d],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
-
-    def up():
-        try:
-            return r.ping()
-        except redis.exceptions.ConnectionError:
-            return False
-    assert wait_until(up, timeout=10), "redis-server did not start"
-    yield port
-    p.terminate()
-    p.wait(10)
-    shutil.rmtree(d, ignore_errors=True)
-
-
 def test_redis_works_through_dummy(redis_server, vaurien):
     v = vaurien(backend_port=redis_server)
     r = redis.Redis(host="127.0.0.1", port=v.port, socket_timeout=5)
