@@ -225,7 +225,8 @@ void cli_print_help(FILE *out)
     fprintf(out, "\nprotocol options:\n");
     for (int i = 0; i < proto_count(); i++)
         print_opts(out, "protocol", proto_at(i)->name, proto_at(i)->opts);
-    fprintf(out, "\nbehaviors: %s\nprotocols: tcp\n", behav_names());
+    fprintf(out, "\nbehaviors: %s\nprotocols: %s\n", behav_names(),
+            proto_names());
 }
 
 void cli_print_behaviors(FILE *out)

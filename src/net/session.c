@@ -198,8 +198,12 @@ static int start_framing(struct session *s)
     s->pstate = calloc(1, c->proto->state_size);
     if (s->pstate == NULL)
         return -ENOMEM;
-    if (c->proto->init != NULL)
-        c->proto->init(s->pstate, c->proto_vals);
+    if (c->proto->init != NULL) {
+        char backend[300];
+        c->proto->init(s->pstate, c->proto_vals,
+                       addr_format(&s->proxy->backend, backend,
+                                   sizeof(backend)));
+    }
     if (c->proto->server_first && queue_greeting(s) == NULL)
         return -ENOMEM;
     return 0;
@@ -561,7 +565,9 @@ static bool start_request(struct session *s, struct evbuffer *in)
         s->q_head = e;
     s->q_tail = e;
     s->up_entry = e;
-    return true;
+    if (e->complete)
+        flush_answers(s); /* answered early */
+    return s->state == SESSION_OPEN;
 }
 
 /* Carries out the current request's verdict on its next len bytes. */

@@ -83,8 +83,9 @@ struct proto_ops {
     const struct opt_decl *opts; /* terminated by a NULL name */
     size_t state_size;           /* per-session framer state */
     bool server_first;           /* the server speaks first (greeting) */
-    /* Sets up a zeroed state. May be NULL. */
-    void (*init)(void *st, const union opt_val *opts);
+    /* Sets up a zeroed state; backend is the configured "host:port". May
+     * be NULL. */
+    void (*init)(void *st, const union opt_val *opts, const char *backend);
     /* Frees what the state holds. May be NULL. */
     void (*deinit)(void *st);
     /* Frames one direction (see above). NULL: the protocol is tcp. For a

@@ -235,3 +235,88 @@ def redis_server():
     shutil.rmtree(d, ignore_errors=True)
 
 
+
+
+
+
+def _make_http_server():
+    """Python's own http.server, HTTP/1.1 with keep-alive, answering with
+    what tests need to check: the path, the Host header, the body."""
+    import http.server
+    import socketserver
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "TestHTTP/1.0"
+
+        def log_message(self, *a):
+            pass
+
+        def _send(self, status, body=b"", headers=()):
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            if status not in (204, 304):
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and status not in (204, 304):
+                self.wfile.write(body)
+
+        def do_GET(self):
+            self.server.hits.append(self.path)
+            if self.path == "/204":
+                return self._send(204)
+            if self.path == "/304":
+                return self._send(304, headers=[("ETag", "x")])
+            if self.path == "/host":
+                return self._send(200, self.headers.get("Host", "").encode())
+            if self.path == "/chunked":
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for part in (b"hello ", b"chunked ", b"world"):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\nX-Trailer: 1\r\n\r\n")
+                return
+            if self.path == "/ws":
+                self.send_response(101)
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Upgrade", "echo")
+                self.end_headers()
+                self.wfile.flush()
+                while True:
+                    d = self.connection.recv(65536)
+                    if not d:
+                        break
+                    self.connection.sendall(d)
+                self.close_connection = True
+                return
+            self._send(200, b"path=" + self.path.encode())
+
+        do_HEAD = do_GET
+
+        def do_POST(self):
+            self.server.hits.append(self.path)
+            n = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(n)
+            self._send(200, b"got %d bytes: %s" % (len(body), body[:32]))
+
+        do_PUT = do_POST
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    srv.hits = []
+    return srv
+
+
+@pytest.fixture
+def http_server():
+    srv = _make_http_server()
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()

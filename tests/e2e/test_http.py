@@ -1,0 +1,200 @@
+"""--protocol http: faults per request, real HTTP error responses, with
+Python's http.server as the backend and http.client and curl as clients."""
+import http.client
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import recv_until_eof
+
+
+def conn(v, timeout=5):
+    return http.client.HTTPConnection("127.0.0.1", v.port, timeout=timeout)
+
+
+def get(c, path, method="GET", body=None, headers=None):
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    return r.status, r.read(), r
+
+
+def test_dummy_is_invisible_to_http_client(http_server, vaurien):
+    v = vaurien("--protocol", "http", backend_port=http_server.server_port)
+    c = conn(v)
+    for i in range(50):  # one keep-alive connection
+        assert get(c, "/n/%d" % i)[:2] == (200, b"path=/n/%d" % i)
+    assert get(c, "/x", "POST", body=b"payload")[:2] == (200, b"got 7 bytes: payload")
+    status, body, r = get(c, "/head", "HEAD")
+    assert (status, body, r.getheader("Content-Length")) == (200, b"", "10")
+    assert get(c, "/204")[:2] == (204, b"")
+    assert get(c, "/304")[:2] == (304, b"")
+    assert get(c, "/chunked")[:2] == (200, b"hello chunked world")
+    big = bytes(range(256)) * 8192  # 2 MiB body
+    assert get(c, "/big", "PUT", body=big)[:2] == (200, b"got %d bytes: %s" % (len(big), big[:32]))
+    assert get(c, "/after")[:2] == (200, b"path=/after")
+
+
+def test_pipelined_requests_and_http_1_0(http_server, vaurien):
+    v = vaurien("--protocol", "http", backend_port=http_server.server_port)
+    s = v.connect()
+    s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = recv_until_eof(s)
+    s.close()
+    assert [data.find(b"path=/" + p) >= 0 for p in (b"a", b"b", b"c")] == [True] * 3
+    assert data.find(b"path=/a") < data.find(b"path=/b") < data.find(b"path=/c")
+    s = v.connect()
+    s.sendall(b"GET /old HTTP/1.0\r\n\r\n")
+    data = recv_until_eof(s)
+    assert data.startswith(b"HTTP/1.") and data.endswith(b"path=/old")
+
+
+def test_error_is_a_real_http_response_on_a_kept_connection(http_server, vaurien):
+    v = vaurien("--protocol", "http", "--behavior", "100:error", backend_port=http_server.server_port)
+    c = conn(v)
+    seen = set()
+    for i in range(20):
+        status, body, r = get(c, "/e%d" % i)
+        assert status in (500, 501, 502, 503)
+        assert body == b"%d %s\n" % (status, r.reason.encode())
+        assert r.getheader("Connection") is None
+        seen.add(status)
+    assert len(seen) >= 3
+    assert http_server.hits == []  # the backend never saw them
+
+
+def test_error_status_and_message_options(http_server, vaurien):
+    v = vaurien("--protocol", "http", "--behavior", "100:error",
+                "--behavior-error-status", "429", "--behavior-error-message", "slow down",
+                backend_port=http_server.server_port)
+    c = conn(v)
+    assert get(c, "/")[:2] == (429, b"slow down\n")
+    status, body, r = get(c, "/", "HEAD")
+    assert (status, body, r.getheader("Content-Length")) == (429, b"", "10")
+
+
+def run_mix(port, seed):
+    from conftest import Vaurien
+    v = Vaurien("--protocol", "http", "--behavior", "30:error", "--seed", str(seed),
+                backend_port=port)
+    try:
+        c = conn(v)
+        out = []
+        for i in range(100):
+            status, body, _ = get(c, "/r/%d" % i)
+            if status == 200:
+                assert body == b"path=/r/%d" % i  # its own reply, never another's
+                out.append("ok")
+            else:
+                assert status >= 500
+                out.append("error")
+        return out
+    finally:
+        assert v.stop() == 0
+
+
+def test_a_seeded_30_percent_mix_on_one_keep_alive_connection(http_server):
+    first = run_mix(http_server.server_port, 5)
+    assert first == run_mix(http_server.server_port, 5)
+    assert 15 <= first.count("error") <= 45
+    assert len(http_server.hits) == 2 * first.count("ok")
+
+
+def test_pipelined_errors_keep_the_order(http_server, vaurien):
+    v = vaurien("--protocol", "http", "--behavior", "50:error", "--seed", "3",
+                backend_port=http_server.server_port)
+    s = v.connect()
+    reqs = b"".join(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(30))
+    s.sendall(reqs + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = recv_until_eof(s, timeout=10)
+    s.close()
+    # parse the 31 responses in order
+    responses = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int([h.split(b":")[1] for h in head.split(b"\r\n")
+                      if h.lower().startswith(b"content-length")][0])
+        responses.append((head.split(b" ")[1], rest[:length]))
+        data = rest[length:]
+    assert len(responses) == 31
+    for i, (status, body) in enumerate(responses[:30]):
+        if status == b"200":
+            assert body == b"path=/p%d" % i
+    assert 5 <= sum(st != b"200" for st, _ in responses) <= 26
+
+
+def test_delay_holds_each_request(http_server, vaurien):
+    v = vaurien("--protocol", "http", "--behavior", "100:delay",
+                "--behavior-delay-sleep", "0.2", backend_port=http_server.server_port)
+    c = conn(v)
+    for i in range(3):
+        t0 = time.monotonic()
+        assert get(c, "/d%d" % i)[0] == 200
+        assert 0.2 <= time.monotonic() - t0 < 0.4
+
+
+def test_connection_close_request_gets_an_error_then_close(http_server, vaurien):
+    v = vaurien("--protocol", "http", "--behavior", "100:error", backend_port=http_server.server_port)
+    s = v.connect()
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = recv_until_eof(s)
+    assert b"\r\nConnection: close\r\n" in data
+    assert data.split(b" ")[1] in (b"500", b"501", b"502", b"503")
+
+
+def test_curl_expect_100_continue(http_server, vaurien):
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("no curl")
+    v = vaurien("--protocol", "http", backend_port=http_server.server_port)
+    out = subprocess.run([curl, "-sS", "-H", "Expect: 100-continue", "--data-binary", "x" * 5000,
+                          "http://127.0.0.1:%d/up" % v.port], capture_output=True, timeout=10)
+    assert out.stdout == b"got 5000 bytes: " + b"x" * 32
+    v2 = vaurien("--protocol", "http", "--behavior", "100:error", "--behavior-error-status", "503",
+                 backend_port=http_server.server_port)
+    t0 = time.monotonic()
+    out = subprocess.run([curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                          "-H", "Expect: 100-continue", "--data-binary", "x" * 5000,
+                          "http://127.0.0.1:%d/up" % v2.port], capture_output=True, timeout=10)
+    assert out.stdout == b"503"
+    assert time.monotonic() - t0 < 0.9  # answered at once, not after curl's 1 s wait
+
+
+def test_upgrade_turns_into_a_tunnel(http_server, vaurien):
+    v = vaurien("--protocol", "http", backend_port=http_server.server_port)
+    s = v.connect()
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1000)
+    assert head.startswith(b"HTTP/1.1 101")
+    for msg in (b"not http at all\x00\x01", b"GET / HTTP/1.1 but inside the tunnel"):
+        s.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            got += s.recv(1000)
+        assert got == msg
+    s.close()
+    assert "upgraded" in v.log_text()
+
+
+def test_overwrite_host_header(http_server, vaurien):
+    port = http_server.server_port
+    v = vaurien("--protocol", "http", "--protocol-http-overwrite-host-header", "true",
+                backend_port=port)
+    c = conn(v)
+    assert get(c, "/host", headers={"Host": "public.example"})[:2] == (200, b"127.0.0.1:%d" % port)
+    v2 = vaurien("--protocol", "http", backend_port=port)
+    assert get(conn(v2), "/host", headers={"Host": "public.example"})[1] == b"public.example"
+
+
+def test_not_http_degrades_to_pass_through(http_server, vaurien):
+    v = vaurien("--protocol", "http", "--behavior", "100:error", backend_port=http_server.server_port)
+    s = v.connect()
+    s.sendall(b"\x16\x03\x01 this is not http\r\n\r\n")
+    data = recv_until_eof(s)
+    assert b"400" in data  # the server's own answer to garbage
+    assert "malformed http request" in v.log_text()
