@@ -320,3 +320,25 @@ def http_server():
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture
+def memcached_server():
+    """A memcached of its own on a free port; yields the port."""
+    exe = shutil.which("memcached")
+    if exe is None:
+        pytest.skip("memcached is not installed")
+    port = free_port()
+    p = subprocess.Popen([exe, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64",
+                          "-u", "root"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    assert wait_until(up, timeout=10), "memcached did not start"
+    yield port
+    p.terminate()
+    p.wait(10)
