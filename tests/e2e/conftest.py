@@ -342,3 +342,26 @@ def memcached_server():
     yield port
     p.terminate()
     p.wait(10)
+
+
+@pytest.fixture
+def smtp_server():
+    """An aiosmtpd server on a free port that keeps what it receives;
+    yields an object with .port and .messages (list of bytes)."""
+    controller_mod = pytest.importorskip("aiosmtpd.controller")
+
+    class Keep:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope.original_content)
+            return "250 2.0.0 Message accepted"
+
+    handler = Keep()
+    port = free_port()
+    c = controller_mod.Controller(handler, hostname="127.0.0.1", port=port)
+    c.start()
+    handler.port = port
+    yield handler
+    c.stop()
