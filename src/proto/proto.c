@@ -8,7 +8,8 @@
 #include <string.h>
 
 static const struct proto_ops *const registry[] = {
-    &proto_http, &proto_memcache, &proto_redis, &proto_smtp, &proto_tcp,
+    &proto_http, &proto_memcache, &proto_mysql,
+    &proto_redis, &proto_smtp, &proto_tcp,
 };
 
 #define NREG ((int)(sizeof(registry) / sizeof(registry[0])))

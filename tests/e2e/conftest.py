@@ -365,3 +365,51 @@ def smtp_server():
     handler.port = port
     yield handler
     c.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server():
+    """A mariadbd of its own (datadir in a temporary folder, free port), with
+    a user vaurien/secret; started once for the session. Yields the port."""
+    install = shutil.which("mariadb-install-db")
+    server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    if install is None or not os.path.exists(server):
+        pytest.skip("mariadb-server is not installed")
+    d = tempfile.mkdtemp(prefix="vaurien-mariadb-")
+    data = os.path.join(d, "data")
+    init = os.path.join(d, "init.sql")
+    with open(init, "w") as f:
+        f.write("CREATE USER IF NOT EXISTS 'vaurien'@'%' IDENTIFIED BY 'secret';\n"
+                "GRANT ALL ON *.* TO 'vaurien'@'%';\n"
+                "CREATE DATABASE IF NOT EXISTS vaurien;\n")
+    subprocess.run([install, "--no-defaults", "--datadir=" + data, "--user=root",
+                    "--auth-root-authentication-method=normal", "--skip-test-db"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    port = free_port()
+    p = subprocess.Popen([server, "--no-defaults", "--datadir=" + data, "--user=root",
+                          "--port=%d" % port, "--bind-address=127.0.0.1",
+                          "--socket=" + os.path.join(d, "sock"), "--init-file=" + init,
+                          "--max-allowed-packet=64M", "--skip-log-bin",
+                          "--pid-file=" + os.path.join(d, "pid"),
+                          "--log-error=" + os.path.join(d, "err.log")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pymysql = pytest.importorskip("pymysql")
+
+    def up():
+        try:
+            pymysql.connect(host="127.0.0.1", port=port, user="vaurien", password="secret",
+                            connect_timeout=1).close()
+            return True
+        except pymysql.err.MySQLError:
+            return False
+    try:
+        assert wait_until(up, timeout=60, step=0.2), "mariadbd did not start"
+        yield port
+    finally:
+        p.terminate()
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        shutil.rmtree(d, ignore_errors=True)

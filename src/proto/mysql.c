@@ -1,0 +1,522 @@
+/*
+ * mysql: the MySQL / MariaDB client/server protocol.
+ *
+ *   handshake: greeting, response, auth exchange up to the server's OK —
+ *              passed untouched, no faults
+ *   commands:  each client packet (a logical packet: ≥ 16 MiB ones are
+ *              split in several) is a request; its reply is read by the
+ *              command's rules: OK / ERR, result sets (column count, column
+ *              definitions, EOF unless CLIENT_DEPRECATE_EOF, rows, EOF/OK),
+ *              several of them while SERVER_MORE_RESULTS_EXISTS, prepared
+ *              statements
+ *
+ * An error reply is an ERR packet with the sequence id that follows the
+ * request's, the configured error number and SQLSTATE (default 1040,
+ * 08004, "Too many connections"), so the client library reports that
+ * error. A client asking for TLS leaves the protocol: faults then apply
+ * per chunk (tcp behavior). Compression, LOCAL INFILE and binlog streams
+ * are passed through.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/proto.h"
+
+#define MY_MAX_PACKET 0xffffffu
+#define MY_KEEP 128 /* payload bytes kept to read a packet's fields */
+
+#define CLIENT_COMPRESS 0x20u
+#define CLIENT_PROTOCOL_41 0x200u
+#define CLIENT_SSL 0x800u
+#define CLIENT_DEPRECATE_EOF (1u << 24)
+
+#define STATUS_CURSOR_EXISTS 0x0040u
+#define STATUS_MORE_RESULTS 0x0008u
+
+enum my_stage { ST_GREETING, ST_RESPONSE, ST_AUTH, ST_COMMAND };
+
+enum {
+    COM_QUIT = 0x01, COM_QUERY = 0x03, COM_FIELD_LIST = 0x04,
+    COM_CHANGE_USER = 0x11, COM_BINLOG_DUMP = 0x12, COM_STMT_PREPARE = 0x16,
+    COM_STMT_EXECUTE = 0x17, COM_STMT_SEND_LONG_DATA = 0x18,
+    COM_STMT_CLOSE = 0x19, COM_STMT_FETCH = 0x1c, COM_BINLOG_DUMP_GTID = 0x1e,
+};
+
+/* where a reply is */
+enum my_phase {
+    P_SIMPLE,     /* one packet */
+    P_FIRST,      /* OK, ERR, or a column count */
+    P_COLDEFS,    /* column definitions */
+    P_COLEOF,     /* the EOF after them */
+    P_ROWS,       /* rows up to EOF / OK */
+    P_FIELDS,     /* COM_FIELD_LIST: definitions up to EOF */
+    P_PREPARE,    /* the COM_STMT_PREPARE OK */
+    P_PARAMS,     /* parameter definitions */
+    P_PARAMEOF,
+    P_PCOLS,      /* column definitions of a prepared statement */
+    P_PCOLEOF,
+};
+
+struct mysql_state;
+
+struct my_dir {
+    struct proto_framer f;   /* first: the driver's state */
+    struct mysql_state *s;
+    bool request;
+    unsigned char hdr[4];
+    int hdrlen;
+    uint32_t plen, pleft;    /* current physical packet */
+    uint8_t seq;             /* its sequence id */
+    uint8_t first_seq;       /* that of the logical packet's first one */
+    bool cont;               /* the logical packet goes on */
+    unsigned char first[MY_KEEP];
+    size_t firstlen;
+    uint64_t loglen;         /* bytes of the logical packet */
+    enum my_stage stage;     /* the stage this unit belongs to */
+    /* reply */
+    uint8_t cmd;             /* the command it answers */
+    enum my_phase phase;
+    uint64_t left;           /* definitions left */
+    uint64_t ncols;          /* prepared: columns after the parameters */
+};
+
+struct mysql_state {
+    struct my_dir up, down;
+    enum my_stage stage;
+    uint32_t server_caps, client_caps;
+    bool deprecate_eof;
+    bool tunnel;             /* TLS: faults per chunk */
+    bool raw;                /* not framed any more */
+    const char *why;         /* why it left the protocol, for the log */
+};
+
+/* Reads a length-encoded integer at p (n bytes there). Returns its size,
+ * 0 if it does not fit. */
+static size_t lenenc(const unsigned char *p, size_t n, uint64_t *v)
+{
+    size_t size;
+
+    if (n == 0)
+        return 0;
+    if (p[0] < 0xfb) {
+        *v = p[0];
+        return 1;
+    }
+    size = p[0] == 0xfc ? 3 : p[0] == 0xfd ? 4 : p[0] == 0xfe ? 9 : 0;
+    if (size == 0 || n < size)
+        return 0;
+    *v = 0;
+    for (size_t i = size - 1; i >= 1; i--)
+        *v = (*v << 8) | p[i];
+    return size;
+}
+
+/* Status flags of an OK packet (header 0x00 or 0xfe). */
+static uint16_t ok_status(const struct my_dir *d)
+{
+    uint64_t v;
+    size_t at = 1, k;
+
+    for (int i = 0; i < 2; i++) {
+        k = lenenc(d->first + at, d->firstlen - at, &v);
+        if (k == 0)
+            return 0;
+        at += k;
+    }
+    if (at + 2 > d->firstlen)
+        return 0;
+    return (uint16_t)(d->first[at] | d->first[at + 1] << 8);
+}
+
+/* Status flags of an EOF packet. */
+static uint16_t eof_status(const struct my_dir *d)
+{
+    return d->firstlen >= 5 ? (uint16_t)(d->first[3] | d->first[4] << 8) : 0;
+}
+
+static bool is_eof(const struct my_dir *d)
+{
+    return d->firstlen > 0 && d->first[0] == 0xfe && d->loglen < 9;
+}
+
+/* A terminator of rows: EOF, or OK with 0xfe when EOF is deprecated. */
+static bool is_terminator(const struct my_dir *d)
+{
+    return d->firstlen > 0 && d->first[0] == 0xfe && d->loglen < MY_MAX_PACKET;
+}
+
+static uint16_t terminator_status(const struct my_dir *d)
+{
+    return d->s->deprecate_eof ? ok_status(d) : eof_status(d);
+}
+
+static void after_definitions(struct my_dir *d, enum my_phase eof,
+                              enum my_phase next)
+{
+    d->phase = d->s->deprecate_eof ? next : eof;
+}
+
+/* One logical packet of a reply in the command stage. */
+static void reply_packet(struct my_dir *d)
+{
+    uint8_t b = d->firstlen > 0 ? d->first[0] : 0;
+    uint64_t n;
+
+    switch (d->phase) {
+    case P_SIMPLE:
+        d->f.done = true;
+        return;
+    case P_FIRST:
+        if (b == 0x00) {
+            if (!(ok_status(d) & STATUS_MORE_RESULTS))
+                d->f.done = true;
+            return;
+        }
+        if (b == 0xff) {
+            d->f.done = true;
+            return;
+        }
+        if (b == 0xfb) {
+            d->s->raw = true;
+            d->s->why = "LOCAL INFILE";
+            d->f.done = true;
+            return;
+        }
+        if (lenenc(d->first, d->firstlen, &n) == 0 || n == 0) {
+            d->f.error = true;
+            return;
+        }
+        d->left = n;
+        d->phase = P_COLDEFS;
+        return;
+    case P_COLDEFS:
+        if (--d->left == 0)
+            after_definitions(d, P_COLEOF, P_ROWS);
+        return;
+    case P_COLEOF:
+        if (!is_eof(d)) {
+            d->f.error = true;
+            return;
+        }
+        if (eof_status(d) & STATUS_CURSOR_EXISTS)
+            d->f.done = true; /* rows come with COM_STMT_FETCH */
+        else
+            d->phase = P_ROWS;
+        return;
+    case P_ROWS:
+        if (b == 0xff) {
+            d->f.done = true;
+            return;
+        }
+        if (is_terminator(d)) {
+            if (terminator_status(d) & STATUS_MORE_RESULTS)
+                d->phase = P_FIRST;
+            else
+                d->f.done = true;
+        }
+        return;
+    case P_FIELDS:
+        if (b == 0xff || is_eof(d))
+            d->f.done = true;
+        return;
+    case P_PREPARE:
+        if (b != 0x00 || d->firstlen < 9) {
+            d->f.done = true; /* ERR */
+            return;
+        }
+        d->ncols = (uint64_t)(d->first[5] | d->first[6] << 8);
+        d->left = (uint64_t)(d->first[7] | d->first[8] << 8);
+        if (d->left > 0)
+            d->phase = P_PARAMS;
+        else if (d->ncols > 0) {
+            d->left = d->ncols;
+            d->phase = P_PCOLS;
+        } else
+            d->f.done = true;
+        return;
+    case P_PARAMS:
+        if (--d->left == 0)
+            after_definitions(d, P_PARAMEOF, P_PCOLS);
+        if (d->left == 0 && d->phase == P_PCOLS) {
+            d->left = d->ncols;
+            if (d->left == 0)
+                d->f.done = true;
+        }
+        return;
+    case P_PARAMEOF:
+        if (!is_eof(d)) {
+            d->f.error = true;
+            return;
+        }
+        d->left = d->ncols;
+        d->phase = P_PCOLS;
+        if (d->left == 0)
+            d->f.done = true;
+        return;
+    case P_PCOLS:
+        if (--d->left == 0) {
+            if (d->s->deprecate_eof)
+                d->f.done = true;
+            else
+                d->phase = P_PCOLEOF;
+        }
+        return;
+    case P_PCOLEOF:
+        if (!is_eof(d))
+            d->f.error = true;
+        else
+            d->f.done = true;
+        return;
+    }
+}
+
+static void greeting(struct mysql_state *s, const struct my_dir *d)
+{
+    const unsigned char *p = d->first, *nul;
+    size_t n = d->firstlen, at;
+
+    if (n < 2)
+        return;
+    nul = memchr(p + 1, 0, n - 1);
+    if (nul == NULL)
+        return;
+    at = (size_t)(nul - p) + 1 + 4 + 8 + 1; /* conn id, auth data, filler */
+    if (at + 2 <= n)
+        s->server_caps = (uint32_t)(p[at] | p[at + 1] << 8);
+    if (at + 7 <= n)
+        s->server_caps |= (uint32_t)(p[at + 5] | p[at + 6] << 8) << 16;
+}
+
+/* A logical packet is complete. */
+static void logical_done(struct my_dir *d)
+{
+    struct mysql_state *s = d->s;
+    uint8_t b = d->firstlen > 0 ? d->first[0] : 0;
+
+    d->f.head = true;
+    if (d->request) {
+        switch (s->stage) {
+        case ST_GREETING:
+            d->f.error = true; /* the server speaks first */
+            return;
+        case ST_RESPONSE:
+            if (d->firstlen >= 4)
+                s->client_caps = (uint32_t)(d->first[0] | d->first[1] << 8 |
+                                            d->first[2] << 16 |
+                                            (uint32_t)d->first[3] << 24);
+            s->deprecate_eof =
+                (s->client_caps & s->server_caps & CLIENT_DEPRECATE_EOF) != 0;
+            if ((s->client_caps & CLIENT_SSL) && d->loglen == 32) {
+                s->tunnel = true;
+                s->why = "the client asked for TLS";
+            }
+            s->stage = ST_AUTH;
+            break;
+        case ST_AUTH:
+            break;
+        case ST_COMMAND:
+            if (d->first_seq != 0) {
+                d->f.error = true;
+                return;
+            }
+            if (b == COM_CHANGE_USER)
+                s->stage = ST_AUTH;
+            if (b == COM_BINLOG_DUMP || b == COM_BINLOG_DUMP_GTID) {
+                s->raw = true;
+                s->why = "a binlog stream";
+            }
+            break;
+        }
+        d->f.done = true;
+        return;
+    }
+    switch (s->stage) {
+    case ST_GREETING:
+        if (b != 0xff)
+            greeting(s, d);
+        s->stage = ST_RESPONSE;
+        d->f.done = true;
+        return;
+    case ST_RESPONSE:
+    case ST_AUTH:
+        if (b == 0x00) {
+            s->stage = ST_COMMAND;
+            if (s->client_caps & s->server_caps & CLIENT_COMPRESS) {
+                s->raw = true;
+                s->why = "compression";
+            }
+        }
+        d->f.done = true;
+        return;
+    case ST_COMMAND:
+        reply_packet(d);
+        return;
+    }
+}
+
+static size_t my_feed(void *st, const unsigned char *p, size_t n)
+{
+    struct my_dir *d = st;
+    size_t i = 0;
+
+    while (i < n && !d->f.done && !d->f.error) {
+        if (d->hdrlen < 4) {
+            d->hdr[d->hdrlen++] = p[i++];
+            if (d->hdrlen < 4)
+                continue;
+            d->plen = (uint32_t)(d->hdr[0] | d->hdr[1] << 8 | d->hdr[2] << 16);
+            d->seq = d->hdr[3];
+            d->pleft = d->plen;
+            if (!d->cont) {
+                d->firstlen = 0;
+                d->loglen = 0;
+                d->first_seq = d->seq;
+            }
+            if (!d->request)
+                d->f.head = true;
+        } else {
+            size_t take = n - i;
+            if (take > d->pleft)
+                take = d->pleft;
+            if (d->firstlen < MY_KEEP) {
+                size_t keep = take < MY_KEEP - d->firstlen ? take
+                                                           : MY_KEEP - d->firstlen;
+                memcpy(d->first + d->firstlen, p + i, keep);
+                d->firstlen += keep;
+            }
+            d->pleft -= (uint32_t)take;
+            d->loglen += take;
+            i += take;
+            if (d->request && d->firstlen > 0)
+                d->f.head = true; /* the command is known */
+        }
+        if (d->pleft == 0) {
+            d->hdrlen = 0;
+            if (d->plen == MY_MAX_PACKET) {
+                d->cont = true;
+                continue;
+            }
+            d->cont = false;
+            logical_done(d);
+        }
+    }
+    return i;
+}
+
+static ssize_t mysql_frame(void *st, enum proto_dir dir, struct evbuffer *in,
+                           struct proto_unit *u)
+{
+    struct mysql_state *s = st;
+    struct my_dir *d = dir == PROTO_UP ? &s->up : &s->down;
+    ssize_t n;
+
+    if (!d->f.started && d->f.scanned == 0 && !d->f.head) {
+        d->s = s;
+        d->request = dir == PROTO_UP;
+        d->stage = s->stage;
+        if (dir == PROTO_DOWN) {
+            d->cmd = (uint8_t)u->info;
+            switch (d->cmd) {
+            case COM_QUERY:
+            case COM_STMT_EXECUTE:
+                d->phase = P_FIRST;
+                break;
+            case COM_STMT_FETCH:
+                d->phase = P_ROWS;
+                break;
+            case COM_FIELD_LIST:
+                d->phase = P_FIELDS;
+                break;
+            case COM_STMT_PREPARE:
+                d->phase = P_PREPARE;
+                break;
+            default:
+                d->phase = P_SIMPLE;
+                break;
+            }
+        }
+    }
+    n = proto_drive(&d->f, in, u, MY_KEEP + 8, my_feed);
+    if (n <= 0)
+        return n;
+    if (d->stage != ST_COMMAND) {
+        /* the handshake: passed untouched */
+        u->flags |= dir == PROTO_UP ? PROTO_NOFAULT | PROTO_NOREPLY : PROTO_PUSH;
+        return n;
+    }
+    if (dir == PROTO_DOWN)
+        return n;
+    u->info = d->firstlen > 0 ? d->first[0] : 0;
+    u->info2 = d->seq;
+    switch (u->info) {
+    case COM_QUIT:
+    case COM_STMT_SEND_LONG_DATA:
+    case COM_STMT_CLOSE:
+    case COM_CHANGE_USER:
+        u->flags |= PROTO_NOREPLY | PROTO_NOFAULT;
+        break;
+    case COM_BINLOG_DUMP:
+    case COM_BINLOG_DUMP_GTID:
+        u->flags |= PROTO_NOFAULT;
+        break;
+    default:
+        break;
+    }
+    return n;
+}
+
+static enum proto_mode mysql_mode(void *st)
+{
+    struct mysql_state *s = st;
+
+    if (s->tunnel)
+        return PROTO_TUNNEL;
+    return s->raw ? PROTO_RAW : PROTO_FRAMED;
+}
+
+static void mysql_error_reply(void *st, const struct proto_error *e,
+                              const struct proto_unit *req, struct rng *r,
+                              struct evbuffer *out, bool *close)
+{
+    long long code = e->code > 0 ? e->code : 1040;
+    const char *state = e->sqlstate != NULL && strlen(e->sqlstate) == 5
+                            ? e->sqlstate
+                            : "HY000";
+    const char *msg = e->message != NULL && e->message[0] != '\0'
+                          ? e->message
+                          : "Too many connections";
+    size_t mlen = strlen(msg);
+    unsigned char head[13];
+    size_t plen;
+
+    (void)st;
+    (void)r;
+    *close = false;
+    if (mlen > 512)
+        mlen = 512;
+    plen = 1 + 2 + 1 + 5 + mlen;
+    head[0] = (unsigned char)(plen & 0xff);
+    head[1] = (unsigned char)(plen >> 8);
+    head[2] = 0;
+    head[3] = (unsigned char)((req->info2 + 1) & 0xff);
+    head[4] = 0xff;
+    head[5] = (unsigned char)(code & 0xff);
+    head[6] = (unsigned char)((code >> 8) & 0xff);
+    head[7] = '#';
+    memcpy(head + 8, state, 5);
+    evbuffer_add(out, head, sizeof(head));
+    evbuffer_add(out, msg, mlen);
+}
+
+static const struct opt_decl mysql_opts[] = { { 0 } };
+
+const struct proto_ops proto_mysql = {
+    .name = "mysql",
+    .help = "MySQL / MariaDB; errors are ERR packets (default 1040 "
+            "\"Too many connections\").",
+    .opts = mysql_opts,
+    .state_size = sizeof(struct mysql_state),
+    .frame = mysql_frame,
+    .mode = mysql_mode,
+    .error_reply = mysql_error_reply,
+};

@@ -1,0 +1,225 @@
+/* The mysql framer: handshake, commands and result sets, split anywhere. */
+#include "framer.h"
+
+#define MY (&proto_mysql)
+
+struct buf {
+    unsigned char b[1 << 16];
+    size_t n;
+};
+
+static void pkt(struct buf *o, unsigned seq, const void *payload, size_t len)
+{
+    o->b[o->n++] = (unsigned char)(len & 0xff);
+    o->b[o->n++] = (unsigned char)((len >> 8) & 0xff);
+    o->b[o->n++] = (unsigned char)(len >> 16);
+    o->b[o->n++] = (unsigned char)seq;
+    memcpy(o->b + o->n, payload, len);
+    o->n += len;
+}
+
+#define PKT(o, seq, lit) pkt((o), (seq), (lit), sizeof(lit) - 1)
+
+static void feed(void *st, enum proto_dir dir, const struct buf *b)
+{
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u = { 0 };
+    ssize_t n;
+
+    evbuffer_add(in, b->b, b->n);
+    while (evbuffer_get_length(in) > 0 && (n = MY->frame(st, dir, in, &u)) > 0) {
+        evbuffer_drain(in, (size_t)n);
+        if (u.flags & PROTO_END)
+            memset(&u, 0, sizeof(u));
+    }
+    cr_assert_eq(evbuffer_get_length(in), 0, "handshake not framed");
+    evbuffer_free(in);
+}
+
+/* greeting with CLIENT_DEPRECATE_EOF, response with or without it, OK */
+static void handshake(void *st, bool deprecate_eof)
+{
+    struct buf g = { .n = 0 }, r = { .n = 0 }, ok = { .n = 0 };
+    unsigned char greet[] = "\x0a" "10.11.6-MariaDB\0"
+                            "\x01\x00\x00\x00" "abcdefgh" "\x00"
+                            "\xff\xf7" "\x08" "\x02\x00" "\xff\x81" "\x15";
+    unsigned char resp[64] = { 0 };
+    uint32_t caps = 0x000fa685u | (deprecate_eof ? 1u << 24 : 0);
+
+    pkt(&g, 0, greet, sizeof(greet) - 1);
+    feed(st, PROTO_DOWN, &g);
+    memcpy(resp, &caps, 4);
+    pkt(&r, 1, resp, sizeof(resp));
+    feed(st, PROTO_UP, &r);
+    PKT(&ok, 2, "\x00\x00\x00\x02\x00\x00\x00");
+    feed(st, PROTO_DOWN, &ok);
+}
+
+static void with_eof(void *st)
+{
+    handshake(st, false);
+}
+
+static void without_eof(void *st)
+{
+    handshake(st, true);
+}
+
+Test(mysql, frames_commands_one_packet_each)
+{
+    struct buf b = { .n = 0 };
+    struct frames f;
+
+    PKT(&b, 0, "\x03SELECT 1");
+    PKT(&b, 0, "\x0e");
+    PKT(&b, 0, "\x01");
+    frame_every_split(MY, with_eof, PROTO_UP, b.b, b.n, NULL, &f);
+    cr_assert_eq(f.error, 0);
+    cr_assert_eq(f.n, 3);
+    cr_assert_eq(f.len[0], 13);
+    cr_assert_eq(f.len[1], 5);
+    cr_assert(f.flags[2] & PROTO_NOREPLY); /* COM_QUIT */
+}
+
+static void result_set(struct buf *b, bool deprecate_eof, bool more)
+{
+    unsigned seq = 1;
+
+    PKT(b, seq++, "\x02");                                    /* 2 columns */
+    PKT(b, seq++, "\x03" "def" "\x00\x00\x00\x01" "a" "\x00\x0c\x3f\x00");
+    PKT(b, seq++, "\x03" "def" "\x00\x00\x00\x01" "b" "\x00\x0c\x3f\x00");
+    if (!deprecate_eof)
+        PKT(b, seq++, "\xfe\x00\x00\x02\x00");
+    PKT(b, seq++, "\x01" "1" "\x00");                         /* rows; one starts with 0x00 */
+    PKT(b, seq++, "\x00\x01" "x");
+    if (deprecate_eof) {
+        if (more)
+            PKT(b, seq++, "\xfe\x00\x00\x0a\x00\x00\x00");
+        else
+            PKT(b, seq++, "\xfe\x00\x00\x02\x00\x00\x00");
+    } else {
+        if (more)
+            PKT(b, seq++, "\xfe\x00\x00\x0a\x00");
+        else
+            PKT(b, seq++, "\xfe\x00\x00\x02\x00");
+    }
+}
+
+Test(mysql, frames_result_sets_with_eof)
+{
+    struct buf b = { .n = 0 };
+    struct infos req = { .n = 3, .info = { 0x03, 0x03, 0x0e } };
+    struct frames f;
+    size_t first;
+
+    result_set(&b, false, false);
+    first = b.n;
+    result_set(&b, false, true); /* a multi-statement: two results */
+    PKT(&b, 8, "\x00\x01\x00\x02\x00\x00\x00");
+    PKT(&b, 1, "\x00\x00\x00\x02\x00\x00\x00"); /* the ping's OK */
+    frame_every_split(MY, with_eof, PROTO_DOWN, b.b, b.n, &req, &f);
+    cr_assert_eq(f.error, 0);
+    cr_assert_eq(f.n, 3);
+    cr_assert_eq(f.len[0], first);
+    cr_assert_eq(f.len[2], 11);
+}
+
+Test(mysql, frames_result_sets_without_eof)
+{
+    struct buf b = { .n = 0 };
+    struct infos req = { .n = 2, .info = { 0x03, 0x03 } };
+    struct frames f;
+    size_t first;
+
+    result_set(&b, true, false);
+    first = b.n;
+    PKT(&b, 1, "\xff\x28\x04#08004Too many");
+    frame_every_split(MY, without_eof, PROTO_DOWN, b.b, b.n, &req, &f);
+    cr_assert_eq(f.error, 0);
+    cr_assert_eq(f.n, 2);
+    cr_assert_eq(f.len[0], first);
+}
+
+Test(mysql, frames_a_prepare_reply)
+{
+    struct buf b = { .n = 0 };
+    struct infos req = { .n = 1, .info = { 0x16 } };
+    struct frames f;
+
+    PKT(&b, 1, "\x00\x01\x00\x00\x00\x01\x00\x02\x00\x00\x00\x00"); /* 1 column, 2 params */
+    PKT(&b, 2, "\x03" "def" "\x00\x00\x00\x01" "?" "\x00");
+    PKT(&b, 3, "\x03" "def" "\x00\x00\x00\x01" "?" "\x00");
+    PKT(&b, 4, "\xfe\x00\x00\x02\x00");
+    PKT(&b, 5, "\x03" "def" "\x00\x00\x00\x01" "c" "\x00");
+    PKT(&b, 6, "\xfe\x00\x00\x02\x00");
+    frame_every_split(MY, with_eof, PROTO_DOWN, b.b, b.n, &req, &f);
+    cr_assert_eq(f.error, 0);
+    cr_assert_eq(f.n, 1);
+    cr_assert_eq(f.len[0], b.n);
+}
+
+Test(mysql, a_packet_of_16_mib_or_more_is_one_request)
+{
+    struct evbuffer *in = evbuffer_new();
+    void *st = framer_new(MY);
+    struct proto_unit u = { 0 };
+    unsigned char hdr[4] = { 0xff, 0xff, 0xff, 0 };
+    unsigned char tail[4] = { 5, 0, 0, 1 };
+    static unsigned char big[0xffffff];
+    size_t total = 0;
+    ssize_t n;
+
+    with_eof(st);
+    big[0] = 0x03;
+    evbuffer_add(in, hdr, 4);
+    evbuffer_add(in, big, sizeof(big));
+    evbuffer_add(in, tail, 4);
+    evbuffer_add(in, "12345", 5);
+    while ((n = MY->frame(st, PROTO_UP, in, &u)) > 0) {
+        evbuffer_drain(in, (size_t)n);
+        total += (size_t)n;
+        if (u.flags & PROTO_END)
+            break;
+    }
+    cr_assert(u.flags & PROTO_END);
+    cr_assert_eq(total, 4 + sizeof(big) + 4 + 5);
+    cr_assert_eq(u.info, 0x03);
+    cr_assert_eq(u.info2, 1, "the last packet's sequence id");
+    evbuffer_free(in);
+    framer_free(MY, st);
+}
+
+Test(mysql, a_tls_request_leaves_the_protocol)
+{
+    void *st = framer_new(MY);
+    struct buf g = { .n = 0 }, r = { .n = 0 };
+    unsigned char greet[] = "\x0a" "8.0\0" "\x01\x00\x00\x00" "abcdefgh" "\x00"
+                            "\xff\xff" "\x08" "\x02\x00" "\xff\x81" "\x15";
+    unsigned char ssl[32] = { 0x05, 0x8a, 0x00, 0x00 }; /* CLIENT_SSL set */
+
+    pkt(&g, 0, greet, sizeof(greet) - 1);
+    feed(st, PROTO_DOWN, &g);
+    pkt(&r, 1, ssl, sizeof(ssl));
+    feed(st, PROTO_UP, &r);
+    cr_assert_eq(MY->mode(st), PROTO_TUNNEL);
+    framer_free(MY, st);
+}
+
+Test(mysql, the_error_is_an_err_packet_after_the_request)
+{
+    void *st = framer_new(MY);
+    struct evbuffer *out = evbuffer_new();
+    struct proto_error e = { .sqlstate = "08004", .message = "" };
+    struct proto_unit req = { .info = 0x03, .info2 = 0 };
+    bool close = true;
+    unsigned char buf[64];
+    const unsigned char want[] = "\x1d\x00\x00\x01\xff\x10\x04#08004Too many connections";
+
+    MY->error_reply(st, &e, &req, NULL, out, &close);
+    cr_assert_eq(evbuffer_get_length(out), sizeof(want) - 1);
+    evbuffer_remove(out, buf, sizeof(buf));
+    cr_assert_eq(memcmp(buf, want, sizeof(want) - 1), 0);
+    cr_assert(!close);
+    evbuffer_free(out);
+    framer_free(MY, st);
+}
