@@ -159,7 +159,6 @@ Test(cli, wrong_flags_are_named_in_one_line)
         { { "--behavior", "150:delay", NULL }, "100 or less" },
         { { "--behavior", "10:zzz", NULL }, "'zzz' is an unknown behavior" },
         { { "--protocol", "gopher", NULL }, "unknown protocol" },
-        { { "--protocol", "redis", NULL }, "not supported by this build yet" },
         { { "--timeout", "-1", NULL }, "--timeout" },
         { { "--behavior-delay-sleep", "x", NULL }, "takes a number" },
         { { "--behavior-delay-nope", "1", NULL }, "unrecognized argument" },
