@@ -400,8 +400,12 @@ static void tunnel_reply(struct session *s, struct evbuffer *in)
  * requests in flight.
  */
 
-static void entry_free(struct entry *e)
+static void entry_free(struct session *s, struct entry *e)
 {
+    if (s->up_entry == e)
+        s->up_entry = NULL;
+    if (s->down_entry == e)
+        s->down_entry = NULL;
     if (e->answer != NULL)
         evbuffer_free(e->answer);
     free(e);
@@ -427,7 +431,7 @@ static void queue_clear(struct session *s)
     while (s->q_head != NULL) {
         struct entry *e = s->q_head;
         s->q_head = e->next;
-        entry_free(e);
+        entry_free(s, e);
     }
     s->q_tail = NULL;
     s->up_entry = s->down_entry = NULL;
@@ -444,7 +448,7 @@ static void flush_answers(struct session *s)
             s->q_tail = NULL;
         if (e->answer != NULL)
             send_answer(s, e->answer, e->close_after);
-        entry_free(e);
+        entry_free(s, e);
     }
 }
 
@@ -698,7 +702,7 @@ static void framed_reply(struct session *s, struct evbuffer *in)
                 queue_remove(s, e);
                 if (e->answer != NULL)
                     send_answer(s, e->answer, e->close_after);
-                entry_free(e);
+                entry_free(s, e);
             }
             s->down_entry = NULL;
             flush_answers(s);

@@ -152,6 +152,7 @@ class Vaurien:
                 self.proc.kill()
                 self.proc.wait()
                 raise AssertionError("vaurien did not stop on SIGTERM")
+        self.stderr_text = self.proc.stderr.read().decode(errors="replace")
         self.proc.stdout.close()
         self.proc.stderr.close()
         shutil.rmtree(self.logdir, ignore_errors=True)
@@ -180,7 +181,8 @@ def vaurien(request):
     for v in started:
         log = v.log_text()
         rc = v.stop()
-        assert rc == 0, "vaurien exited %s on SIGTERM; log:\n%s" % (rc, log[-3000:])
+        assert rc == 0, "vaurien exited %s on SIGTERM; log:\n%s\nstderr:\n%s" % (
+            rc, log[-3000:], v.stderr_text[-6000:])
         assert "AddressSanitizer" not in log and "runtime error" not in log
 
 

@@ -149,7 +149,9 @@ Test(http, garbage_is_refused)
     struct frames f;
     void *st = new_state();
 
-    frame_all(H, st, PROTO_UP, "\x16\x03\x01\x02\x00 not http\r\n\r\n", 21, 0, 64, NULL, &f);
+    static const char tls[] = "\x16\x03\x01\x02\x00 not http\r\n\r\n";
+
+    frame_all(H, st, PROTO_UP, tls, sizeof(tls) - 1, 0, 64, NULL, &f);
     cr_assert(f.error);
     framer_free(H, st);
 }
