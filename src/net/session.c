@@ -755,6 +755,19 @@ static void session_pump(struct session *s)
     s->pumping = false;
 }
 
+/* A side ended: what it sent that does not make a whole unit still goes
+ * to the other side, untouched, before the end is relayed. */
+static void flush_on_eof(struct session *s, struct evbuffer *in)
+{
+    session_pump(s);
+    if (s->state != SESSION_OPEN || evbuffer_get_length(in) == 0 ||
+        s->synth_blocked)
+        return;
+    if (s->mode == PROTO_FRAMED)
+        set_mode(s, PROTO_RAW, "a side closed in the middle of a message");
+    session_pump(s);
+}
+
 static void client_read_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
@@ -834,8 +847,9 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_EOF) {
         if (s->state == SESSION_OPEN) {
-            /* requests still in the input (synth_blocked) are dropped */
-            pipe_on_eof(&s->up);
+            flush_on_eof(s, bufferevent_get_input(s->client));
+            if (s->state == SESSION_OPEN)
+                pipe_on_eof(&s->up);
         } else {
             session_close(s, false, "client closed");
         }
@@ -873,7 +887,9 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_EOF) {
-        pipe_on_eof(&s->down);
+        flush_on_eof(s, bufferevent_get_input(s->backend));
+        if (s->state == SESSION_OPEN)
+            pipe_on_eof(&s->down);
         return;
     }
     snprintf(why, sizeof(why), "backend: %s", event_error(what));

@@ -143,7 +143,9 @@ class Vaurien:
         return s
 
     def stop(self):
-        """SIGTERM, and the exit status (0 expected)."""
+        """SIGTERM, and the exit status (0 expected). Idempotent."""
+        if getattr(self, "stderr_text", None) is not None:
+            return self.proc.returncode
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
