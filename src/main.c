@@ -138,7 +138,7 @@ static int run_proxy(const struct settings *st, const struct addr *demo)
         printf("\nVaurien demo: a proxy on %s in front of a built-in HTTP "
                "backend on %s,\nwith the behavior mix %s. Try:\n\n"
                "  curl -sS -m 5 http://%s/          "
-               "# a few times: some are slow, some fail\n"
+               "# a few times: some are slow, some get a 5xx\n"
                "  for i in $(seq 20); do curl -s -o /dev/null -m 5 -w "
                "'%%{http_code} %%{time_total}s\\n' http://%s/; done\n\n"
                "Stop with Ctrl-C.\n\n",
@@ -215,7 +215,8 @@ int main(int argc, char **argv)
         addr_parse("127.0.0.1:8888", &demo, err, sizeof(err));
         settings_set(&st, "proxy", "127.0.0.1:8000", err, sizeof(err));
         settings_set(&st, "backend", "127.0.0.1:8888", err, sizeof(err));
-        settings_set(&st, "behavior", "20:delay,10:error,5:blackout,5:abort",
+        settings_set(&st, "protocol", "http", err, sizeof(err));
+        settings_set(&st, "behavior", "20:delay,15:error,5:blackout,5:abort",
                      err, sizeof(err));
         settings_set(&st, "timeout", "10", err, sizeof(err));
         settings_set_plugin(&st, "behavior", "delay", "sleep", "0.5", err,
