@@ -1,7 +1,11 @@
 /*
  * main: the command line and the modes.
  *
- *   vaurien [options]              one proxy (the original's command line)
+ *   vaurien [options]              one proxy (the original's command line),
+ *                                  with --http the control API too
+ *   vaurien server [-host H] [-port P] [-config FILE] [-seed N]
+ *                                  proxies managed through the API
+ *   vaurien ctl ...                a client of the API (ctl/client.c)
  *   vaurien demo [options]         a proxy in front of the built-in backend
  *   vaurien demo-backend [--listen HOST:PORT]
  *
@@ -16,11 +20,18 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include <errno.h>
+#include <jansson.h>
+
 #include "conf/cli.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "ctl/api.h"
+#include "ctl/client.h"
+#include "ctl/json.h"
 #include "net/demo.h"
 #include "net/proxy.h"
+#include "net/server.h"
 
 #define EXIT_USAGE 2
 
@@ -102,11 +113,33 @@ static void seed_rng(const struct settings *st)
              (unsigned long long)seed);
 }
 
+/* Serves the control API when asked; logs where. */
+static int start_api(struct loop *l, struct server *srv,
+                     const struct addr *a, struct api **out)
+{
+    char err[600], where[80];
+
+    *out = api_start(l->base, srv, a, err, sizeof(err));
+    if (*out == NULL) {
+        log_error("%s", err);
+        return -1;
+    }
+    log_info("control API on http://%s", api_bound_addr(*out, where,
+                                                       sizeof(where)));
+    if (strcmp(a->host, "localhost") != 0 && strncmp(a->host, "127.", 4) != 0 &&
+        strcmp(a->host, "::1") != 0)
+        log_warn("the control API listens on %s: anyone who reaches it can "
+                 "reconfigure the proxies", a->host);
+    return 0;
+}
+
 static int run_proxy(const struct settings *st, const struct addr *demo)
 {
     struct loop l = { 0 };
+    struct server srv;
     struct proxy *p = NULL;
     struct demo_backend *d = NULL;
+    struct api *api = NULL;
     char err[600], a[300], b[300], bound[80];
     int rc = 1;
 
@@ -114,6 +147,7 @@ static int run_proxy(const struct settings *st, const struct addr *demo)
         log_error("cannot set up the event loop");
         goto out;
     }
+    server_init(&srv, l.base, l.dns, st);
     if (demo != NULL) {
         d = demo_backend_start(l.base, demo, err, sizeof(err));
         if (d == NULL) {
@@ -121,19 +155,23 @@ static int run_proxy(const struct settings *st, const struct addr *demo)
             goto out;
         }
     }
-    p = proxy_create(l.base, l.dns, st);
+    p = proxy_create(l.base, l.dns, "vaurien", st);
     if (p == NULL) {
         log_error("out of memory");
         goto out;
     }
-    if (proxy_start(p, err, sizeof(err)) < 0) {
+    if (proxy_set_enabled(p, true, err, sizeof(err)) < 0) {
         log_error("%s", err);
+        proxy_destroy(p);
         goto out;
     }
+    server_add(&srv, p);
     log_info("proxying %s -> %s, protocol %s, behavior %s",
              proxy_bound_addr(p, bound, sizeof(bound)),
              addr_format(&st->backend, b, sizeof(b)), st->protocol,
              st->behavior);
+    if (st->http && start_api(&l, &srv, &st->http_addr, &api) < 0)
+        goto out;
     if (demo != NULL) {
         printf("\nVaurien demo: a proxy on %s in front of a built-in HTTP "
                "backend on %s,\nwith the behavior mix %s. Try:\n\n"
@@ -149,9 +187,130 @@ static int run_proxy(const struct settings *st, const struct addr *demo)
     event_base_dispatch(l.base);
     rc = 0;
 out:
-    proxy_destroy(p);
+    api_stop(api);
+    if (l.base != NULL)
+        server_deinit(&srv);
     demo_backend_stop(d);
     loop_deinit(&l);
+    return rc;
+}
+
+/* vaurien server: toxiproxy-server's flags, in -x and --x spellings. */
+static int run_server(int argc, char **argv)
+{
+    struct settings st;
+    struct loop l = { 0 };
+    struct server srv;
+    struct api *api = NULL;
+    struct addr a;
+    char err[4400], config[4096] = "";
+    int rc = 1;
+
+    settings_init(&st);
+    addr_parse("localhost:8474", &a, err, sizeof(err));
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i], *eq, *value = NULL;
+        char name[64];
+        size_t len;
+        if (arg[0] != '-') {
+            snprintf(err, sizeof(err), "unrecognized argument '%s'", arg);
+            usage_error(err);
+        }
+        arg += arg[1] == '-' ? 2 : 1;
+        eq = strchr(arg, '=');
+        len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        snprintf(name, sizeof(name), "%.*s", (int)(len < 63 ? len : 63), arg);
+        if (strcmp(name, "help") == 0 || strcmp(name, "h") == 0) {
+            printf("usage: vaurien server [-host HOST] [-port PORT] "
+                   "[-config FILE] [-seed N]\n"
+                   "       [-log-level LEVEL] [-log-output FILE] "
+                   "[-timeout SECONDS]\n\n"
+                   "Serves the Toxiproxy and Vaurien control API (default "
+                   "localhost:8474);\n-config takes Toxiproxy's populate "
+                   "JSON (with protocol and toxics).\n");
+            settings_deinit(&st);
+            return 0;
+        }
+        if (strcmp(name, "version") == 0) {
+            printf("vaurien %s (Toxiproxy API %s)\n", VAURIEN_VERSION,
+                   API_TOXIPROXY_VERSION);
+            settings_deinit(&st);
+            return 0;
+        }
+        if (strcmp(name, "proxy-metrics") == 0 ||
+            strcmp(name, "runtime-metrics") == 0)
+            continue; /* GET /metrics always has them */
+        if (eq != NULL)
+            value = eq + 1;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else {
+            snprintf(err, sizeof(err), "-%s expects a value", name);
+            usage_error(err);
+        }
+        if (strcmp(name, "host") == 0) {
+            if (strlen(value) >= ADDR_HOST_MAX)
+                usage_error("-host: host name too long");
+            strcpy(a.host, value);
+        } else if (strcmp(name, "port") == 0) {
+            char *end;
+            long port = strtol(value, &end, 10);
+            if (*end != '\0' || end == value || port < 0 || port > 65535) {
+                snprintf(err, sizeof(err), "-port: expected 0-65535, got '%s'",
+                         value);
+                usage_error(err);
+            }
+            a.port = (unsigned short)port;
+        } else if (strcmp(name, "config") == 0) {
+            snprintf(config, sizeof(config), "%s", value);
+        } else {
+            char why[600];
+            /* seed, log-level, log-output, timeout, backlog ... */
+            if (settings_set(&st, name, value, why, sizeof(why)) < 0) {
+                snprintf(err, sizeof(err), "-%s: %s", name, why);
+                usage_error(err);
+            }
+        }
+    }
+    start_logging(&st);
+    seed_rng(&st);
+    if (loop_init(&l) < 0) {
+        log_error("cannot set up the event loop");
+        goto out;
+    }
+    server_init(&srv, l.base, l.dns, &st);
+    if (config[0] != '\0') {
+        json_error_t je;
+        json_t *j = json_load_file(config, 0, &je), *out, *done;
+        int status;
+        if (j == NULL) {
+            fprintf(stderr, "vaurien: error: -config %s: %s (line %d)\n",
+                    config, je.text, je.line);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        out = ctl_populate(&srv, j, &status, &done, err, sizeof(err));
+        json_decref(j);
+        json_decref(done);
+        if (out == NULL) {
+            fprintf(stderr, "vaurien: error: -config %s: %s\n", config, err);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        log_info("-config %s: %zu proxies", config, json_array_size(out));
+        json_decref(out);
+    }
+    if (start_api(&l, &srv, &a, &api) < 0)
+        goto out;
+    event_base_dispatch(l.base);
+    rc = 0;
+out:
+    api_stop(api);
+    if (l.base != NULL)
+        server_deinit(&srv);
+    loop_deinit(&l);
+    settings_deinit(&st);
+    log_deinit();
     return rc;
 }
 
@@ -207,6 +366,10 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "demo-backend") == 0)
         return run_demo_backend(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "server") == 0)
+        return run_server(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+        return ctl_client_main(argc - 1, argv + 1);
     settings_init(&st);
     if (argc > 1 && strcmp(argv[1], "demo") == 0) {
         /* The demo's defaults; every flag still applies. */

@@ -38,6 +38,12 @@ static const struct flag {
       "Log file, - for stderr (default -)" },
     { "--seed", "seed", false, "N",
       "Seed of every random draw (default: random, logged at start)" },
+    { "--http", "http", true, NULL,
+      "Serve the control API (Vaurien's and Toxiproxy's)" },
+    { "--http-host", "http_host", false, "HOST",
+      "Address of the control API (default localhost)" },
+    { "--http-port", "http_port", false, "PORT",
+      "Port of the control API (default 8080)" },
 };
 
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -197,6 +203,10 @@ void cli_print_help(FILE *out)
 {
     fprintf(out,
             "usage: vaurien [options]\n"
+            "       vaurien server [-host HOST] [-port PORT] [-config FILE] "
+            "[-seed N]\n"
+            "       vaurien ctl [--host URL] COMMAND ...   (vaurien ctl "
+            "--help)\n"
             "       vaurien demo          a demo proxy in front of a "
             "built-in backend\n"
             "       vaurien demo-backend [--listen HOST:PORT]\n"

@@ -21,7 +21,7 @@ struct ini_ctx {
 /* Keys of the original's [vaurien] section that this build does not act on;
  * reading them is not an error, so the original's files keep loading. */
 static const char *const ignored_keys[] = {
-    "http", "http_host", "http_port", "pool_max_size", "pool_timeout",
+    "pool_max_size", "pool_timeout",
 };
 
 int ini_expand_env(const char *value, char *out, size_t outlen, char *err,

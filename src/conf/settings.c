@@ -25,6 +25,7 @@ void settings_init(struct settings *st)
     st->timeout = 30;
     st->backlog = 8192;
     st->log_level = LOG_INFO;
+    addr_parse("localhost:8080", &st->http_addr, err, sizeof(err));
     strcpy(st->log_output, "-");
     for (int i = 0; i < behav_count(); i++)
         behav_inst_init(&st->behav[i], behav_at(i));
@@ -148,6 +149,35 @@ int settings_set(struct settings *st, const char *key, const char *value,
     if (key_is(key, "log_output"))
         return copy_text(st->log_output, sizeof(st->log_output), value, key,
                          err, errlen);
+    if (key_is(key, "http")) {
+        int b = opt_parse_bool(value);
+        if (b < 0) {
+            snprintf(err, errlen, "expected true or false, got '%s'", value);
+            return -EINVAL;
+        }
+        st->http = b;
+        return 0;
+    }
+    if (key_is(key, "http_host")) {
+        if (strlen(value) >= ADDR_HOST_MAX) {
+            snprintf(err, errlen, "host name too long");
+            return -EINVAL;
+        }
+        strcpy(st->http_addr.host, value);
+        return 0;
+    }
+    if (key_is(key, "http_port")) {
+        long v;
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (value[0] == '\0' || *end != '\0' || errno != 0 || v < 0 ||
+            v > 65535) {
+            snprintf(err, errlen, "expected a port 0-65535, got '%s'", value);
+            return -EINVAL;
+        }
+        st->http_addr.port = (unsigned short)v;
+        return 0;
+    }
     if (key_is(key, "seed")) {
         unsigned long long v;
         errno = 0;

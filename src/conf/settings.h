@@ -35,6 +35,8 @@ struct settings {
     bool seed_set;
     uint64_t seed;
     char config[4096];     /* the INI file read, "" if none */
+    bool http;             /* serve the control API */
+    struct addr http_addr; /* where */
     /* options of every behavior, indexed as the behavior registry */
     struct behav_inst behav[SETTINGS_BEHAV_MAX];
     /* options of every protocol, indexed as the protocol registry */

@@ -5,12 +5,14 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "core/log.h"
+#include "core/rng.h"
 #include "net/session.h"
 
 static void timespec_now(struct timespec *t)
@@ -68,6 +70,13 @@ void pipe_deinit(struct pipe *p)
         evtimer_del(&p->timer);
         p->timer_set = false;
     }
+    if (p->tox_timer_set) {
+        evtimer_del(&p->tox_timer);
+        p->tox_timer_set = false;
+    }
+    free(p->chain);
+    p->chain = NULL;
+    p->nchain = 0;
 }
 
 size_t pipe_buffered(const struct pipe *p)
@@ -83,8 +92,10 @@ static void arm_timer(struct pipe *p)
     struct timespec now;
     struct timeval tv = { 0, 0 };
 
-    if (p->head == NULL)
+    if (p->head == NULL || p->head->forever) {
+        evtimer_del(&p->timer);
         return;
+    }
     timespec_now(&now);
     if (!timespec_le(&p->head->due, &now)) {
         long long ns = (p->head->due.tv_sec - now.tv_sec) * 1000000000LL +
@@ -118,8 +129,11 @@ static void release(struct pipe *p)
 {
     struct timespec now;
 
+    if (p->s->state == SESSION_CLOSED || p->dst == NULL)
+        return;
     timespec_now(&now);
-    while (p->head != NULL && timespec_le(&p->head->due, &now)) {
+    while (p->head != NULL && !p->head->forever &&
+           timespec_le(&p->head->due, &now)) {
         struct held *h = p->head;
         size_t len = evbuffer_get_length(h->buf);
         p->head = h->next;
@@ -145,16 +159,13 @@ static void pipe_timer_cb(evutil_socket_t fd, short what, void *arg)
     release(p);
 }
 
-int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
-              enum behav_act then)
+/* Appends a held unit of len bytes from the front of from. */
+static int hold(struct pipe *p, struct evbuffer *from, size_t len,
+                const struct timespec *due, const struct timespec *base,
+                bool toxic, bool forever, enum behav_act then)
 {
-    struct held *h;
+    struct held *h = malloc(sizeof(*h));
 
-    if (p->head == NULL && delay <= 0) {
-        deliver(p, from, len, then);
-        return 0;
-    }
-    h = malloc(sizeof(*h));
     if (h == NULL)
         return -ENOMEM;
     h->buf = evbuffer_new();
@@ -165,9 +176,10 @@ int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
     evbuffer_remove_buffer(from, h->buf, len);
     h->next = NULL;
     h->then = then;
-    timespec_now(&h->due);
-    if (delay > 0)
-        timespec_add(&h->due, delay);
+    h->due = *due;
+    h->base = *base;
+    h->toxic = toxic;
+    h->forever = forever;
     p->held_bytes += len;
     if (p->tail != NULL) {
         p->tail->next = h;
@@ -176,6 +188,319 @@ int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
         p->head = p->tail = h;
         arm_timer(p);
     }
+    return 0;
+}
+
+static void tox_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static void arm_tox_timer(struct pipe *p, enum pipe_tox_timer action,
+                          double secs)
+{
+    struct timeval tv;
+
+    if (!p->tox_timer_set) {
+        evtimer_assign(&p->tox_timer, bufferevent_get_base(p->src),
+                       tox_timer_cb, p);
+        p->tox_timer_set = true;
+    }
+    tv.tv_sec = (time_t)secs;
+    tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
+    p->tox_action = action;
+    evtimer_add(&p->tox_timer, &tv);
+}
+
+static void tox_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pipe *p = arg;
+
+    (void)fd;
+    (void)what;
+    switch (p->tox_action) {
+    case TOXT_TIMEOUT:
+        session_close(p->s, false, "timeout toxic");
+        break;
+    case TOXT_RESET:
+        session_close(p->s, true, "reset_peer toxic");
+        break;
+    case TOXT_SLOW_CLOSE:
+        p->shut_delayed = false;
+        p->tox_action = TOXT_NONE;
+        pipe_maybe_shut(p);
+        break;
+    case TOXT_NONE:
+        break;
+    }
+}
+
+#define PIECES_MAX 4096
+
+struct piece {
+    size_t len;
+    struct timespec due;
+    bool forever;
+};
+
+/* Runs len bytes through the toxics of the chain and queues what comes
+ * out, in order. */
+static int emit_toxic(struct pipe *p, struct evbuffer *from, size_t len,
+                      double delay, enum behav_act then)
+{
+    static struct piece pc[PIECES_MAX], tmp[PIECES_MAX];
+    struct timespec base;
+    int n = 1, rc = 0;
+
+    timespec_now(&base);
+    if (delay > 0)
+        timespec_add(&base, delay);
+    pc[0].len = len;
+    pc[0].due = base;
+    pc[0].forever = false;
+    for (int i = 0; i < p->nchain; i++) {
+        struct tox_link *l = &p->chain[i];
+        const union opt_val *a = l->t->inst.vals;
+        switch (l->t->type->kind) {
+        case TOXIC_LATENCY: {
+            double ms = (double)a[TOX_LATENCY_MS].i;
+            long long j = a[TOX_JITTER_MS].i;
+            if (j > 0)
+                ms += (double)((long long)rng_below(&rng_global,
+                                                    (uint64_t)(2 * j + 1)) - j);
+            if (ms > 0)
+                for (int k = 0; k < n; k++)
+                    timespec_add(&pc[k].due, ms / 1000.0);
+            break;
+        }
+        case TOXIC_SLICER: {
+            long long avg = a[TOX_SLICER_AVG].i, var = a[TOX_SLICER_VAR].i;
+            double gap = (double)a[TOX_SLICER_DELAY_US].i / 1e6;
+            int m = 0;
+            if (avg <= 0)
+                break;
+            for (int k = 0; k < n && m < PIECES_MAX; k++) {
+                size_t left = pc[k].len;
+                int slice = 0;
+                while (left > 0 && m < PIECES_MAX) {
+                    long long size = avg;
+                    if (var > 0)
+                        size += (long long)rng_below(&rng_global,
+                                                     (uint64_t)(2 * var + 1)) - var;
+                    if (size < 1)
+                        size = 1;
+                    if ((size_t)size > left || m == PIECES_MAX - 1)
+                        size = (long long)left;
+                    tmp[m] = pc[k];
+                    tmp[m].len = (size_t)size;
+                    timespec_add(&tmp[m].due, gap * slice++);
+                    left -= (size_t)size;
+                    m++;
+                }
+            }
+            memcpy(pc, tmp, sizeof(pc[0]) * (size_t)m);
+            n = m;
+            break;
+        }
+        case TOXIC_BANDWIDTH: {
+            long long rate = a[TOX_RATE_KBPS].i;
+            int m = 0;
+            if (rate <= 0) {
+                for (int k = 0; k < n; k++)
+                    pc[k].forever = true;
+                break;
+            }
+            /* pieces of at most 100 ms worth, so the rate is smooth */
+            size_t step = (size_t)(rate * 100);
+            for (int k = 0; k < n && m < PIECES_MAX; k++) {
+                size_t left = pc[k].len;
+                while (left > 0 && m < PIECES_MAX) {
+                    size_t size = left < step || m == PIECES_MAX - 1 ? left : step;
+                    struct timespec start = pc[k].due;
+                    if (timespec_le(&start, &l->clock))
+                        start = l->clock;
+                    timespec_add(&start, (double)size / ((double)rate * 1000.0));
+                    l->clock = start;
+                    tmp[m] = pc[k];
+                    tmp[m].len = size;
+                    tmp[m].due = start;
+                    left -= size;
+                    m++;
+                }
+            }
+            memcpy(pc, tmp, sizeof(pc[0]) * (size_t)m);
+            n = m;
+            break;
+        }
+        case TOXIC_LIMIT_DATA: {
+            unsigned long long limit = (unsigned long long)a[TOX_LIMIT_BYTES].i;
+            unsigned long long room = l->count < limit ? limit - l->count : 0;
+            size_t total = 0;
+            int m = 0;
+            for (int k = 0; k < n; k++) {
+                size_t take = pc[k].len;
+                if (total + take > room)
+                    take = (size_t)(room - total);
+                if (take == 0)
+                    break;
+                pc[m] = pc[k];
+                pc[m].len = take;
+                total += take;
+                m++;
+            }
+            l->count += total;
+            if (l->count < limit)
+                break;
+            /* The limit is reached: what fits passes, the rest is dropped,
+             * and the connection closes once it is written. */
+            for (int k = 0; k < m && rc == 0; k++)
+                rc = hold(p, from, pc[k].len, &pc[k].due, &base, true,
+                          pc[k].forever, k == m - 1 ? BEHAV_CLOSE : BEHAV_PASS);
+            evbuffer_drain(from, len - total);
+            p->discard = true;
+            if (m == 0) {
+                if (p->tail != NULL)
+                    p->tail->then = BEHAV_CLOSE;
+                else
+                    p->close_on_flush = true;
+                if (p->head == NULL &&
+                    evbuffer_get_length(bufferevent_get_output(p->dst)) == 0) {
+                    session_close(p->s, false, "limit_data toxic");
+                    return rc;
+                }
+            }
+            release(p);
+            return rc;
+        }
+        case TOXIC_TIMEOUT:
+            evbuffer_drain(from, len);
+            if (a[TOX_TIMEOUT_MS].i > 0)
+                arm_tox_timer(p, TOXT_TIMEOUT,
+                              (double)a[TOX_TIMEOUT_MS].i / 1000.0);
+            return 0;
+        case TOXIC_RESET_PEER:
+            evbuffer_drain(from, len);
+            if (!l->fired) {
+                l->fired = true;
+                arm_tox_timer(p, TOXT_RESET,
+                              (double)a[TOX_TIMEOUT_MS].i / 1000.0);
+            }
+            return 0;
+        case TOXIC_SLOW_CLOSE:
+        case TOXIC_NOOP:
+        case TOXIC_BEHAVIOR:
+            break;
+        }
+    }
+    for (int k = 0; k < n && rc == 0; k++)
+        rc = hold(p, from, pc[k].len, &pc[k].due, &base, true, pc[k].forever,
+                  k == n - 1 ? then : BEHAV_PASS);
+    release(p);
+    return rc;
+}
+
+int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
+              enum behav_act then)
+{
+    struct timespec due;
+
+    if (p->nchain > 0)
+        return emit_toxic(p, from, len, delay, then);
+    if (p->head == NULL && delay <= 0) {
+        deliver(p, from, len, then);
+        return 0;
+    }
+    timespec_now(&due);
+    if (delay > 0)
+        timespec_add(&due, delay);
+    return hold(p, from, len, &due, &due, false, false, then);
+}
+
+static const struct tox_link *find_link(const struct tox_link *chain, int n,
+                                        uint32_t uid)
+{
+    for (int i = 0; i < n; i++)
+        if (chain[i].uid == uid)
+            return &chain[i];
+    return NULL;
+}
+
+int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
+                   enum toxic_stream stream)
+{
+    struct tox_link *old = p->chain, *chain = NULL;
+    int nold = p->nchain, m = 0;
+    bool close = false;
+
+    if (n > 0) {
+        chain = calloc((size_t)n, sizeof(*chain));
+        if (chain == NULL)
+            return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        const struct toxic *t = toxics[i];
+        const struct tox_link *was;
+        if (t->stream != stream || t->type->kind == TOXIC_BEHAVIOR)
+            continue;
+        /* toxicity 0 never applies, 1 always; drawn per connection */
+        if (t->toxicity <= 0 ||
+            (t->toxicity < 1 && rng_double(&rng_global) >= t->toxicity))
+            continue;
+        was = find_link(old, nold, t->uid);
+        if (was != NULL)
+            chain[m] = *was;
+        chain[m].t = t;
+        chain[m].uid = t->uid;
+        m++;
+    }
+    bool fresh_timeout = false;
+    for (int i = 0; i < nold; i++)
+        if (find_link(chain, m, old[i].uid) == NULL &&
+            old[i].t->type->kind == TOXIC_TIMEOUT)
+            close = true; /* as Toxiproxy: a removed timeout closes */
+    for (int i = 0; i < m; i++)
+        if (chain[i].t->type->kind == TOXIC_TIMEOUT &&
+            find_link(old, nold, chain[i].uid) == NULL &&
+            chain[i].t->inst.vals[TOX_TIMEOUT_MS].i > 0)
+            fresh_timeout = true;
+    free(old);
+    p->chain = m > 0 ? chain : NULL;
+    p->nchain = m;
+    if (m == 0)
+        free(chain);
+    /* what the old toxics held goes on as if they had not been there */
+    for (struct held *h = p->head; h != NULL; h = h->next) {
+        if (h->toxic) {
+            h->due = h->base;
+            h->toxic = false;
+            h->forever = false;
+        }
+    }
+    if (p->tox_timer_set && p->tox_action != TOXT_SLOW_CLOSE &&
+        p->tox_action != TOXT_NONE) {
+        bool keep = false;
+        for (int i = 0; i < m; i++)
+            keep |= (p->tox_action == TOXT_TIMEOUT &&
+                     p->chain[i].t->type->kind == TOXIC_TIMEOUT) ||
+                    (p->tox_action == TOXT_RESET &&
+                     p->chain[i].t->type->kind == TOXIC_RESET_PEER);
+        if (!keep) {
+            evtimer_del(&p->tox_timer);
+            p->tox_action = TOXT_NONE;
+        }
+    }
+    if (close) {
+        session_close(p->s, false, "timeout toxic removed");
+        return 0;
+    }
+    /* a timeout toxic counts from when it applies */
+    for (int i = 0; i < m && fresh_timeout; i++)
+        if (p->chain[i].t->type->kind == TOXIC_TIMEOUT &&
+            p->chain[i].t->inst.vals[TOX_TIMEOUT_MS].i > 0) {
+            arm_tox_timer(p, TOXT_TIMEOUT,
+                          (double)p->chain[i].t->inst.vals[TOX_TIMEOUT_MS].i /
+                              1000.0);
+            break;
+        }
+    if (p->dst != NULL)
+        release(p);
     return 0;
 }
 
@@ -222,6 +547,18 @@ void pipe_maybe_shut(struct pipe *p)
     /* requests read but not yet decided on still have to go through */
     if (!p->discard && evbuffer_get_length(bufferevent_get_input(p->src)) != 0)
         return;
+    if (p->shut_delayed)
+        return;
+    for (int i = 0; i < p->nchain && !p->slow_closed; i++) {
+        if (p->chain[i].t->type->kind == TOXIC_SLOW_CLOSE) {
+            p->shut_delayed = true;
+            p->slow_closed = true;
+            arm_tox_timer(p, TOXT_SLOW_CLOSE,
+                          (double)p->chain[i].t->inst.vals[TOX_DELAY_MS].i /
+                              1000.0);
+            return;
+        }
+    }
     shutdown(bufferevent_getfd(p->dst), SHUT_WR);
     p->shut = true;
     log_debug("session %llu: %s direction finished after %llu bytes",

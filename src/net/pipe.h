@@ -22,6 +22,7 @@
 #include <event2/event_struct.h>
 
 #include "behav/behav.h"
+#include "behav/toxic.h"
 
 #define PIPE_CAP (256 * 1024)
 #define PIPE_LOW (PIPE_CAP / 2)
@@ -32,9 +33,23 @@ struct held {
     struct held *next;
     struct evbuffer *buf;
     struct timespec due;  /* CLOCK_MONOTONIC */
+    struct timespec base; /* due without the toxics' delays */
+    bool toxic;           /* held by a toxic: released when toxics change */
+    bool forever;         /* bandwidth 0: until the toxics change */
     enum behav_act then;  /* BEHAV_PASS; BEHAV_ABORT or BEHAV_CLOSE: close the
                              session once it is written */
 };
+
+/* A toxic active on one direction of one connection, and its state. */
+struct tox_link {
+    const struct toxic *t;
+    uint32_t uid;
+    struct timespec clock;  /* bandwidth: when the last byte leaves */
+    unsigned long long count; /* limit_data: bytes passed */
+    bool fired;             /* reset_peer: the reset is on its way */
+};
+
+enum pipe_tox_timer { TOXT_NONE, TOXT_TIMEOUT, TOXT_RESET, TOXT_SLOW_CLOSE };
 
 struct pipe {
     struct session *s;
@@ -51,6 +66,13 @@ struct pipe {
     bool close_on_flush;       /* cut the session once dst output is empty */
     bool discard;              /* drop whatever the source sends */
     unsigned long long bytes;  /* bytes written to dst so far */
+    struct tox_link *chain;    /* active byte toxics, in order; NULL: none */
+    int nchain;
+    struct event tox_timer;    /* timeout, reset_peer, slow_close */
+    bool tox_timer_set;        /* tox_timer assigned */
+    enum pipe_tox_timer tox_action;
+    bool shut_delayed;         /* slow_close: the shutdown is waiting */
+    bool slow_closed;          /* slow_close: its delay has been applied */
 };
 
 void pipe_init(struct pipe *p, struct session *s, const char *name,
@@ -64,6 +86,13 @@ void pipe_deinit(struct pipe *p);
  * are written. Returns 0 or -ENOMEM. */
 int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
               enum behav_act then);
+
+/* Sets the byte toxics of this direction from a proxy's toxics (those of
+ * the given stream), each drawn against its toxicity. Data held by toxics
+ * that are gone is released in order; a connection a removed timeout toxic
+ * was holding is closed. Returns 0 or -ENOMEM. */
+int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
+                   enum toxic_stream stream);
 
 /* Bytes waiting: destination output plus held units. */
 size_t pipe_buffered(const struct pipe *p);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "net/listen.h"
 #include "net/session.h"
 
 struct proxy_conf *proxy_conf_create(const struct settings *st)
@@ -33,6 +34,23 @@ struct proxy_conf *proxy_conf_create(const struct settings *st)
         opt_copy(behav_at(i)->opts, c->behav[i].vals, st->behav[i].vals);
     }
     return c;
+}
+
+struct proxy_conf *proxy_conf_clone(const struct proxy_conf *c)
+{
+    struct proxy_conf *n = calloc(1, sizeof(*n));
+
+    if (n == NULL)
+        return NULL;
+    n->proto = c->proto;
+    opt_copy(c->proto->opts, n->proto_vals, c->proto_vals);
+    n->mix = c->mix;
+    for (int i = 0; i < behav_count(); i++) {
+        n->behav[i].ops = c->behav[i].ops;
+        n->behav[i].calls = c->behav[i].calls;
+        opt_copy(behav_at(i)->opts, n->behav[i].vals, c->behav[i].vals);
+    }
+    return n;
 }
 
 void proxy_conf_destroy(struct proxy_conf *c)
@@ -104,12 +122,15 @@ static void accept_error_cb(struct evconnlistener *lev, void *arg)
 }
 
 struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
-                           const struct settings *st)
+                           const char *name, const struct settings *st)
 {
     struct proxy *p = calloc(1, sizeof(*p));
 
     if (p == NULL)
         return NULL;
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    addr_format(&st->proxy, p->listen_text, sizeof(p->listen_text));
+    addr_format(&st->backend, p->upstream_text, sizeof(p->upstream_text));
     p->conf = proxy_conf_create(st);
     if (p->conf == NULL) {
         free(p);
@@ -130,69 +151,35 @@ struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
     return p;
 }
 
-static int bind_one(struct proxy *p, const struct addrinfo *ai)
-{
-    int one = 1;
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-    struct evconnlistener *lev;
-
-    if (fd < 0)
-        return -errno;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (ai->ai_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    lev = evconnlistener_new(p->base, accept_cb, p, LEV_OPT_CLOSE_ON_FREE,
-                             p->backlog, fd);
-    if (lev == NULL) {
-        int e = errno != 0 ? errno : EINVAL;
-        close(fd);
-        return -e;
-    }
-    evconnlistener_set_error_cb(lev, accept_error_cb);
-    p->lev[p->nlev++] = lev;
-    return 0;
-}
-
 int proxy_start(struct proxy *p, char *err, size_t errlen)
 {
-    struct addrinfo hints, *res, *ai;
-    char port[8], where[300], bound[80];
-    int rc, first_err = 0;
+    int fds[PROXY_LISTEN_MAX], n;
+    char bound[80];
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    snprintf(port, sizeof(port), "%u", p->listen.port);
-    rc = getaddrinfo(p->listen.host[0] ? p->listen.host : NULL, port, &hints,
-                     &res);
-    addr_format(&p->listen, where, sizeof(where));
-    if (rc != 0) {
-        snprintf(err, errlen, "proxy %s: %s", where, gai_strerror(rc));
-        return -EINVAL;
+    if (p->nlev > 0)
+        return 0;
+    n = net_bind_all(&p->listen, fds, PROXY_LISTEN_MAX, err, errlen);
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n; i++) {
+        struct evconnlistener *lev = evconnlistener_new(
+            p->base, accept_cb, p, LEV_OPT_CLOSE_ON_FREE, p->backlog, fds[i]);
+        if (lev == NULL) {
+            int e = errno != 0 ? errno : EINVAL;
+            char where[300];
+            for (int k = i; k < n; k++)
+                close(fds[k]);
+            proxy_stop(p);
+            snprintf(err, errlen, "listen tcp %s: %s",
+                     addr_format(&p->listen, where, sizeof(where)),
+                     strerror(e));
+            return -e;
+        }
+        evconnlistener_set_error_cb(lev, accept_error_cb);
+        p->lev[p->nlev++] = lev;
     }
-    for (ai = res; ai != NULL && p->nlev < PROXY_LISTEN_MAX; ai = ai->ai_next) {
-        rc = bind_one(p, ai);
-        if (rc < 0 && first_err == 0)
-            first_err = rc;
-        /* With port 0 on several addresses, bind the first only, so that
-         * the proxy has one port. */
-        if (rc == 0 && p->listen.port == 0)
-            break;
-    }
-    freeaddrinfo(res);
-    if (p->nlev == 0) {
-        snprintf(err, errlen, "proxy %s: cannot listen: %s", where,
-                 strerror(-first_err));
-        return first_err;
-    }
-    log_info("listening on %s", proxy_bound_addr(p, bound, sizeof(bound)));
+    log_info("proxy %s listening on %s", p->name,
+             proxy_bound_addr(p, bound, sizeof(bound)));
     return 0;
 }
 
@@ -228,11 +215,103 @@ void proxy_destroy(struct proxy *p)
     if (p == NULL)
         return;
     proxy_stop(p);
-    while ((s = LIST_FIRST(&p->graveyard)) != NULL)
+    while ((s = LIST_FIRST(&p->graveyard)) != NULL) {
+        if (s->dns_req != NULL) {
+            /* its cancelled lookup reports later: dns_cb frees it */
+            LIST_REMOVE(s, link);
+            s->proxy = NULL;
+            continue;
+        }
         session_destroy(s);
+    }
     event_del(&p->reap_ev);
     proxy_conf_destroy(p->conf);
+    for (int i = 0; i < p->ntoxics; i++)
+        toxic_destroy(p->toxics[i]);
     free(p);
+}
+
+void proxy_set_backend(struct proxy *p, const struct addr *a, const char *text)
+{
+    p->backend = *a;
+    snprintf(p->backend_port, sizeof(p->backend_port), "%u", a->port);
+    snprintf(p->upstream_text, sizeof(p->upstream_text), "%s", text);
+}
+
+int proxy_set_enabled(struct proxy *p, bool enabled, char *err, size_t errlen)
+{
+    if (enabled && p->nlev == 0) {
+        int rc = proxy_start(p, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (!enabled)
+        proxy_stop(p);
+    p->enabled = enabled;
+    return 0;
+}
+
+void proxy_toxics_changed(struct proxy *p)
+{
+    struct session *s, *next;
+
+    for (s = LIST_FIRST(&p->sessions); s != NULL; s = next) {
+        next = LIST_NEXT(s, link);
+        session_set_toxics(s);
+    }
+}
+
+struct toxic *proxy_find_toxic(const struct proxy *p, const char *name)
+{
+    for (int i = 0; i < p->ntoxics; i++)
+        if (strcmp(p->toxics[i]->name, name) == 0)
+            return p->toxics[i];
+    return NULL;
+}
+
+int proxy_add_toxic(struct proxy *p, struct toxic *t)
+{
+    if (p->ntoxics == TOXIC_MAX)
+        return -ENOSPC;
+    p->toxics[p->ntoxics++] = t;
+    proxy_toxics_changed(p);
+    return 0;
+}
+
+void proxy_remove_toxic(struct proxy *p, struct toxic *t)
+{
+    int i = 0;
+
+    while (i < p->ntoxics && p->toxics[i] != t)
+        i++;
+    if (i == p->ntoxics)
+        return;
+    memmove(&p->toxics[i], &p->toxics[i + 1],
+            sizeof(p->toxics[0]) * (size_t)(p->ntoxics - i - 1));
+    p->ntoxics--;
+    /* sessions drop their links to t before it is freed */
+    proxy_toxics_changed(p);
+    toxic_destroy(t);
+}
+
+void proxy_clear_toxics(struct proxy *p)
+{
+    int n = p->ntoxics;
+    struct toxic *gone[TOXIC_MAX];
+
+    memcpy(gone, p->toxics, sizeof(gone[0]) * (size_t)n);
+    p->ntoxics = 0;
+    proxy_toxics_changed(p);
+    for (int i = 0; i < n; i++)
+        toxic_destroy(gone[i]);
+}
+
+const char *proxy_listen_text(const struct proxy *p, char *buf, size_t len)
+{
+    if (p->nlev > 0)
+        return proxy_bound_addr(p, buf, len);
+    snprintf(buf, len, "%s", p->listen_text);
+    return buf;
 }
 
 void proxy_set_conf(struct proxy *p, struct proxy_conf *c)

@@ -19,6 +19,7 @@
 #include <event2/event_struct.h>
 #include <event2/listener.h>
 
+#include "behav/toxic.h"
 #include "conf/settings.h"
 #include "proto/proto.h"
 
@@ -36,6 +37,13 @@ struct session;
 LIST_HEAD(session_list, session);
 
 struct proxy {
+    TAILQ_ENTRY(proxy) link;     /* in the server's list */
+    char name[128];
+    bool enabled;                /* listening (false: refused, closed) */
+    char listen_text[300];       /* listen address as configured */
+    char upstream_text[300];     /* upstream as configured */
+    struct toxic *toxics[TOXIC_MAX]; /* in the order added */
+    int ntoxics;
     struct event_base *base;
     struct evdns_base *dns;
     struct addr listen;          /* as configured */
@@ -55,15 +63,22 @@ struct proxy {
     uint64_t next_id;
     uint64_t accepted;             /* connections accepted so far */
     uint64_t active;               /* sessions open now */
+    unsigned long long bytes_up;   /* of closed sessions, for metrics */
+    unsigned long long bytes_down;
+    unsigned long long faults[SETTINGS_BEHAV_MAX]; /* requests per behavior
+                                                      that was not dummy */
 };
 
 /* Builds a configuration snapshot from settings. Returns NULL on ENOMEM. */
 struct proxy_conf *proxy_conf_create(const struct settings *st);
 void proxy_conf_destroy(struct proxy_conf *c);
+/* A copy of a snapshot, to change before swapping it in. */
+struct proxy_conf *proxy_conf_clone(const struct proxy_conf *c);
 
-/* Creates a proxy from settings (listen, backend, timeouts, conf). */
+/* Creates a proxy named name from settings (listen, backend, timeouts,
+ * conf); it does not listen until proxy_start(). */
 struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
-                           const struct settings *st);
+                           const char *name, const struct settings *st);
 
 /* Binds every address the listen host resolves to. Returns 0, or a negative
  * errno with a one-line message in err. */
@@ -81,5 +96,24 @@ void proxy_destroy(struct proxy *p);
 /* Swaps in a new configuration snapshot; the old one is freed. Sessions pick
  * it up at their next request. */
 void proxy_set_conf(struct proxy *p, struct proxy_conf *c);
+
+/* Sets the backend for new connections. */
+void proxy_set_backend(struct proxy *p, const struct addr *a, const char *text);
+
+/* Enables (listens) or disables (stops listening, closes every
+ * connection). Returns 0 or a negative errno with a message in err. */
+int proxy_set_enabled(struct proxy *p, bool enabled, char *err, size_t errlen);
+
+/* The toxics changed: every open connection takes the new chain now. */
+void proxy_toxics_changed(struct proxy *p);
+
+/* Toxics by name; add takes ownership; remove frees. */
+struct toxic *proxy_find_toxic(const struct proxy *p, const char *name);
+int proxy_add_toxic(struct proxy *p, struct toxic *t);
+void proxy_remove_toxic(struct proxy *p, struct toxic *t);
+void proxy_clear_toxics(struct proxy *p);
+
+/* The listen address to report: the bound one while listening. */
+const char *proxy_listen_text(const struct proxy *p, char *buf, size_t len);
 
 #endif

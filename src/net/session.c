@@ -81,6 +81,13 @@ static void dns_cb(int result, struct evutil_addrinfo *ai, void *arg)
     char where[300];
 
     s->dns_req = NULL;
+    if (p == NULL) {
+        /* its proxy was deleted while the lookup was cancelled */
+        if (ai != NULL)
+            evutil_freeaddrinfo(ai);
+        free(s);
+        return;
+    }
     if (s->state == SESSION_CLOSED) {
         /* session_close() cancelled the lookup; it can be freed now */
         if (ai != NULL)
@@ -230,6 +237,10 @@ static void on_connected(struct session *s)
         out_of_memory(s);
         return;
     }
+    if (p->ntoxics > 0)
+        session_set_toxics(s);
+    if (s->state != SESSION_OPEN)
+        return;
     bufferevent_enable(s->client, EV_READ | EV_WRITE);
     bufferevent_enable(s->backend, EV_READ | EV_WRITE);
     if (!p->stay_connected) {
@@ -276,12 +287,39 @@ static void send_answer(struct session *s, struct evbuffer *answer, bool close)
     }
 }
 
+/* The verdict of one request: the proxy's behavior toxics first, each
+ * drawn against its toxicity, in the order added; then the mix. */
 static void draw(struct session *s, struct behav_verdict *v)
 {
-    struct proxy_conf *c = s->proxy->conf;
-    int idx = mix_draw(&c->mix, &rng_global);
+    struct proxy *p = s->proxy;
+    struct proxy_conf *c = p->conf;
+    int idx;
 
+    for (int i = 0; i < p->ntoxics; i++) {
+        struct toxic *t = p->toxics[i];
+        if (t->type->kind != TOXIC_BEHAVIOR || t->toxicity <= 0)
+            continue;
+        if (t->toxicity >= 1 || rng_double(&rng_global) < t->toxicity) {
+            behav_decide(&t->inst, v);
+            return;
+        }
+    }
+    idx = mix_draw(&c->mix, &rng_global);
     behav_decide(&c->behav[idx], v);
+    if (v->by != &behav_dummy)
+        p->faults[idx]++;
+}
+
+void session_set_toxics(struct session *s)
+{
+    struct proxy *p = s->proxy;
+
+    if (s->state != SESSION_OPEN)
+        return;
+    if (pipe_set_chain(&s->up, p->toxics, p->ntoxics, TOXIC_UPSTREAM) < 0 ||
+        (s->state == SESSION_OPEN &&
+         pipe_set_chain(&s->down, p->toxics, p->ntoxics, TOXIC_DOWNSTREAM) < 0))
+        out_of_memory(s);
 }
 
 /*
@@ -952,6 +990,8 @@ void session_close(struct session *s, bool reset, const char *why)
     LIST_REMOVE(s, link);
     LIST_INSERT_HEAD(&p->graveyard, s, link);
     p->active--;
+    p->bytes_up += s->up.bytes;
+    p->bytes_down += s->down.bytes;
     event_active(&p->reap_ev, EV_TIMEOUT, 1);
 }
 

@@ -94,6 +94,9 @@ int session_create(struct proxy *p, evutil_socket_t fd,
  * why is logged. */
 void session_close(struct session *s, bool reset, const char *why);
 
+/* Takes the proxy's current byte toxics (after a change). */
+void session_set_toxics(struct session *s);
+
 /* Frees a closed session. Called by the proxy after the loop pass. */
 void session_destroy(struct session *s);
 

@@ -1,0 +1,137 @@
+/*
+ * toxic: the toxic types and their attributes (see toxic.h).
+ */
+#include "behav/toxic.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <strings.h>
+
+#define MS 0, 1e9 /* bounds of a duration or a size */
+
+static const struct opt_decl latency_attrs[] = {
+    [TOX_LATENCY_MS] = { "latency", OPT_INT, "0", "Delay, ms", MS },
+    [TOX_JITTER_MS] = { "jitter", OPT_INT, "0", "Jitter, ms (+/-)", MS },
+    { 0 },
+};
+static const struct opt_decl bandwidth_attrs[] = {
+    [TOX_RATE_KBPS] = { "rate", OPT_INT, "0",
+                        "KB/s (1000 bytes); 0 holds everything", MS },
+    { 0 },
+};
+static const struct opt_decl delay_attrs[] = {
+    [TOX_DELAY_MS] = { "delay", OPT_INT, "0", "Delay of the close, ms", MS },
+    { 0 },
+};
+static const struct opt_decl timeout_attrs[] = {
+    [TOX_TIMEOUT_MS] = { "timeout", OPT_INT, "0",
+                         "Close after this many ms without data; 0 never",
+                         MS },
+    { 0 },
+};
+static const struct opt_decl slicer_attrs[] = {
+    [TOX_SLICER_AVG] = { "average_size", OPT_INT, "0", "Bytes per slice", MS },
+    [TOX_SLICER_VAR] = { "size_variation", OPT_INT, "0", "Bytes +/-", MS },
+    [TOX_SLICER_DELAY_US] = { "delay", OPT_INT, "0",
+                              "Delay between slices, microseconds", MS },
+    { 0 },
+};
+static const struct opt_decl limit_attrs[] = {
+    [TOX_LIMIT_BYTES] = { "bytes", OPT_INT, "0",
+                          "Bytes passed before the connection closes", MS },
+    { 0 },
+};
+static const struct opt_decl no_attrs[] = { { 0 } };
+
+static const struct toxic_type byte_types[] = {
+    { "latency", TOXIC_LATENCY, latency_attrs, NULL },
+    { "bandwidth", TOXIC_BANDWIDTH, bandwidth_attrs, NULL },
+    { "slow_close", TOXIC_SLOW_CLOSE, delay_attrs, NULL },
+    { "timeout", TOXIC_TIMEOUT, timeout_attrs, NULL },
+    { "reset_peer", TOXIC_RESET_PEER, timeout_attrs, NULL },
+    { "slicer", TOXIC_SLICER, slicer_attrs, NULL },
+    { "limit_data", TOXIC_LIMIT_DATA, limit_attrs, NULL },
+    { "noop", TOXIC_NOOP, no_attrs, NULL },
+};
+
+#define NBYTE ((int)(sizeof(byte_types) / sizeof(byte_types[0])))
+
+/* The behaviors, as toxic types, built on first use. */
+static struct toxic_type behav_types[32];
+static int nbehav;
+
+static void init_behav_types(void)
+{
+    if (nbehav > 0)
+        return;
+    for (int i = 0; i < behav_count() && i < 32; i++) {
+        behav_types[i].name = behav_at(i)->name;
+        behav_types[i].kind = TOXIC_BEHAVIOR;
+        behav_types[i].attrs = behav_at(i)->opts;
+        behav_types[i].behav = behav_at(i);
+        nbehav++;
+    }
+}
+
+int toxic_type_count(void)
+{
+    init_behav_types();
+    return NBYTE + nbehav;
+}
+
+const struct toxic_type *toxic_type_at(int i)
+{
+    init_behav_types();
+    if (i < 0 || i >= NBYTE + nbehav)
+        return NULL;
+    return i < NBYTE ? &byte_types[i] : &behav_types[i - NBYTE];
+}
+
+const struct toxic_type *toxic_type_find(const char *name)
+{
+    for (int i = 0; i < toxic_type_count(); i++)
+        if (strcmp(toxic_type_at(i)->name, name) == 0)
+            return toxic_type_at(i);
+    return NULL;
+}
+
+struct toxic *toxic_create(const struct toxic_type *type, const char *name,
+                           enum toxic_stream stream, const char *stream_text)
+{
+    static uint32_t next_uid;
+    struct toxic *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return NULL;
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    snprintf(t->stream_text, sizeof(t->stream_text), "%s", stream_text);
+    t->type = type;
+    t->stream = stream;
+    t->toxicity = 1.0;
+    t->uid = ++next_uid;
+    t->inst.ops = type->behav;
+    opt_defaults(type->attrs, t->inst.vals);
+    return t;
+}
+
+void toxic_destroy(struct toxic *t)
+{
+    if (t == NULL)
+        return;
+    opt_free(t->type->attrs, t->inst.vals);
+    free(t);
+}
+
+int toxic_stream_parse(const char *text, enum toxic_stream *out)
+{
+    if (strcasecmp(text, "upstream") == 0) {
+        *out = TOXIC_UPSTREAM;
+        return 0;
+    }
+    if (strcasecmp(text, "downstream") == 0) {
+        *out = TOXIC_DOWNSTREAM;
+        return 0;
+    }
+    return -1;
+}

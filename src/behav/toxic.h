@@ -1,0 +1,76 @@
+/*
+ * toxic: Toxiproxy's toxics, and Vaurien's behaviors as toxic types.
+ *
+ *   proxy ── toxics (ordered, named, each on one stream with a toxicity)
+ *              ├─ byte toxics: a chain per connection and direction, applied
+ *              │  to the bytes after the request's verdict (pipe.c)
+ *              └─ behavior toxics: drawn for each request before the mix
+ *
+ * A toxic is created and changed only through the control API; sessions
+ * rebuild their chains whenever a proxy's toxics change.
+ */
+#ifndef VAURIEN_TOXIC_H
+#define VAURIEN_TOXIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "behav/behav.h"
+
+#define TOXIC_MAX 64       /* toxics on one proxy */
+#define TOXIC_NAME_MAX 128
+
+enum toxic_kind {
+    TOXIC_LATENCY,
+    TOXIC_BANDWIDTH,
+    TOXIC_SLOW_CLOSE,
+    TOXIC_TIMEOUT,
+    TOXIC_RESET_PEER,
+    TOXIC_SLICER,
+    TOXIC_LIMIT_DATA,
+    TOXIC_NOOP,
+    TOXIC_BEHAVIOR, /* one of Vaurien's behaviors */
+};
+
+enum toxic_stream { TOXIC_UPSTREAM, TOXIC_DOWNSTREAM };
+
+struct toxic_type {
+    const char *name;
+    enum toxic_kind kind;
+    const struct opt_decl *attrs;   /* terminated by a NULL name */
+    const struct behav_ops *behav;  /* for TOXIC_BEHAVIOR */
+};
+
+struct toxic {
+    char name[TOXIC_NAME_MAX];
+    const struct toxic_type *type;
+    enum toxic_stream stream;
+    char stream_text[16];  /* as the client spelled it */
+    double toxicity;       /* 0..1 */
+    uint32_t uid;          /* unique per process: chains refer to it */
+    struct behav_inst inst; /* attributes (inst.vals); the behavior's
+                               instance for TOXIC_BEHAVIOR */
+};
+
+/* Attribute indexes of the byte toxics. */
+enum { TOX_LATENCY_MS, TOX_JITTER_MS };
+enum { TOX_RATE_KBPS };
+enum { TOX_DELAY_MS };
+enum { TOX_TIMEOUT_MS };
+enum { TOX_SLICER_AVG, TOX_SLICER_VAR, TOX_SLICER_DELAY_US };
+enum { TOX_LIMIT_BYTES };
+
+const struct toxic_type *toxic_type_find(const char *name);
+int toxic_type_count(void);
+const struct toxic_type *toxic_type_at(int i);
+
+/* Creates a toxic with default attributes. Returns NULL on ENOMEM. */
+struct toxic *toxic_create(const struct toxic_type *type, const char *name,
+                           enum toxic_stream stream, const char *stream_text);
+void toxic_destroy(struct toxic *t);
+
+/* Parses "upstream" / "downstream" in any case. Returns 0 or -1. */
+int toxic_stream_parse(const char *text, enum toxic_stream *out);
+
+#endif

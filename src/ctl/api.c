@@ -1,0 +1,759 @@
+/*
+ * api: routes and handlers of the control API (see api.h).
+ *
+ * Toxiproxy's endpoints answer as Toxiproxy 2.12 does (status codes,
+ * messages, JSON shapes); the original Vaurien's endpoints answer as it did,
+ * acting on the proxy named "vaurien" (or the only proxy).
+ */
+#include "ctl/api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "behav/mix.h"
+#include "core/log.h"
+#include "ctl/json.h"
+#include "net/listen.h"
+
+#define API_BODY_MAX (1 << 20)
+#define API_HEADERS_MAX 16384
+#define API_TIMEOUT_S 10
+#define API_LISTEN_MAX 4
+
+struct api {
+    struct evhttp *http;
+    struct server *srv;
+    int fds[API_LISTEN_MAX];
+    int nfds;
+    unsigned long long requests;
+};
+
+/* ---- responses ---------------------------------------------------------- */
+
+static void add_request_id(struct api *api, struct evhttp_request *req)
+{
+    char id[32];
+
+    snprintf(id, sizeof(id), "%016llx%04x", ++api->requests,
+             (unsigned)getpid() & 0xffff);
+    evhttp_add_header(evhttp_request_get_output_headers(req),
+                      "X-Toxiproxy-Request-Id", id);
+}
+
+static void send_text(struct evhttp_request *req, int code, const char *type,
+                      const char *body)
+{
+    struct evbuffer *out = evbuffer_new();
+
+    if (type != NULL)
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Content-Type", type);
+    if (out != NULL && body != NULL)
+        evbuffer_add(out, body, strlen(body));
+    evhttp_send_reply(req, code, NULL, out);
+    if (out != NULL)
+        evbuffer_free(out);
+}
+
+/* Sends j (consumed) as the body. */
+static void send_json(struct evhttp_request *req, int code, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                   JSON_ENCODE_ANY);
+    size_t n = text != NULL ? strlen(text) : 0;
+    char *body = malloc(n + 2);
+
+    if (body != NULL) {
+        memcpy(body, text != NULL ? text : "", n);
+        body[n] = '\n';
+        body[n + 1] = '\0';
+    }
+    send_text(req, code, "application/json", body);
+    free(body);
+    free(text);
+    json_decref(j);
+}
+
+/* Toxiproxy's error: {"error": MSG, "status": CODE}, as text/plain. */
+static void send_error_extra(struct evhttp_request *req, int code,
+                             const char *msg, const char *key, json_t *extra)
+{
+    json_t *j = json_object();
+    char *text;
+
+    json_object_set_new(j, "error", json_string(msg));
+    json_object_set_new(j, "status", json_integer(code));
+    if (key != NULL)
+        json_object_set_new(j, key, extra != NULL ? extra : json_null());
+    text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (text != NULL) {
+        size_t n = strlen(text);
+        char *body = malloc(n + 2);
+        if (body != NULL) {
+            memcpy(body, text, n);
+            strcpy(body + n, "\n");
+            send_text(req, code, "text/plain; charset=utf-8", body);
+            free(body);
+        }
+        free(text);
+    }
+    json_decref(j);
+}
+
+static void send_error(struct evhttp_request *req, int code, const char *msg)
+{
+    send_error_extra(req, code, msg, NULL, NULL);
+}
+
+/* The original Vaurien's error: 400 {"status": "error", "errors": [...]}. */
+static void send_vaurien_error(struct evhttp_request *req, const char *name,
+                               const char *description)
+{
+    json_t *e = json_object(), *j = json_object(), *a = json_array();
+
+    json_object_set_new(e, "location", json_string("body"));
+    json_object_set_new(e, "name", json_string(name));
+    json_object_set_new(e, "description", json_string(description));
+    json_array_append_new(a, e);
+    json_object_set_new(j, "status", json_string("error"));
+    json_object_set_new(j, "errors", a);
+    send_json(req, 400, j);
+}
+
+static void send_ok(struct evhttp_request *req)
+{
+    send_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* The request body as JSON; NULL with a message when it is not JSON. An
+ * empty body is an empty object (Toxiproxy clients send none to /reset). */
+static json_t *read_body(struct evhttp_request *req, char *err, size_t errlen)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    json_error_t je;
+    json_t *j;
+
+    if (n == 0)
+        return json_object();
+    j = json_loadb((const char *)evbuffer_pullup(in, -1), n,
+                   JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (j == NULL)
+        snprintf(err, errlen, "bad request body: %s (line %d, column %d)",
+                 je.text, je.line, je.column);
+    return j;
+}
+
+/* ---- Toxiproxy ---------------------------------------------------------- */
+
+static void proxies_get(struct api *api, struct evhttp_request *req)
+{
+    json_t *o = json_object();
+    struct proxy *p;
+
+    TAILQ_FOREACH(p, &api->srv->proxies, link)
+        json_object_set_new(o, p->name, ctl_proxy_json(p));
+    send_json(req, 200, o);
+}
+
+static void proxies_post(struct api *api, struct evhttp_request *req)
+{
+    char err[600];
+    json_t *body = read_body(req, err, sizeof(err));
+    struct proxy *p;
+    int status;
+
+    if (body == NULL) {
+        send_error(req, 400, err);
+        return;
+    }
+    p = ctl_proxy_create(api->srv, body, &status, err, sizeof(err));
+    json_decref(body);
+    if (p == NULL)
+        send_error(req, status, err);
+    else
+        send_json(req, 201, ctl_proxy_json(p));
+}
+
+static void populate_post(struct api *api, struct evhttp_request *req)
+{
+    char err[600];
+    json_t *body = read_body(req, err, sizeof(err)), *out, *done;
+    int status;
+
+    if (body == NULL) {
+        send_error_extra(req, 400, err, "proxies", NULL);
+        return;
+    }
+    out = ctl_populate(api->srv, body, &status, &done, err, sizeof(err));
+    json_decref(body);
+    if (out == NULL) {
+        send_error_extra(req, status, err, "proxies", done);
+        return;
+    }
+    send_json(req, 201, json_pack("{s:o}", "proxies", out));
+}
+
+/* POST/PATCH /proxies/{p}: listen, upstream, enabled; a change of address
+ * restarts the proxy (its connections are closed), as in Toxiproxy. */
+static void proxy_update(struct proxy *p,
+                         struct evhttp_request *req)
+{
+    char err[600];
+    json_t *body = read_body(req, err, sizeof(err)), *enabled;
+    const char *listen = NULL, *upstream = NULL;
+    struct addr la, ua;
+    bool want;
+
+    if (body == NULL || !json_is_object(body)) {
+        send_error(req, 400, body == NULL ? err : "bad request body: expected "
+                                                  "a JSON object");
+        json_decref(body);
+        return;
+    }
+    listen = json_string_value(json_object_get(body, "listen"));
+    upstream = json_string_value(json_object_get(body, "upstream"));
+    enabled = json_object_get(body, "enabled");
+    want = enabled != NULL && json_is_boolean(enabled) ? json_is_true(enabled)
+                                                       : p->enabled;
+    if ((listen != NULL && addr_parse(listen, &la, err, sizeof(err)) < 0) ||
+        (upstream != NULL && addr_parse(upstream, &ua, err, sizeof(err)) < 0)) {
+        json_decref(body);
+        send_error(req, 400, err);
+        return;
+    }
+    if ((listen != NULL && strcmp(listen, p->listen_text) != 0) ||
+        (upstream != NULL && strcmp(upstream, p->upstream_text) != 0)) {
+        proxy_stop(p);
+        if (listen != NULL) {
+            p->listen = la;
+            snprintf(p->listen_text, sizeof(p->listen_text), "%s", listen);
+        }
+        if (upstream != NULL)
+            proxy_set_backend(p, &ua, upstream);
+        p->enabled = false;
+    }
+    json_decref(body);
+    if (proxy_set_enabled(p, want, err, sizeof(err)) < 0) {
+        send_error(req, 500, err);
+        return;
+    }
+    send_json(req, 200, ctl_proxy_json(p));
+}
+
+static void toxics_post(struct proxy *p, struct evhttp_request *req)
+{
+    char err[600];
+    json_t *body = read_body(req, err, sizeof(err));
+    struct toxic *t;
+    int status;
+
+    if (body == NULL) {
+        send_error(req, 400, err);
+        return;
+    }
+    t = ctl_toxic_create(p, body, &status, err, sizeof(err));
+    json_decref(body);
+    if (t == NULL)
+        send_error(req, status, err);
+    else
+        send_json(req, 200, ctl_toxic_json(t));
+}
+
+static void toxic_update(struct proxy *p, struct toxic *t,
+                         struct evhttp_request *req)
+{
+    char err[600];
+    json_t *body = read_body(req, err, sizeof(err));
+
+    if (body == NULL || ctl_toxic_update(t, body, err, sizeof(err)) < 0) {
+        json_decref(body);
+        send_error(req, 400, err);
+        return;
+    }
+    json_decref(body);
+    proxy_toxics_changed(p);
+    send_json(req, 200, ctl_toxic_json(t));
+}
+
+static void metrics_get(struct api *api, struct evhttp_request *req)
+{
+    struct evbuffer *out = evbuffer_new();
+    struct proxy *p;
+
+    if (out == NULL) {
+        send_error(req, 500, "out of memory");
+        return;
+    }
+    evbuffer_add_printf(out,
+                        "# HELP vaurien_proxy_connections_total Connections "
+                        "accepted.\n# TYPE vaurien_proxy_connections_total "
+                        "counter\n");
+    TAILQ_FOREACH(p, &api->srv->proxies, link)
+        evbuffer_add_printf(out, "vaurien_proxy_connections_total{proxy=\"%s\"} "
+                            "%llu\n", p->name, (unsigned long long)p->accepted);
+    evbuffer_add_printf(out, "# HELP vaurien_proxy_connections Connections "
+                        "open.\n# TYPE vaurien_proxy_connections gauge\n");
+    TAILQ_FOREACH(p, &api->srv->proxies, link)
+        evbuffer_add_printf(out, "vaurien_proxy_connections{proxy=\"%s\"} "
+                            "%llu\n", p->name, (unsigned long long)p->active);
+    evbuffer_add_printf(out, "# HELP vaurien_proxy_sent_bytes_total Bytes "
+                        "written by closed connections.\n# TYPE "
+                        "vaurien_proxy_sent_bytes_total counter\n");
+    TAILQ_FOREACH(p, &api->srv->proxies, link) {
+        evbuffer_add_printf(out, "vaurien_proxy_sent_bytes_total{proxy=\"%s\","
+                            "direction=\"upstream\"} %llu\n", p->name,
+                            p->bytes_up);
+        evbuffer_add_printf(out, "vaurien_proxy_sent_bytes_total{proxy=\"%s\","
+                            "direction=\"downstream\"} %llu\n", p->name,
+                            p->bytes_down);
+    }
+    evbuffer_add_printf(out, "# HELP vaurien_proxy_faults_total Requests that "
+                        "drew a behavior other than dummy from the mix.\n"
+                        "# TYPE vaurien_proxy_faults_total counter\n");
+    TAILQ_FOREACH(p, &api->srv->proxies, link)
+        for (int i = 0; i < behav_count(); i++)
+            if (p->faults[i] > 0)
+                evbuffer_add_printf(out, "vaurien_proxy_faults_total{proxy="
+                                    "\"%s\",behavior=\"%s\"} %llu\n", p->name,
+                                    behav_at(i)->name, p->faults[i]);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    evhttp_send_reply(req, 200, NULL, out);
+    evbuffer_free(out);
+}
+
+/* ---- the original Vaurien ----------------------------------------------- */
+
+/* The proxy the original endpoints act on. */
+static struct proxy *vaurien_proxy(struct api *api)
+{
+    struct proxy *p = server_find(api->srv, "vaurien");
+
+    if (p == NULL && api->srv->nproxies == 1)
+        p = TAILQ_FIRST(&api->srv->proxies);
+    return p;
+}
+
+static json_t *behavior_options(const struct proxy_conf *c)
+{
+    json_t *o = json_object();
+
+    for (int i = 0; i < c->mix.n; i++) {
+        const struct behav_ops *ops = behav_at(c->mix.e[i].behav);
+        json_t *opts = json_object();
+        for (int k = 0; ops->opts[k].name != NULL; k++)
+            json_object_set_new(opts, ops->opts[k].name,
+                                ctl_opt_json(&ops->opts[k],
+                                             &c->behav[c->mix.e[i].behav].vals[k]));
+        json_object_set_new(o, ops->name, opts);
+    }
+    return o;
+}
+
+static void behavior_get(struct proxy *p, struct evhttp_request *req)
+{
+    const struct proxy_conf *c = p->conf;
+    char spec[1024];
+    json_t *j = json_object();
+
+    if (c->mix.n == 1 && c->mix.e[0].pct >= 100)
+        snprintf(spec, sizeof(spec), "%s", behav_at(c->mix.e[0].behav)->name);
+    else
+        mix_format(&c->mix, spec, sizeof(spec));
+    json_object_set_new(j, "behavior", json_string(spec));
+    json_object_set_new(j, "options", behavior_options(c));
+    send_json(req, 200, j);
+}
+
+/* Applies one behavior's options from a JSON object to a conf. */
+static int apply_options(struct proxy_conf *c, int b, json_t *opts,
+                         bool skip_name, char *name, size_t namelen,
+                         char *err, size_t errlen)
+{
+    const struct behav_ops *ops = behav_at(b);
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(opts, key, v) {
+        int o;
+        if (skip_name && (strcmp(key, "name") == 0 || strcmp(key, "options") == 0))
+            continue;
+        o = opt_find(ops->opts, key);
+        if (o < 0) {
+            snprintf(name, namelen, "%s", key);
+            snprintf(err, errlen, "the '%s' behavior has no option '%s'",
+                     ops->name, key);
+            return -1;
+        }
+        if (ctl_opt_from_json(&ops->opts[o], v, &c->behav[b].vals[o], err,
+                              errlen) < 0) {
+            snprintf(name, namelen, "%s", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* PUT /behavior {"name": NAME or a mix, OPTION: VALUE, ...} */
+static void behavior_put(struct proxy *p, struct evhttp_request *req)
+{
+    char err[600], why[600], name[128] = "";
+    json_t *body = read_body(req, err, sizeof(err)), *jname, *opts;
+    struct proxy_conf *c;
+    struct mix m;
+    const char *spec;
+    int b;
+
+    if (body == NULL || !json_is_object(body)) {
+        json_decref(body);
+        send_vaurien_error(req, "", "the value is not a valid json object");
+        return;
+    }
+    jname = json_object_get(body, "name");
+    if (!json_is_string(jname)) {
+        json_decref(body);
+        send_vaurien_error(req, "", "the value should contain a \"name\" key");
+        return;
+    }
+    spec = json_string_value(jname);
+    b = behav_find(spec);
+    if (b >= 0) {
+        m.n = 1;
+        m.e[0].pct = 100;
+        m.e[0].behav = b;
+    } else if (strchr(spec, ':') == NULL ||
+               mix_parse(spec, &m, why, sizeof(why)) < 0) {
+        snprintf(err, sizeof(err), "the '%s' behavior does not exist", spec);
+        json_decref(body);
+        send_vaurien_error(req, "name", err);
+        return;
+    }
+    c = proxy_conf_clone(p->conf);
+    if (c == NULL) {
+        json_decref(body);
+        send_error(req, 500, "out of memory");
+        return;
+    }
+    c->mix = m;
+    /* options at the top level (the original's) for a single behavior,
+     * and per behavior under "options" */
+    if ((b >= 0 && apply_options(c, b, body, true, name, sizeof(name), err,
+                                 sizeof(err)) < 0)) {
+        goto bad;
+    }
+    opts = json_object_get(body, "options");
+    if (json_is_object(opts)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(opts, key, v) {
+            int k = behav_find(key);
+            if (k < 0 || !json_is_object(v)) {
+                snprintf(name, sizeof(name), "options");
+                snprintf(err, sizeof(err), "the '%s' behavior does not exist",
+                         key);
+                goto bad;
+            }
+            if (apply_options(c, k, v, false, name, sizeof(name), err,
+                              sizeof(err)) < 0)
+                goto bad;
+        }
+    }
+    json_decref(body);
+    proxy_set_conf(p, c);
+    log_info("proxy %s: behavior set to %s", p->name, spec);
+    send_ok(req);
+    return;
+bad:
+    json_decref(body);
+    proxy_conf_destroy(c);
+    send_vaurien_error(req, name, err);
+}
+
+static void behaviors_get(struct evhttp_request *req)
+{
+    json_t *a = json_array();
+
+    for (int i = 0; i < behav_count(); i++)
+        json_array_append_new(a, json_string(behav_at(i)->name));
+    send_json(req, 200, json_pack("{s:o}", "behaviors", a));
+}
+
+static void backend_put(struct proxy *p, struct evhttp_request *req)
+{
+    char err[600];
+    json_t *body = read_body(req, err, sizeof(err));
+    const char *text = json_string_value(json_object_get(body, "backend"));
+    struct addr a;
+
+    if (body == NULL || !json_is_object(body)) {
+        json_decref(body);
+        send_vaurien_error(req, "", "the value is not a valid json object");
+        return;
+    }
+    if (text == NULL) {
+        json_decref(body);
+        send_vaurien_error(req, "", "the value should contain a \"backend\" key");
+        return;
+    }
+    if (addr_parse(text, &a, err, sizeof(err)) < 0) {
+        json_decref(body);
+        send_vaurien_error(req, "backend", err);
+        return;
+    }
+    proxy_set_backend(p, &a, text);
+    json_decref(body);
+    log_info("proxy %s: backend set to %s", p->name, p->upstream_text);
+    send_ok(req);
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+#define SEG_MAX 6
+
+/* Splits the path into decoded segments; returns their count, or -1 for a
+ * path that has a trailing slash or an empty segment. */
+static int split_path(const char *path, char seg[SEG_MAX][256])
+{
+    int n = 0;
+    const char *p = path;
+
+    if (p == NULL || *p != '/')
+        return -1;
+    if (strcmp(p, "/") == 0)
+        return 0;
+    while (*p == '/') {
+        const char *start = ++p, *end = strchr(start, '/');
+        size_t len = end != NULL ? (size_t)(end - start) : strlen(start);
+        char raw[256], *dec;
+        if (len == 0 || len >= sizeof(raw) || n == SEG_MAX)
+            return -1;
+        memcpy(raw, start, len);
+        raw[len] = '\0';
+        dec = evhttp_uridecode(raw, 0, NULL);
+        if (dec == NULL)
+            return -1;
+        snprintf(seg[n++], 256, "%s", dec);
+        free(dec);
+        p = start + len;
+    }
+    return n;
+}
+
+enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_DELETE = 8, M_PATCH = 16 };
+
+static int method_bit(enum evhttp_cmd_type c)
+{
+    switch (c) {
+    case EVHTTP_REQ_GET:
+        return M_GET;
+    case EVHTTP_REQ_POST:
+        return M_POST;
+    case EVHTTP_REQ_PUT:
+        return M_PUT;
+    case EVHTTP_REQ_DELETE:
+        return M_DELETE;
+    case EVHTTP_REQ_PATCH:
+        return M_PATCH;
+    default:
+        return 0;
+    }
+}
+
+/* The methods a path allows, 0 if the path is unknown. */
+static int route_methods(char seg[SEG_MAX][256], int n)
+{
+    if (n == 1 && strcmp(seg[0], "version") == 0)
+        return M_GET;
+    if (n == 1 && strcmp(seg[0], "proxies") == 0)
+        return M_GET | M_POST;
+    if (n == 1 && (strcmp(seg[0], "populate") == 0 || strcmp(seg[0], "reset") == 0))
+        return M_POST;
+    if (n == 1 && strcmp(seg[0], "metrics") == 0)
+        return M_GET;
+    if (n == 1 && (strcmp(seg[0], "behavior") == 0 || strcmp(seg[0], "backend") == 0))
+        return M_GET | M_PUT;
+    if (n == 1 && strcmp(seg[0], "behaviors") == 0)
+        return M_GET;
+    if (n == 2 && strcmp(seg[0], "proxies") == 0)
+        return M_GET | M_POST | M_PATCH | M_DELETE;
+    if (n == 3 && strcmp(seg[0], "proxies") == 0 && strcmp(seg[2], "toxics") == 0)
+        return M_GET | M_POST;
+    if (n == 4 && strcmp(seg[0], "proxies") == 0 && strcmp(seg[2], "toxics") == 0)
+        return M_GET | M_POST | M_PATCH | M_DELETE;
+    return 0;
+}
+
+static void api_cb(struct evhttp_request *req, void *arg)
+{
+    struct api *api = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *ua = evhttp_find_header(in, "User-Agent");
+    char seg[SEG_MAX][256];
+    int n = split_path(uri != NULL ? evhttp_uri_get_path(uri) : NULL, seg);
+    int allowed = n >= 0 ? route_methods(seg, n) : 0;
+    int m = method_bit(evhttp_request_get_command(req));
+    struct proxy *p = NULL;
+    struct toxic *t = NULL;
+
+    if (allowed == 0) {
+        send_text(req, 404, "text/plain; charset=utf-8", "404 page not found\n");
+        return;
+    }
+    if ((allowed & m) == 0) {
+        send_text(req, 405, NULL, NULL);
+        return;
+    }
+    add_request_id(api, req);
+    /* a web page must not reconfigure a developer's proxy */
+    if (ua != NULL && strncmp(ua, "Mozilla/", 8) == 0) {
+        send_text(req, 403, "text/plain; charset=utf-8",
+                  "User agent not allowed\n");
+        return;
+    }
+    if (n >= 2) {
+        p = server_find(api->srv, seg[1]);
+        if (p == NULL) {
+            send_error(req, 404, "proxy not found");
+            return;
+        }
+    }
+    if (n == 4) {
+        t = proxy_find_toxic(p, seg[3]);
+        if (t == NULL) {
+            send_error(req, 404, "toxic not found");
+            return;
+        }
+    }
+    if (n == 1 && strcmp(seg[0], "version") == 0) {
+        send_json(req, 200, json_pack("{s:s}", "version", API_TOXIPROXY_VERSION));
+    } else if (n == 1 && strcmp(seg[0], "proxies") == 0) {
+        if (m == M_GET)
+            proxies_get(api, req);
+        else
+            proxies_post(api, req);
+    } else if (n == 1 && strcmp(seg[0], "populate") == 0) {
+        populate_post(api, req);
+    } else if (n == 1 && strcmp(seg[0], "reset") == 0) {
+        server_reset(api->srv);
+        send_text(req, 204, NULL, NULL);
+    } else if (n == 1 && strcmp(seg[0], "metrics") == 0) {
+        metrics_get(api, req);
+    } else if (n == 1 && strcmp(seg[0], "behaviors") == 0) {
+        behaviors_get(req);
+    } else if (n == 1) {
+        /* /behavior, /backend */
+        struct proxy *vp = vaurien_proxy(api);
+        if (vp == NULL) {
+            send_error(req, 404, "proxy not found: create one named vaurien");
+        } else if (strcmp(seg[0], "behavior") == 0) {
+            if (m == M_GET)
+                behavior_get(vp, req);
+            else
+                behavior_put(vp, req);
+        } else if (m == M_GET) {
+            send_json(req, 200, json_pack("{s:s}", "backend", vp->upstream_text));
+        } else {
+            backend_put(vp, req);
+        }
+    } else if (n == 2) {
+        if (m == M_GET)
+            send_json(req, 200, ctl_proxy_json(p));
+        else if (m == M_DELETE) {
+            server_delete(api->srv, p);
+            send_text(req, 204, NULL, NULL);
+        } else
+            proxy_update(p, req);
+    } else if (n == 3) {
+        if (m == M_GET)
+            send_json(req, 200, ctl_toxics_json(p));
+        else
+            toxics_post(p, req);
+    } else {
+        if (m == M_GET)
+            send_json(req, 200, ctl_toxic_json(t));
+        else if (m == M_DELETE) {
+            proxy_remove_toxic(p, t);
+            send_text(req, 204, NULL, NULL);
+        } else
+            toxic_update(p, t, req);
+    }
+}
+
+struct api *api_start(struct event_base *base, struct server *srv,
+                      const struct addr *a, char *err, size_t errlen)
+{
+    struct api *api = calloc(1, sizeof(*api));
+    int n;
+
+    if (api == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    api->srv = srv;
+    api->http = evhttp_new(base);
+    if (api->http == NULL) {
+        free(api);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    evhttp_set_allowed_methods(api->http,
+                               EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                   EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                   EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+    evhttp_set_max_body_size(api->http, API_BODY_MAX);
+    evhttp_set_max_headers_size(api->http, API_HEADERS_MAX);
+    evhttp_set_timeout(api->http, API_TIMEOUT_S);
+    evhttp_set_gencb(api->http, api_cb, api);
+    n = net_bind_all(a, api->fds, API_LISTEN_MAX, err, errlen);
+    if (n < 0) {
+        evhttp_free(api->http);
+        free(api);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (listen(api->fds[i], 128) < 0 ||
+            evhttp_accept_socket_with_handle(api->http, api->fds[i]) == NULL) {
+            snprintf(err, errlen, "control API: cannot listen: %s",
+                     strerror(errno));
+            for (int k = i; k < n; k++)
+                close(api->fds[k]);
+            evhttp_free(api->http);
+            free(api);
+            return NULL;
+        }
+    }
+    api->nfds = n;
+    return api;
+}
+
+char *api_bound_addr(const struct api *api, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    buf[0] = '\0';
+    if (api->nfds == 0 ||
+        getsockname(api->fds[0], (struct sockaddr *)&ss, &sl) < 0)
+        return buf;
+    return addr_format_sockaddr((struct sockaddr *)&ss, buf, len);
+}
+
+void api_stop(struct api *api)
+{
+    if (api == NULL)
+        return;
+    evhttp_free(api->http); /* closes the sockets it accepted on */
+    free(api);
+}

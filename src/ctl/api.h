@@ -1,0 +1,32 @@
+/*
+ * api: the control API, on the same event loop as the data path.
+ *
+ *   HTTP request ──▶ guards (browser, size) ──▶ route ──▶ Toxiproxy endpoints
+ *                                                     └─▶ Vaurien endpoints
+ *
+ * Every handler works on the server's proxies directly and answers at once:
+ * nothing waits on a connection.
+ */
+#ifndef VAURIEN_API_H
+#define VAURIEN_API_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "core/addr.h"
+#include "net/server.h"
+
+struct api;
+
+/* Serves the API for srv on a. Returns NULL with a message in err. */
+struct api *api_start(struct event_base *base, struct server *srv,
+                      const struct addr *a, char *err, size_t errlen);
+void api_stop(struct api *api);
+
+/* "host:port" the API really listens on. */
+char *api_bound_addr(const struct api *api, char *buf, size_t len);
+
+#define API_TOXIPROXY_VERSION "2.12.0"
+
+#endif

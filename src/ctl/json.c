@@ -1,0 +1,379 @@
+/*
+ * json: proxies and toxics as JSON (see json.h).
+ */
+#include "ctl/json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+json_t *ctl_opt_json(const struct opt_decl *d, const union opt_val *v)
+{
+    switch (d->type) {
+    case OPT_BOOL:
+        return json_boolean(v->b);
+    case OPT_INT:
+        return json_integer(v->i);
+    case OPT_FLOAT:
+        return json_real(v->f);
+    case OPT_STR:
+        return json_string(v->s != NULL ? v->s : "");
+    }
+    return json_null();
+}
+
+int ctl_opt_from_json(const struct opt_decl *d, json_t *j, union opt_val *v,
+                      char *err, size_t errlen)
+{
+    char text[64], why[256];
+    const char *t = text;
+
+    if (j == NULL || json_is_null(j))
+        t = d->def;
+    else if (d->type == OPT_INT) {
+        if (!json_is_integer(j)) {
+            snprintf(err, errlen, "bad request body: attribute '%s' must be "
+                     "an integer", d->name);
+            return -1;
+        }
+        snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(j));
+    } else if (d->type == OPT_FLOAT) {
+        if (!json_is_number(j)) {
+            snprintf(err, errlen, "bad request body: attribute '%s' must be "
+                     "a number", d->name);
+            return -1;
+        }
+        snprintf(text, sizeof(text), "%.17g", json_number_value(j));
+    } else if (d->type == OPT_BOOL) {
+        if (json_is_boolean(j))
+            t = json_is_true(j) ? "true" : "false";
+        else if (json_is_string(j))
+            t = json_string_value(j);
+        else {
+            snprintf(err, errlen, "bad request body: attribute '%s' must be "
+                     "true or false", d->name);
+            return -1;
+        }
+    } else {
+        if (json_is_string(j))
+            t = json_string_value(j);
+        else if (json_is_number(j))
+            snprintf(text, sizeof(text), "%.17g", json_number_value(j));
+        else {
+            snprintf(err, errlen, "bad request body: attribute '%s' must be "
+                     "a string", d->name);
+            return -1;
+        }
+    }
+    if (opt_parse(d, t, v, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "bad request body: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *ctl_toxic_json(const struct toxic *t)
+{
+    json_t *o = json_object(), *a = json_object();
+    const struct opt_decl *d = t->type->attrs;
+
+    for (int i = 0; d[i].name != NULL; i++)
+        json_object_set_new(a, d[i].name, ctl_opt_json(&d[i], &t->inst.vals[i]));
+    json_object_set_new(o, "attributes", a);
+    json_object_set_new(o, "name", json_string(t->name));
+    json_object_set_new(o, "type", json_string(t->type->name));
+    json_object_set_new(o, "stream", json_string(t->stream_text));
+    json_object_set_new(o, "toxicity", json_real(t->toxicity));
+    return o;
+}
+
+json_t *ctl_toxics_json(const struct proxy *p)
+{
+    json_t *a = json_array();
+
+    for (int s = TOXIC_UPSTREAM; s <= TOXIC_DOWNSTREAM; s++)
+        for (int i = 0; i < p->ntoxics; i++)
+            if ((int)p->toxics[i]->stream == s)
+                json_array_append_new(a, ctl_toxic_json(p->toxics[i]));
+    return a;
+}
+
+json_t *ctl_proxy_json(const struct proxy *p)
+{
+    json_t *o = json_object();
+    char listen[300];
+
+    json_object_set_new(o, "name", json_string(p->name));
+    json_object_set_new(o, "listen",
+                        json_string(proxy_listen_text(p, listen, sizeof(listen))));
+    json_object_set_new(o, "upstream", json_string(p->upstream_text));
+    json_object_set_new(o, "enabled", json_boolean(p->enabled));
+    json_object_set_new(o, "toxics", ctl_toxics_json(p));
+    json_object_set_new(o, "protocol", json_string(p->conf->proto->name));
+    return o;
+}
+
+static int set_attributes(struct toxic *t, json_t *attrs, char *err,
+                          size_t errlen)
+{
+    const struct opt_decl *d = t->type->attrs;
+    union opt_val v[OPT_MAX];
+
+    if (attrs == NULL || json_is_null(attrs))
+        return 0;
+    if (!json_is_object(attrs)) {
+        snprintf(err, errlen, "bad request body: attributes must be an object");
+        return -1;
+    }
+    /* all or nothing: parse into a copy first */
+    opt_copy(d, v, t->inst.vals);
+    for (int i = 0; d[i].name != NULL; i++) {
+        json_t *j = json_object_get(attrs, d[i].name);
+        if (j != NULL && ctl_opt_from_json(&d[i], j, &v[i], err, errlen) < 0) {
+            opt_free(d, v);
+            return -1;
+        }
+    }
+    opt_free(d, t->inst.vals);
+    memcpy(t->inst.vals, v, sizeof(v[0]) * OPT_MAX);
+    return 0;
+}
+
+static int set_toxicity(struct toxic *t, json_t *j, char *err, size_t errlen)
+{
+    double x;
+
+    if (j == NULL || json_is_null(j))
+        return 0;
+    if (!json_is_number(j)) {
+        snprintf(err, errlen, "bad request body: toxicity must be a number");
+        return -1;
+    }
+    x = json_number_value(j);
+    if (!(x >= 0 && x <= 1)) {
+        snprintf(err, errlen, "bad request body: toxicity must be between 0 "
+                 "and 1");
+        return -1;
+    }
+    t->toxicity = x;
+    return 0;
+}
+
+static const char *str_field(json_t *o, const char *key, bool *bad)
+{
+    json_t *j = json_object_get(o, key);
+
+    if (j == NULL || json_is_null(j))
+        return NULL;
+    if (!json_is_string(j)) {
+        *bad = true;
+        return NULL;
+    }
+    return json_string_value(j);
+}
+
+struct toxic *ctl_toxic_create(struct proxy *p, json_t *body, int *status,
+                               char *err, size_t errlen)
+{
+    const char *name, *type_name, *stream_text;
+    char defname[TOXIC_NAME_MAX];
+    const struct toxic_type *type;
+    enum toxic_stream stream = TOXIC_DOWNSTREAM;
+    struct toxic *t;
+    bool bad = false;
+
+    *status = 400;
+    if (!json_is_object(body)) {
+        snprintf(err, errlen, "bad request body: expected a JSON object");
+        return NULL;
+    }
+    name = str_field(body, "name", &bad);
+    type_name = str_field(body, "type", &bad);
+    stream_text = str_field(body, "stream", &bad);
+    if (bad) {
+        snprintf(err, errlen, "bad request body: name, type and stream are "
+                 "strings");
+        return NULL;
+    }
+    if (stream_text == NULL)
+        stream_text = "downstream";
+    if (toxic_stream_parse(stream_text, &stream) < 0) {
+        snprintf(err, errlen,
+                 "stream was invalid, can be either upstream or downstream");
+        return NULL;
+    }
+    if (name == NULL || name[0] == '\0') {
+        snprintf(defname, sizeof(defname), "%s_%s",
+                 type_name != NULL ? type_name : "", stream_text);
+        name = defname;
+    }
+    type = type_name != NULL ? toxic_type_find(type_name) : NULL;
+    if (type == NULL) {
+        snprintf(err, errlen, "invalid toxic type");
+        return NULL;
+    }
+    if (proxy_find_toxic(p, name) != NULL) {
+        *status = 409;
+        snprintf(err, errlen, "toxic already exists");
+        return NULL;
+    }
+    t = toxic_create(type, name, stream, stream_text);
+    if (t == NULL) {
+        *status = 500;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (set_attributes(t, json_object_get(body, "attributes"), err, errlen) < 0 ||
+        set_toxicity(t, json_object_get(body, "toxicity"), err, errlen) < 0) {
+        toxic_destroy(t);
+        return NULL;
+    }
+    if (proxy_add_toxic(p, t) < 0) {
+        toxic_destroy(t);
+        snprintf(err, errlen, "too many toxics on this proxy (%d)", TOXIC_MAX);
+        return NULL;
+    }
+    return t;
+}
+
+int ctl_toxic_update(struct toxic *t, json_t *body, char *err, size_t errlen)
+{
+    double was = t->toxicity;
+
+    if (!json_is_object(body)) {
+        snprintf(err, errlen, "bad request body: expected a JSON object");
+        return -1;
+    }
+    if (set_toxicity(t, json_object_get(body, "toxicity"), err, errlen) < 0)
+        return -1;
+    if (set_attributes(t, json_object_get(body, "attributes"), err, errlen) < 0) {
+        t->toxicity = was;
+        return -1;
+    }
+    return 0;
+}
+
+struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
+                               char *err, size_t errlen)
+{
+    const char *name, *listen, *upstream, *protocol;
+    json_t *enabled, *toxics, *t;
+    struct proxy *p;
+    bool bad = false;
+    size_t i;
+
+    *status = 400;
+    if (!json_is_object(body)) {
+        snprintf(err, errlen, "bad request body: expected a JSON object");
+        return NULL;
+    }
+    name = str_field(body, "name", &bad);
+    listen = str_field(body, "listen", &bad);
+    upstream = str_field(body, "upstream", &bad);
+    protocol = str_field(body, "protocol", &bad);
+    enabled = json_object_get(body, "enabled");
+    toxics = json_object_get(body, "toxics");
+    if (bad || (enabled != NULL && !json_is_null(enabled) &&
+                !json_is_boolean(enabled)) ||
+        (toxics != NULL && !json_is_null(toxics) && !json_is_array(toxics))) {
+        snprintf(err, errlen, "bad request body: name, listen, upstream and "
+                 "protocol are strings, enabled a boolean, toxics an array");
+        return NULL;
+    }
+    if (name == NULL || name[0] == '\0') {
+        snprintf(err, errlen, "missing required field: name");
+        return NULL;
+    }
+    if (upstream == NULL || upstream[0] == '\0') {
+        snprintf(err, errlen, "missing required field: upstream");
+        return NULL;
+    }
+    p = server_create_proxy(srv, name, listen != NULL && listen[0] != '\0'
+                                           ? listen
+                                           : "127.0.0.1:0",
+                            upstream, protocol,
+                            enabled == NULL || !json_is_false(enabled), status,
+                            err, errlen);
+    if (p == NULL)
+        return NULL;
+    json_array_foreach(toxics != NULL && json_is_array(toxics) ? toxics : NULL,
+                       i, t) {
+        int st;
+        if (ctl_toxic_create(p, t, &st, err, errlen) == NULL) {
+            *status = st;
+            server_delete(srv, p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+/* An entry equal to a proxy that exists: same listen and upstream. */
+static bool same_proxy(const struct proxy *p, json_t *entry)
+{
+    const char *listen = json_string_value(json_object_get(entry, "listen"));
+    const char *upstream = json_string_value(json_object_get(entry, "upstream"));
+    char bound[300];
+
+    if (upstream == NULL || strcmp(upstream, p->upstream_text) != 0)
+        return false;
+    if (listen == NULL)
+        return true;
+    return strcmp(listen, p->listen_text) == 0 ||
+           strcmp(listen, proxy_listen_text(p, bound, sizeof(bound))) == 0;
+}
+
+json_t *ctl_populate(struct server *srv, json_t *body, int *status,
+                     json_t **done, char *err, size_t errlen)
+{
+    json_t *list = body, *e, *out;
+    size_t i;
+
+    *status = 400;
+    *done = NULL;
+    if (json_is_object(body) && json_is_array(json_object_get(body, "proxies")))
+        list = json_object_get(body, "proxies");
+    if (!json_is_array(list)) {
+        snprintf(err, errlen, "bad request body: expected an array of proxies");
+        return NULL;
+    }
+    /* every entry is checked before anything is created */
+    json_array_foreach(list, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *up = json_string_value(json_object_get(e, "upstream"));
+        if (!json_is_object(e)) {
+            snprintf(err, errlen, "bad request body: proxy %zu is not an "
+                     "object", i + 1);
+            return NULL;
+        }
+        if (name == NULL || name[0] == '\0') {
+            snprintf(err, errlen, "missing required field: name at proxy %zu",
+                     i + 1);
+            return NULL;
+        }
+        if (up == NULL || up[0] == '\0') {
+            snprintf(err, errlen,
+                     "missing required field: upstream at proxy %zu", i + 1);
+            return NULL;
+        }
+    }
+    out = json_array();
+    json_array_foreach(list, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        struct proxy *p = server_find(srv, name);
+        if (p != NULL && same_proxy(p, e)) {
+            json_array_append_new(out, ctl_proxy_json(p));
+            continue;
+        }
+        if (p != NULL)
+            server_delete(srv, p);
+        p = ctl_proxy_create(srv, e, status, err, errlen);
+        if (p == NULL) {
+            *done = out;
+            return NULL;
+        }
+        json_array_append_new(out, ctl_proxy_json(p));
+    }
+    return out;
+}

@@ -1,0 +1,48 @@
+/*
+ * json: JSON views of proxies, toxics and options, and their parsing, for
+ * the control API and the JSON config file (Toxiproxy's shapes).
+ */
+#ifndef VAURIEN_CTL_JSON_H
+#define VAURIEN_CTL_JSON_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "behav/toxic.h"
+#include "core/opt.h"
+#include "net/proxy.h"
+#include "net/server.h"
+
+/* {"name", "listen", "upstream", "enabled", "toxics", "protocol"} */
+json_t *ctl_proxy_json(const struct proxy *p);
+/* {"attributes", "name", "type", "stream", "toxicity"} */
+json_t *ctl_toxic_json(const struct toxic *t);
+/* Upstream toxics first, then downstream, each in the order added. */
+json_t *ctl_toxics_json(const struct proxy *p);
+
+json_t *ctl_opt_json(const struct opt_decl *d, const union opt_val *v);
+/* Sets *v from j as d declares; null means the default. Returns 0, or -1
+ * with a message in err. */
+int ctl_opt_from_json(const struct opt_decl *d, json_t *j, union opt_val *v,
+                      char *err, size_t errlen);
+
+/* Creates a toxic on p from its JSON, checking as Toxiproxy does (stream,
+ * name, type, duplicate, attributes). Returns it, or NULL with *status and
+ * a message. */
+struct toxic *ctl_toxic_create(struct proxy *p, json_t *body, int *status,
+                               char *err, size_t errlen);
+/* Applies a toxic update: attributes merged, toxicity. */
+int ctl_toxic_update(struct toxic *t, json_t *body, char *err, size_t errlen);
+
+/* Creates a proxy (and its toxics) from its JSON. */
+struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
+                               char *err, size_t errlen);
+
+/* Creates every proxy of a populate array (POST /populate, -config).
+ * Returns the array of resulting proxies, or NULL with *status and a
+ * message; *done gets what was created before a failure. */
+json_t *ctl_populate(struct server *srv, json_t *body, int *status,
+                     json_t **done, char *err, size_t errlen);
+
+#endif
