@@ -321,6 +321,7 @@ static bool same_proxy(const struct proxy *p, json_t *entry)
     if (listen == NULL)
         return true;
     return strcmp(listen, p->listen_text) == 0 ||
+           strcmp(listen, p->listen_asked) == 0 ||
            strcmp(listen, proxy_listen_text(p, bound, sizeof(bound))) == 0;
 }
 

@@ -178,8 +178,14 @@ int proxy_start(struct proxy *p, char *err, size_t errlen)
         evconnlistener_set_error_cb(lev, accept_error_cb);
         p->lev[p->nlev++] = lev;
     }
-    log_info("proxy %s listening on %s", p->name,
-             proxy_bound_addr(p, bound, sizeof(bound)));
+    proxy_bound_addr(p, bound, sizeof(bound));
+    if (p->listen.port == 0) {
+        /* as Toxiproxy: the port picked is the proxy's from now on */
+        char why[300];
+        if (addr_parse(bound, &p->listen, why, sizeof(why)) == 0)
+            snprintf(p->listen_text, sizeof(p->listen_text), "%s", bound);
+    }
+    log_info("proxy %s listening on %s", p->name, bound);
     return 0;
 }
 

@@ -40,7 +40,9 @@ struct proxy {
     TAILQ_ENTRY(proxy) link;     /* in the server's list */
     char name[128];
     bool enabled;                /* listening (false: refused, closed) */
-    char listen_text[300];       /* listen address as configured */
+    char listen_text[300];       /* listen address (the bound port once a
+                                    port 0 was bound) */
+    char listen_asked[300];      /* listen address as first asked */
     char upstream_text[300];     /* upstream as configured */
     struct toxic *toxics[TOXIC_MAX]; /* in the order added */
     int ntoxics;

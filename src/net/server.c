@@ -74,6 +74,7 @@ struct proxy *server_create_proxy(struct server *srv, const char *name,
         return NULL;
     }
     snprintf(p->listen_text, sizeof(p->listen_text), "%s", listen);
+    snprintf(p->listen_asked, sizeof(p->listen_asked), "%s", listen);
     snprintf(p->upstream_text, sizeof(p->upstream_text), "%s", upstream);
     if (enabled && proxy_set_enabled(p, true, err, errlen) < 0) {
         *status = 500;

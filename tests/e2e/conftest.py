@@ -417,3 +417,65 @@ def mariadb_server():
             p.kill()
             p.wait()
         shutil.rmtree(d, ignore_errors=True)
+
+
+class Api:
+    """A `vaurien server` (or a proxy with --http) and an HTTP client for
+    its API."""
+
+    def __init__(self, args, port):
+        self.port = port
+        self.logdir = tempfile.mkdtemp(prefix="vaurien-api-")
+        self.log = os.path.join(self.logdir, "vaurien.log")
+        self.proc = subprocess.Popen([BIN] + args + ["--log-output", self.log,
+                                                      "--log-level", "debug"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return self.proc.poll() is not None
+        assert wait_until(up, timeout=10), "API did not start"
+        assert self.proc.poll() is None, self.proc.stderr.read()
+
+    def call(self, method, path, body=None, raw=None, headers=None, timeout=10):
+        """Returns (status, parsed JSON or text, headers)."""
+        import http.client
+        import json
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        c.request(method, path, body=data, headers=headers or {})
+        r = c.getresponse()
+        text = r.read().decode()
+        c.close()
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = text
+        return r.status, parsed, r
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        shutil.rmtree(self.logdir, ignore_errors=True)
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def api():
+    """A `vaurien server` on a free port; must exit 0 on SIGTERM."""
+    port = free_port()
+    a = Api(["server", "-host", "127.0.0.1", "-port", str(port)], port)
+    yield a
+    rc, err = a.stop()
+    assert rc == 0, "vaurien server exited %s: %s" % (rc, err[-4000:])
