@@ -469,9 +469,9 @@ static void behavior_put(struct proxy *p, struct evhttp_request *req)
                 goto bad;
         }
     }
+    log_info("proxy %s: behavior set to %s", p->name, spec);
     json_decref(body);
     proxy_set_conf(p, c);
-    log_info("proxy %s: behavior set to %s", p->name, spec);
     send_ok(req);
     return;
 bad:
