@@ -297,3 +297,43 @@ def test_vaurien_endpoints_in_http_mode(backend):
     finally:
         rc, err = a.stop()
     assert rc == 0, err
+
+
+def test_server_config_file_with_protocol_and_toxics(tmp_path):
+    cfg = tmp_path / "toxiproxy.json"
+    cfg.write_text('[{"name": "cache", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:11211",'
+                   ' "protocol": "memcache", "toxics": [{"type": "latency",'
+                   ' "attributes": {"latency": 25}}]},'
+                   ' {"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:3306",'
+                   ' "enabled": false}]')
+    port = free_port()
+    a = Api(["server", "--host", "127.0.0.1", "--port", str(port), "-config", str(cfg),
+             "-seed", "7", "-proxy-metrics"], port)
+    try:
+        ps = a.call("GET", "/proxies")[1]
+        assert list(ps) == ["cache", "db"]
+        assert ps["cache"]["protocol"] == "memcache"
+        assert ps["cache"]["toxics"][0]["attributes"]["latency"] == 25
+        assert ps["db"]["enabled"] is False and ps["db"]["listen"] == "127.0.0.1:0"
+    finally:
+        rc, err = a.stop()
+    assert rc == 0, err
+
+
+def test_server_bad_config_and_flags_exit_2(tmp_path):
+    import subprocess
+    from conftest import BIN
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"upstream": "x:1"}]')
+    r = subprocess.run([BIN, "server", "-port", "0", "-config", str(bad)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "missing required field: name at proxy 1" in r.stderr
+    bad.write_text("{not json")
+    r = subprocess.run([BIN, "server", "-port", "0", "-config", str(bad)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "-config" in r.stderr
+    r = subprocess.run([BIN, "server", "-port", "http"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "-port" in r.stderr
+    r = subprocess.run([BIN, "server", "-version"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "2.12.0" in r.stdout
