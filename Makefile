@@ -26,8 +26,11 @@ run: build
 unit: build
 	cd $(BUILD) && ctest --output-on-failure
 
+# The end-to-end tests and the Python package's tests: two runs, since each
+# folder has a conftest.py of its own.
 e2e: build
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) tests/e2e
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) clients/python/tests
 
 test: unit e2e
 
@@ -40,6 +43,8 @@ asan: deps
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    VAURIEN_BIN=$(CURDIR)/$(ASAN_BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) tests/e2e
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    VAURIEN_BIN=$(CURDIR)/$(ASAN_BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) clients/python/tests
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

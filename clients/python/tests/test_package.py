@@ -1,0 +1,151 @@
+"""start_proxy / stop_proxy, Client, Server, and the pytest fixtures."""
+import socket
+import time
+
+import pytest
+
+import vaurien
+from vaurien import APIError, Client, StartError, start_proxy, start_server, stop_proxy
+
+
+def test_port_0_picks_free_ports_and_reports_them(backend):
+    pid = start_proxy(proxy_host="127.0.0.1", proxy_port=0, http_host="127.0.0.1", http_port=0,
+                      backend_host="127.0.0.1", backend_port=backend.port)
+    try:
+        assert isinstance(pid, int) and pid.proxy_port > 0 and pid.http_port > 0
+        s = socket.create_connection(("127.0.0.1", pid.proxy_port), timeout=5)
+        s.sendall(b"hi")
+        assert s.recv(2) == b"hi"
+        s.close()
+        assert pid.client().get_behavior() == "dummy"
+    finally:
+        assert stop_proxy(pid) == 0
+    with pytest.raises(ValueError, match="Not found"):
+        stop_proxy(pid)
+    with pytest.raises(ValueError):
+        stop_proxy(12345678)
+
+
+def test_a_start_failure_raises_with_what_the_binary_said():
+    with pytest.raises(StartError) as e:
+        start_proxy(proxy_port=0, http_port=0, backend="127.0.0.1:1",
+                    options=["--behavior", "150:delay"])
+    assert "100 or less" in str(e.value) and "100 or less" in e.value.stderr
+    with pytest.raises(StartError) as e:
+        start_proxy(proxy_port=0, http_port=0, backend="127.0.0.1:1", binary="/bin/false")
+    assert "exited" in str(e.value)
+
+
+def test_with_behavior_restores_name_and_options_also_on_exceptions(backend):
+    pid = start_proxy(proxy_port=0, http_port=0, proxy_host="127.0.0.1", http_host="127.0.0.1",
+                      backend="127.0.0.1:%d" % backend.port)
+    try:
+        c = pid.client()
+        c.set_behavior("delay", sleep=0.05, before=False)
+        with c.with_behavior("error", warmup=3):
+            assert c.get_behavior() == "error"
+            assert c.get_behavior_options()["error"]["warmup"] == 3
+        assert c.get_behavior() == "delay"
+        assert c.get_behavior_options()["delay"] == {"sleep": 0.05, "before": False}
+        with pytest.raises(RuntimeError):
+            with c.with_behavior("hang"):
+                raise RuntimeError("boom")
+        assert c.get_behavior() == "delay"
+        assert c.get_behavior_options()["delay"] == {"sleep": 0.05, "before": False}
+    finally:
+        stop_proxy(pid)
+
+
+def test_a_behavior_set_through_the_client_reaches_redis_py(redis_server):
+    redis = pytest.importorskip("redis")
+    pid = start_proxy(proxy_port=0, http_port=0, proxy_host="127.0.0.1", http_host="127.0.0.1",
+                      backend="127.0.0.1:%d" % redis_server, protocol="redis", seed=1)
+    try:
+        r = redis.Redis(host="127.0.0.1", port=pid.proxy_port, socket_timeout=5)
+        r.set("k", "v")
+        with pid.client().with_behavior("error", message="READONLY replica"):
+            with pytest.raises(redis.exceptions.ResponseError):
+                r.get("k")
+        assert r.get("k") == b"v"
+    finally:
+        stop_proxy(pid)
+
+
+def test_the_toxiproxy_side(backend):
+    handle = start_server()
+    try:
+        srv = handle.server()
+        assert srv.version() == "2.12.0"
+        p = srv.create_proxy("echo", upstream="127.0.0.1:%d" % backend.port)
+        assert p.port > 0 and srv.proxies()["echo"].listen == p.listen
+        with p.toxic("latency", latency=150) as t:
+            assert t.name == "latency_downstream"
+            s = socket.create_connection((p.host, p.port), timeout=5)
+            t0 = time.monotonic()
+            s.sendall(b"x")
+            assert s.recv(1) == b"x"
+            assert time.monotonic() - t0 >= 0.15
+            s.close()
+            t.update(latency=10)
+            assert p.toxics()[0].attributes["latency"] == 10
+        assert p.toxics() == []
+        with p.disabled():
+            assert srv.get_proxy("echo").enabled is False
+        assert p.refresh().enabled is True
+        with pytest.raises(APIError) as e:
+            srv.create_proxy("echo", upstream="127.0.0.1:1")
+        assert e.value.status == 409 and e.value.message == "proxy already exists"
+        p.add_toxic("noop")
+        srv.reset()
+        assert p.toxics() == []
+        p.delete()
+        assert srv.proxies() == {}
+    finally:
+        assert stop_proxy(handle) == 0
+
+
+def test_fixtures_in_a_test_module_run_by_pytest(pytester, backend, redis_server):
+    pytester.makepyfile(test_sample="""
+        import socket
+        import pytest
+        import redis
+
+        def test_proxy_fixture(vaurien_proxy):
+            proxy = vaurien_proxy("127.0.0.1:%(echo)d")
+            s = socket.create_connection(("127.0.0.1", proxy.proxy_port), timeout=5)
+            s.sendall(b"ping")
+            assert s.recv(4) == b"ping"
+
+        @pytest.mark.vaurien("error", message="LOADING wait")
+        def test_marker(vaurien_proxy):
+            proxy = vaurien_proxy("127.0.0.1:%(redis)d", protocol="redis")
+            r = redis.Redis(port=proxy.proxy_port, socket_timeout=5)
+            with pytest.raises(redis.exceptions.BusyLoadingError):
+                r.get("x")
+
+        def test_server_fixture(vaurien_server):
+            p = vaurien_server.create_proxy("r", upstream="127.0.0.1:%(redis)d", protocol="redis")
+            with p.toxic("error"):
+                with pytest.raises(redis.exceptions.ResponseError):
+                    redis.Redis(port=p.port, socket_timeout=5).get("x")
+
+        def test_failure_shows_the_log(vaurien_proxy):
+            vaurien_proxy("127.0.0.1:%(echo)d")
+            assert False, "deliberate"
+        """ % {"echo": backend.port, "redis": redis_server})
+    result = pytester.runpytest_subprocess("-p", "vaurien.pytest_plugin", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*vaurien log (pid *)*", "*listening on*"])
+
+
+def test_the_package_installs_with_its_pytest_entry_point(tmp_path):
+    import os
+    import subprocess
+    import sys
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation",
+                        "--no-deps", "--no-index", "--target", str(tmp_path / "site"), pkg],
+                       capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    entry = (tmp_path / "site" / "vaurien-2.0.0.dist-info" / "entry_points.txt").read_text()
+    assert "[pytest11]" in entry and "vaurien = vaurien.pytest_plugin" in entry
