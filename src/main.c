@@ -13,6 +13,7 @@
  * close every connection and exit 0.
  */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "ctl/client.h"
 #include "ctl/json.h"
 #include "net/demo.h"
+#include "net/fast.h"
 #include "net/proxy.h"
 #include "net/server.h"
 
@@ -57,6 +59,14 @@ struct loop {
 static int loop_init(struct loop *l)
 {
     struct event_config *cfg = event_config_new();
+    struct rlimit rl;
+
+    /* each proxied connection needs two descriptors, more on the fast
+     * path: take what the hard limit allows */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     /* Precise timers: a 100 ms delay must be 100 ms, not 100 ms + tick. */
     event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
@@ -82,6 +92,7 @@ static int loop_init(struct loop *l)
 
 static void loop_deinit(struct loop *l)
 {
+    fast_pool_deinit();
     if (l->sigint != NULL)
         event_free(l->sigint);
     if (l->sigterm != NULL)

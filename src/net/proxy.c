@@ -322,6 +322,12 @@ const char *proxy_listen_text(const struct proxy *p, char *buf, size_t len)
 
 void proxy_set_conf(struct proxy *p, struct proxy_conf *c)
 {
+    struct session *s, *next;
+
     proxy_conf_destroy(p->conf);
     p->conf = c;
+    for (s = LIST_FIRST(&p->sessions); s != NULL; s = next) {
+        next = LIST_NEXT(s, link);
+        session_conf_changed(s);
+    }
 }

@@ -29,6 +29,7 @@
 #include "core/addr.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "net/fast.h"
 #include "net/proxy.h"
 
 /* Bytes read from a socket in one go. */
@@ -47,6 +48,19 @@ static void out_of_memory(struct session *s);
 static void touch(struct session *s)
 {
     clock_gettime(CLOCK_MONOTONIC_COARSE, &s->last_active);
+}
+
+void session_touch(struct session *s)
+{
+    touch(s);
+}
+
+void session_conf_changed(struct session *s)
+{
+    if (s->fast && !fast_eligible(s))
+        fast_leave(s);
+    else if (!s->fast)
+        fast_enter(s);
 }
 
 static void set_nodelay(evutil_socket_t fd)
@@ -250,6 +264,7 @@ static void on_connected(struct session *s)
     touch(s);
     log_debug("session %llu: connected to the backend",
               (unsigned long long)s->id);
+    fast_enter(s);
 }
 
 static void go_hang(struct session *s, struct evbuffer *in)
@@ -316,6 +331,8 @@ void session_set_toxics(struct session *s)
 
     if (s->state != SESSION_OPEN)
         return;
+    if (s->fast && !fast_eligible(s))
+        fast_leave(s);
     if (pipe_set_chain(&s->up, p->toxics, p->ntoxics, TOXIC_UPSTREAM) < 0 ||
         (s->state == SESSION_OPEN &&
          pipe_set_chain(&s->down, p->toxics, p->ntoxics, TOXIC_DOWNSTREAM) < 0))
@@ -791,6 +808,8 @@ static void session_pump(struct session *s)
             pipe_maybe_shut(&s->down);
     }
     s->pumping = false;
+    if (s->state == SESSION_OPEN && s->mode != PROTO_FRAMED)
+        fast_enter(s);
 }
 
 /* A side ended: what it sent that does not make a whole unit still goes
@@ -967,6 +986,7 @@ void session_close(struct session *s, bool reset, const char *why)
     log_debug("session %llu: closed (%s), %llu bytes up, %llu down",
               (unsigned long long)s->id, why, s->up.bytes, s->down.bytes);
     evtimer_del(&s->idle_ev);
+    fast_deinit(s);
     pipe_deinit(&s->up);
     pipe_deinit(&s->down);
     queue_clear(s);

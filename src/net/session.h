@@ -51,6 +51,16 @@ struct entry {
     bool close_after;        /* close the client once answer is written */
 };
 
+/* One direction on the fast path (fast.c). */
+struct fast_dir {
+    int pipe[2];              /* from the pool while data is in flight */
+    size_t in_pipe;           /* bytes in it */
+    struct event rd, wr;      /* source readable, destination writable */
+    bool wr_armed;
+    bool eof;                 /* the source ended */
+    bool shut;                /* the destination's write side is shut */
+};
+
 struct session {
     LIST_ENTRY(session) link;
     struct proxy *proxy;
@@ -82,6 +92,9 @@ struct session {
     struct entry *down_entry;        /* NULL for unsolicited replies */
     bool down_first;                 /* no step of this reply handled yet */
     bool pumping;                    /* session_pump() is running */
+    bool fast;                       /* on the zero-copy path */
+    bool fast_assigned;              /* the fast events are assigned */
+    struct fast_dir fup, fdown;      /* its two directions */
     char peer[64];                   /* client address, for logs */
 };
 
@@ -96,6 +109,12 @@ void session_close(struct session *s, bool reset, const char *why);
 
 /* Takes the proxy's current byte toxics (after a change). */
 void session_set_toxics(struct session *s);
+
+/* The proxy's configuration changed: leave or enter the fast path. */
+void session_conf_changed(struct session *s);
+
+/* Records activity (resets the idle timeout). */
+void session_touch(struct session *s);
 
 /* Frees a closed session. Called by the proxy after the loop pass. */
 void session_destroy(struct session *s);

@@ -142,9 +142,14 @@ def test_the_package_installs_with_its_pytest_entry_point(tmp_path):
     import os
     import subprocess
     import sys
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    import shutil
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pkg = tmp_path / "src"
+    # a copy, so that the build leaves nothing in the source tree
+    shutil.copytree(src, pkg, ignore=shutil.ignore_patterns("tests", "__pycache__", "*.egg-info",
+                                                           "build"))
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation",
-                        "--no-deps", "--no-index", "--target", str(tmp_path / "site"), pkg],
+                        "--no-deps", "--no-index", "--target", str(tmp_path / "site"), str(pkg)],
                        capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     entry = (tmp_path / "site" / "vaurien-2.0.0.dist-info" / "entry_points.txt").read_text()
