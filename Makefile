@@ -9,7 +9,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 PYTEST_FLAGS ?= -q
 
-.PHONY: all deps build run test unit e2e asan clean
+.PHONY: all deps build run test unit e2e asan bench bench-quick clean
 
 all: build
 
@@ -45,6 +45,15 @@ asan: deps
 	    VAURIEN_BIN=$(CURDIR)/$(ASAN_BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) tests/e2e
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    VAURIEN_BIN=$(CURDIR)/$(ASAN_BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) clients/python/tests
+
+# Benchmarks: direct vs HAProxy vs Vaurien, medians and ratios (BENCHMARKS.md).
+bench: build
+	@./scripts/install-bench-deps
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py
+
+bench-quick: build
+	@./scripts/install-bench-deps
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py --quick
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
