@@ -70,6 +70,9 @@ static int loop_init(struct loop *l)
 
     /* Precise timers: a 100 ms delay must be 100 ms, not 100 ms + tick. */
     event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    /* coalesce the epoll_ctl calls of one loop pass (enable, disable, add
+     * and delete of the same descriptor in one callback cost one call) */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     l->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     if (l->base == NULL)

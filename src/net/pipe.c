@@ -113,14 +113,32 @@ static void deliver(struct pipe *p, struct evbuffer *from, size_t len,
 {
     struct evbuffer *out = bufferevent_get_output(p->dst);
 
-    evbuffer_remove_buffer(from, out, len);
     p->bytes += len;
+    if (evbuffer_get_length(out) == 0) {
+        /* Nothing queued: write now rather than after the next poll, as a
+         * plain proxy does; what the socket does not take is queued. */
+        int w = evbuffer_write_atmost(from, bufferevent_getfd(p->dst),
+                                      (ev_ssize_t)len);
+        if (w > 0)
+            len -= (size_t)w;
+    }
+    evbuffer_remove_buffer(from, out, len);
     if (then != BEHAV_PASS) {
         /* abort (request written: cut) or close (answer written: close) */
         p->close_on_flush = true;
         p->discard = true;
         if (evbuffer_get_length(out) == 0)
             session_close(p->s, false, behav_act_name(then));
+    }
+}
+
+/* Resumes reading the source once the pipe is below its low-water mark. */
+static void maybe_resume(struct pipe *p)
+{
+    if (p->full && pipe_buffered(p) <= PIPE_LOW) {
+        p->full = false;
+        if (!p->eof && p->s->state == SESSION_OPEN && !p->s->fast)
+            bufferevent_enable(p->src, EV_READ);
     }
 }
 
@@ -147,6 +165,7 @@ static void release(struct pipe *p)
             return;
     }
     arm_timer(p);
+    maybe_resume(p);
     pipe_maybe_shut(p);
 }
 
@@ -521,11 +540,7 @@ void pipe_on_drained(struct pipe *p)
             session_close(p->s, false, "closed after the last write");
         return;
     }
-    if (p->full && pipe_buffered(p) <= PIPE_LOW) {
-        p->full = false;
-        if (!p->eof && p->s->state == SESSION_OPEN)
-            bufferevent_enable(p->src, EV_READ);
-    }
+    maybe_resume(p);
     session_on_pipe_drained(p->s, p);
     if (p->s->state != SESSION_CLOSED)
         pipe_maybe_shut(p);

@@ -255,8 +255,11 @@ static void on_connected(struct session *s)
         session_set_toxics(s);
     if (s->state != SESSION_OPEN)
         return;
-    bufferevent_enable(s->client, EV_READ | EV_WRITE);
-    bufferevent_enable(s->backend, EV_READ | EV_WRITE);
+    /* a connection that will go zero-copy never arms the buffered path */
+    if (!fast_eligible(s)) {
+        bufferevent_enable(s->client, EV_READ | EV_WRITE);
+        bufferevent_enable(s->backend, EV_READ | EV_WRITE);
+    }
     if (!p->stay_connected) {
         struct timeval tv = seconds_tv(p->timeout);
         evtimer_add(&s->idle_ev, &tv);
@@ -531,7 +534,8 @@ static void check_mode(struct session *s)
     const struct proto_ops *proto = s->proto;
     enum proto_mode m;
 
-    if (proto->mode == NULL || s->mode != PROTO_FRAMED)
+    if (proto->mode == NULL || s->mode != PROTO_FRAMED ||
+        s->state != SESSION_OPEN)
         return;
     m = proto->mode(s->pstate);
     if (m != PROTO_FRAMED)
