@@ -192,48 +192,52 @@ def idle_memory(targets, n):
     report("memory per idle connection (KB)", "", res, higher_is_better=False)
 
 
-def rtt_percentiles(port, conns, per_conn, size=64):
-    lat = []
-    lock = threading.Lock()
-
-    def client():
-        s = socket.create_connection(("127.0.0.1", port), timeout=30)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        msg = b"x" * size
-        mine = []
-        for _ in range(per_conn):
-            t0 = time.perf_counter()
-            s.sendall(msg)
-            got = 0
-            while got < size:
-                got += len(s.recv(size - got))
-            mine.append(time.perf_counter() - t0)
-        s.close()
-        with lock:
-            lat.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(conns)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    lat.sort()
-    return lat
+def rtt_tool():
+    """bench/rtt.c, compiled once into the build folder."""
+    out = os.path.join(os.path.dirname(VAURIEN), "bench-rtt")
+    src = os.path.join(ROOT, "bench", "rtt.c")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        subprocess.run(["cc", "-O2", "-o", out, src], check=True)
+    return out
 
 
-def timing(echo_port, conns, per_conn):
-    for label, extra in [("delay 100 ms", ["--behavior", "100:delay",
-                                           "--behavior-delay-sleep", "0.1"])]:
-        v = vaurien(echo_port, extra=extra)
-        lat = rtt_percentiles(v.port, conns, per_conn)
-        direct = rtt_percentiles(echo_port, conns, per_conn)
-        p50, p99 = lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99) - 1] * 1000
-        d99 = direct[int(len(direct) * 0.99) - 1] * 1000
-        print("  %s, %d connections: p50 %.2f ms, p99 %.2f ms, min %.2f ms (direct p99 %.2f ms)"
-              % (label, conns, p50, p99, lat[0] * 1000, d99), flush=True)
-        ROWS.append({"workload": "%s, %d conns: p99 (ms)" % (label, conns), "target": "vaurien",
-                     "value": p99, "unit": "ms", "vs_direct": None, "vs_haproxy": None,
-                     "cpu_s": 0, "min_ms": lat[0] * 1000, "p50_ms": p50})
+def rtt(port, conns, per_conn):
+    out = subprocess.run([rtt_tool(), str(port), str(conns), str(per_conn)],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    return {k: float(v) for k, v in zip(out.split()[::2], out.split()[1::2])}
+
+
+def timing(redis_port, conns, per_conn):
+    """Round trips of inline PINGs to redis-server (a fast C backend) through
+    a 100 ms delay and a 100 ms latency toxic, measured by bench/rtt.c."""
+    direct = rtt(redis_port, conns, per_conn)
+    v = vaurien(redis_port, extra=["--behavior", "100:delay", "--behavior-delay-sleep", "0.1"])
+    delay = rtt(v.port, conns, per_conn)
+    print("  direct, %d connections: p50 %.2f ms, p99 %.2f ms" %
+          (conns, direct["p50"], direct["p99"]), flush=True)
+    print("  delay 100 ms: min %.2f ms, p50 %.2f ms, p99 %.2f ms, max %.2f ms" %
+          (delay["min"], delay["p50"], delay["p99"], delay["max"]), flush=True)
+    ROWS.append({"workload": "delay 100 ms, %d conns: p99 (ms)" % conns, "target": "vaurien",
+                 "value": delay["p99"], "unit": "ms", "vs_direct": None, "vs_haproxy": None,
+                 "cpu_s": 0, "min_ms": delay["min"], "direct_p99_ms": direct["p99"]})
+    api_port = free_port()
+    srv = spawn([VAURIEN, "server", "-host", "127.0.0.1", "-port", str(api_port),
+                 "--log-level", "error"])
+    wait_port(api_port)
+    body = json.dumps({"name": "lat", "listen": "127.0.0.1:0",
+                       "upstream": "127.0.0.1:%d" % redis_port,
+                       "toxics": [{"type": "latency", "attributes": {"latency": 100}}]}).encode()
+    with urllib.request.urlopen(urllib.request.Request(
+            "http://127.0.0.1:%d/proxies" % api_port, data=body, method="POST")) as r:
+        port = int(json.load(r)["listen"].rsplit(":", 1)[1])
+    lat = rtt(port, conns, per_conn)
+    srv.terminate()
+    srv.wait()
+    print("  latency toxic 100 ms: min %.2f ms, p50 %.2f ms, p99 %.2f ms, max %.2f ms" %
+          (lat["min"], lat["p50"], lat["p99"], lat["max"]), flush=True)
+    ROWS.append({"workload": "latency 100 ms, %d conns: p99 (ms)" % conns, "target": "vaurien",
+                 "value": lat["p99"], "unit": "ms", "vs_direct": None, "vs_haproxy": None,
+                 "cpu_s": 0, "min_ms": lat["min"]})
 
 
 def api_latency(echo_port, iperf_port, n_conns, seconds):
@@ -385,7 +389,7 @@ def main():
     http_rate([Target("direct", nginx_port), Target("haproxy", hports[nginx_port], hpid),
                vaurien(nginx_port, "http")], reps, secs)
     idle_memory([Target("haproxy", hports[echo_port], hpid), vaurien(echo_port)], idle_n)
-    timing(echo_port, 50, 20 if quick else 60)
+    timing(redis_port, 50, 20 if quick else 60)
     api_latency(echo_port, iperf_port, idle_n, secs)
     startup(10 if quick else 30)
 
