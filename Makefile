@@ -9,7 +9,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 PYTEST_FLAGS ?= -q
 
-.PHONY: all deps build run test unit e2e asan bench bench-quick clean
+.PHONY: all deps build run test unit e2e asan bench bench-quick fuzz fuzz-smoke clean
 
 all: build
 
@@ -55,5 +55,19 @@ bench-quick: build
 	@./scripts/install-bench-deps
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py --quick
 
+# libFuzzer harnesses (clang): every framer, the API bodies, INI, the mix,
+# the command line. fuzz-smoke runs each for FUZZ_SECONDS (CI: 20).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
+
+fuzz:
+	@./scripts/install-fuzz-deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	    -DVAURIEN_FUZZ=ON -DVAURIEN_TESTS=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
+
+fuzz-smoke: fuzz
+	./scripts/fuzz-run $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

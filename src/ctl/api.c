@@ -376,108 +376,23 @@ static void behavior_get(struct proxy *p, struct evhttp_request *req)
     send_json(req, 200, j);
 }
 
-/* Applies one behavior's options from a JSON object to a conf. */
-static int apply_options(struct proxy_conf *c, int b, json_t *opts,
-                         bool skip_name, char *name, size_t namelen,
-                         char *err, size_t errlen)
-{
-    const struct behav_ops *ops = behav_at(b);
-    const char *key;
-    json_t *v;
-
-    json_object_foreach(opts, key, v) {
-        int o;
-        if (skip_name && (strcmp(key, "name") == 0 || strcmp(key, "options") == 0))
-            continue;
-        o = opt_find(ops->opts, key);
-        if (o < 0) {
-            snprintf(name, namelen, "%s", key);
-            snprintf(err, errlen, "the '%s' behavior has no option '%s'",
-                     ops->name, key);
-            return -1;
-        }
-        if (ctl_opt_from_json(&ops->opts[o], v, &c->behav[b].vals[o], err,
-                              errlen) < 0) {
-            snprintf(name, namelen, "%s", key);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* PUT /behavior {"name": NAME or a mix, OPTION: VALUE, ...} */
 static void behavior_put(struct proxy *p, struct evhttp_request *req)
 {
-    char err[600], why[600], name[128] = "";
-    json_t *body = read_body(req, err, sizeof(err)), *jname, *opts;
-    struct proxy_conf *c;
-    struct mix m;
-    const char *spec;
-    int b;
+    char err[600], name[128] = "";
+    json_t *body = read_body(req, err, sizeof(err));
+    int rc;
 
-    if (body == NULL || !json_is_object(body)) {
-        json_decref(body);
+    if (body == NULL) {
         send_vaurien_error(req, "", "the value is not a valid json object");
         return;
     }
-    jname = json_object_get(body, "name");
-    if (!json_is_string(jname)) {
-        json_decref(body);
-        send_vaurien_error(req, "", "the value should contain a \"name\" key");
-        return;
-    }
-    spec = json_string_value(jname);
-    b = behav_find(spec);
-    if (b >= 0) {
-        m.n = 1;
-        m.e[0].pct = 100;
-        m.e[0].behav = b;
-    } else if (strchr(spec, ':') == NULL ||
-               mix_parse(spec, &m, why, sizeof(why)) < 0) {
-        snprintf(err, sizeof(err), "the '%s' behavior does not exist", spec);
-        json_decref(body);
-        send_vaurien_error(req, "name", err);
-        return;
-    }
-    c = proxy_conf_clone(p->conf);
-    if (c == NULL) {
-        json_decref(body);
-        send_error(req, 500, "out of memory");
-        return;
-    }
-    c->mix = m;
-    /* options at the top level (the original's) for a single behavior,
-     * and per behavior under "options" */
-    if ((b >= 0 && apply_options(c, b, body, true, name, sizeof(name), err,
-                                 sizeof(err)) < 0)) {
-        goto bad;
-    }
-    opts = json_object_get(body, "options");
-    if (json_is_object(opts)) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(opts, key, v) {
-            int k = behav_find(key);
-            if (k < 0 || !json_is_object(v)) {
-                snprintf(name, sizeof(name), "options");
-                snprintf(err, sizeof(err), "the '%s' behavior does not exist",
-                         key);
-                goto bad;
-            }
-            if (apply_options(c, k, v, false, name, sizeof(name), err,
-                              sizeof(err)) < 0)
-                goto bad;
-        }
-    }
-    log_info("proxy %s: behavior set to %s", p->name, spec);
+    rc = ctl_behavior_apply(p, body, name, sizeof(name), err, sizeof(err));
     json_decref(body);
-    proxy_set_conf(p, c);
-    send_ok(req);
-    return;
-bad:
-    json_decref(body);
-    proxy_conf_destroy(c);
-    send_vaurien_error(req, name, err);
+    if (rc < 0)
+        send_vaurien_error(req, name, err);
+    else
+        send_ok(req);
 }
 
 static void behaviors_get(struct evhttp_request *req)

@@ -533,13 +533,12 @@ int ctl_client_main(int argc, char **argv)
         if (i >= argc)
             return usage("set-behavior NAME [--OPTION VALUE]...");
         body = json_pack("{s:s}", "name", argv[i++]);
-        for (; i < argc; i++) {
+        for (; i < argc; i += 2) {
             if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
                 json_decref(body);
                 return usage("set-behavior: options are --OPTION VALUE");
             }
             json_object_set_new(body, argv[i] + 2, typed_value(argv[i + 1]));
-            i++;
         }
         rc = call(url, "PUT", "/behavior", body, &out);
         json_decref(body);

@@ -3,6 +3,9 @@
  */
 #include "ctl/json.h"
 
+#include "behav/mix.h"
+#include "core/log.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -377,4 +380,98 @@ json_t *ctl_populate(struct server *srv, json_t *body, int *status,
         json_array_append_new(out, ctl_proxy_json(p));
     }
     return out;
+}
+
+/* Applies one behavior's options from a JSON object to a conf. */
+static int apply_options(struct proxy_conf *c, int b, json_t *opts,
+                         bool skip_name, char *name, size_t namelen,
+                         char *err, size_t errlen)
+{
+    const struct behav_ops *ops = behav_at(b);
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(opts, key, v) {
+        int o;
+        if (skip_name && (strcmp(key, "name") == 0 || strcmp(key, "options") == 0))
+            continue;
+        o = opt_find(ops->opts, key);
+        if (o < 0) {
+            snprintf(name, namelen, "%s", key);
+            snprintf(err, errlen, "the '%s' behavior has no option '%s'",
+                     ops->name, key);
+            return -1;
+        }
+        if (ctl_opt_from_json(&ops->opts[o], v, &c->behav[b].vals[o], err,
+                              errlen) < 0) {
+            snprintf(name, namelen, "%s", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int ctl_behavior_apply(struct proxy *p, json_t *body, char *name,
+                       size_t namelen, char *err, size_t errlen)
+{
+    char why[600];
+    json_t *jname, *opts;
+    struct proxy_conf *c;
+    struct mix m;
+    const char *spec;
+    int b;
+
+    name[0] = '\0';
+    if (!json_is_object(body)) {
+        snprintf(err, errlen, "the value is not a valid json object");
+        return -1;
+    }
+    jname = json_object_get(body, "name");
+    if (!json_is_string(jname)) {
+        snprintf(err, errlen, "the value should contain a \"name\" key");
+        return -1;
+    }
+    spec = json_string_value(jname);
+    b = behav_find(spec);
+    if (b >= 0) {
+        m.n = 1;
+        m.e[0].pct = 100;
+        m.e[0].behav = b;
+    } else if (strchr(spec, ':') == NULL ||
+               mix_parse(spec, &m, why, sizeof(why)) < 0) {
+        snprintf(name, namelen, "name");
+        snprintf(err, errlen, "the '%s' behavior does not exist", spec);
+        return -1;
+    }
+    c = proxy_conf_clone(p->conf);
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->mix = m;
+    /* options at the top level (the original's) for a single behavior,
+     * and per behavior under "options" */
+    if (b >= 0 && apply_options(c, b, body, true, name, namelen, err, errlen) < 0)
+        goto bad;
+    opts = json_object_get(body, "options");
+    if (json_is_object(opts)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(opts, key, v) {
+            int k = behav_find(key);
+            if (k < 0 || !json_is_object(v)) {
+                snprintf(name, namelen, "options");
+                snprintf(err, errlen, "the '%s' behavior does not exist", key);
+                goto bad;
+            }
+            if (apply_options(c, k, v, false, name, namelen, err, errlen) < 0)
+                goto bad;
+        }
+    }
+    log_info("proxy %s: behavior set to %s", p->name, spec);
+    proxy_set_conf(p, c);
+    return 0;
+bad:
+    proxy_conf_destroy(c);
+    return -1;
 }

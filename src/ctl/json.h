@@ -45,4 +45,10 @@ struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
 json_t *ctl_populate(struct server *srv, json_t *body, int *status,
                      json_t **done, char *err, size_t errlen);
 
+/* Applies a PUT /behavior body (the original Vaurien's shape) to p: a new
+ * mix and options, swapped in as one snapshot. Returns 0, or -1 with the
+ * offending field in name and the original's description in err. */
+int ctl_behavior_apply(struct proxy *p, json_t *body, char *name,
+                       size_t namelen, char *err, size_t errlen);
+
 #endif

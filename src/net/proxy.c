@@ -9,6 +9,9 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -75,6 +78,11 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
         if (s->dns_req == NULL) /* else its cancelled lookup reports later */
             session_destroy(s);
     }
+#ifdef __GLIBC__
+    /* the last connection closed: give freed memory back to the system */
+    if (p->active == 0)
+        malloc_trim(0);
+#endif
 }
 
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)

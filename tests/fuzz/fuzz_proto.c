@@ -1,0 +1,89 @@
+/*
+ * Fuzzes one protocol's framer (FUZZ_PROTO, set by the build) in both
+ * directions: the input is cut into pieces whose sizes and directions come
+ * from its own bytes, each direction's bytes are framed as they arrive, and
+ * for every request head the protocol's error reply is built.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "behav/behav.h"
+#include "proto/proto.h"
+
+extern const struct proto_ops FUZZ_PROTO;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const struct proto_ops *ops = &FUZZ_PROTO;
+    union opt_val opts[OPT_MAX];
+    void *st = calloc(1, ops->state_size);
+    struct evbuffer *in[2] = { evbuffer_new(), evbuffer_new() };
+    struct proto_unit u[2];
+    bool in_unit[2] = { false, false };
+    struct rng r;
+    size_t i = 0;
+
+    rng_seed(&r, size);
+    opt_defaults(ops->opts, opts);
+    if (ops->init != NULL)
+        ops->init(st, opts, "backend.example:80");
+    memset(u, 0, sizeof(u));
+    while (i < size) {
+        /* a control byte: direction (bit 0) and piece length (the rest) */
+        uint8_t c = data[i++];
+        int dir = c & 1;
+        size_t len = (size_t)(c >> 1) + 1;
+        if (len > size - i)
+            len = size - i;
+        evbuffer_add(in[dir], data + i, len);
+        i += len;
+        for (int guard = 0; guard < 10000; guard++) {
+            ssize_t n;
+            if (evbuffer_get_length(in[dir]) == 0)
+                break;
+            if (!in_unit[dir]) {
+                uint32_t info = u[PROTO_UP].info, info2 = u[PROTO_UP].info2;
+                memset(&u[dir], 0, sizeof(u[dir]));
+                if (dir == PROTO_DOWN) {
+                    u[dir].info = info;
+                    u[dir].info2 = info2;
+                }
+            }
+            n = ops->frame(st, (enum proto_dir)dir, in[dir], &u[dir]);
+            if (n <= 0) {
+                if (n < 0)
+                    evbuffer_drain(in[dir], evbuffer_get_length(in[dir]));
+                break;
+            }
+            if ((size_t)n > evbuffer_get_length(in[dir]))
+                abort(); /* handed out more than it was given */
+            if (!in_unit[dir] && !(u[dir].flags & PROTO_HEAD))
+                abort(); /* a unit must start with its head */
+            if (dir == PROTO_UP && (u[dir].flags & PROTO_HEAD)) {
+                struct proto_error e = { .status = "503,418", .message = "x\r\ny",
+                                         .code = 0, .sqlstate = "08004",
+                                         .enhanced = "" };
+                struct evbuffer *out = evbuffer_new();
+                bool close;
+                ops->error_reply(st, &e, &u[dir], &r, out, &close);
+                evbuffer_free(out);
+            }
+            evbuffer_drain(in[dir], (size_t)n);
+            in_unit[dir] = !(u[dir].flags & PROTO_END);
+        }
+        if (ops->mode != NULL && ops->mode(st) != PROTO_FRAMED)
+            break;
+    }
+    if (ops->deinit != NULL)
+        ops->deinit(st);
+    opt_free(ops->opts, opts);
+    free(st);
+    evbuffer_free(in[0]);
+    evbuffer_free(in[1]);
+    return 0;
+}
