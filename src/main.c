@@ -129,11 +129,11 @@ static void seed_rng(const struct settings *st)
 
 /* Serves the control API when asked; logs where. */
 static int start_api(struct loop *l, struct server *srv,
-                     const struct addr *a, struct api **out)
+                     const struct addr *a, const char *token, struct api **out)
 {
     char err[600], where[80];
 
-    *out = api_start(l->base, srv, a, err, sizeof(err));
+    *out = api_start(l->base, srv, a, token, err, sizeof(err));
     if (*out == NULL) {
         log_error("%s", err);
         return -1;
@@ -162,6 +162,7 @@ static int run_proxy(const struct settings *st, const struct addr *demo)
         goto out;
     }
     server_init(&srv, l.base, l.dns, st);
+    proxy_set_global_limit(st->max_total);
     if (demo != NULL) {
         d = demo_backend_start(l.base, demo, err, sizeof(err));
         if (d == NULL) {
@@ -184,7 +185,7 @@ static int run_proxy(const struct settings *st, const struct addr *demo)
              proxy_bound_addr(p, bound, sizeof(bound)),
              addr_format(&st->backend, b, sizeof(b)), st->protocol,
              st->behavior);
-    if (st->http && start_api(&l, &srv, &st->http_addr, &api) < 0)
+    if (st->http && start_api(&l, &srv, &st->http_addr, st->api_token, &api) < 0)
         goto out;
     if (demo != NULL) {
         printf("\nVaurien demo: a proxy on %s in front of a built-in HTTP "
@@ -293,6 +294,7 @@ static int run_server(int argc, char **argv)
         goto out;
     }
     server_init(&srv, l.base, l.dns, &st);
+    proxy_set_global_limit(st.max_total);
     if (config[0] != '\0') {
         json_error_t je;
         json_t *j = json_load_file(config, 0, &je), *out, *done;
@@ -314,7 +316,7 @@ static int run_server(int argc, char **argv)
         log_info("-config %s: %zu proxies", config, json_array_size(out));
         json_decref(out);
     }
-    if (start_api(&l, &srv, &a, &api) < 0)
+    if (start_api(&l, &srv, &a, st.api_token, &api) < 0)
         goto out;
     event_base_dispatch(l.base);
     rc = 0;

@@ -38,6 +38,16 @@ static const struct flag {
       "Log file, - for stderr (default -)" },
     { "--seed", "seed", false, "N",
       "Seed of every random draw (default: random, logged at start)" },
+    { "--max-connections", "max_connections", false, "N",
+      "Connections one proxy serves at once (default 0: no limit)" },
+    { "--max-connections-total", "max_connections_total", false, "N",
+      "Connections all proxies serve at once (default 0: no limit)" },
+    { "--overflow", "overflow", false, "POLICY",
+      "Beyond a limit: close new clients at once, or leave them in the "
+      "backlog (close or backlog; default close)" },
+    { "--api-token", "api_token", false, "TOKEN",
+      "Require 'Authorization: Bearer TOKEN' on the control API "
+      "(or $VAURIEN_API_TOKEN)" },
     { "--http", "http", true, NULL,
       "Serve the control API (Vaurien's and Toxiproxy's)" },
     { "--http-host", "http_host", false, "HOST",

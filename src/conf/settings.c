@@ -26,6 +26,11 @@ void settings_init(struct settings *st)
     st->backlog = 8192;
     st->log_level = LOG_INFO;
     addr_parse("localhost:8080", &st->http_addr, err, sizeof(err));
+    {
+        const char *token = getenv("VAURIEN_API_TOKEN");
+        if (token != NULL && strlen(token) < sizeof(st->api_token))
+            strcpy(st->api_token, token);
+    }
     strcpy(st->log_output, "-");
     for (int i = 0; i < behav_count(); i++)
         behav_inst_init(&st->behav[i], behav_at(i));
@@ -149,6 +154,32 @@ int settings_set(struct settings *st, const char *key, const char *value,
     if (key_is(key, "log_output"))
         return copy_text(st->log_output, sizeof(st->log_output), value, key,
                          err, errlen);
+    if (key_is(key, "max_connections") || key_is(key, "max_connections_total")) {
+        long v;
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (value[0] == '\0' || *end != '\0' || errno != 0 || v < 0) {
+            snprintf(err, errlen, "expected an integer >= 0 (0: no limit), "
+                     "got '%s'", value);
+            return -EINVAL;
+        }
+        if (key_is(key, "max_connections"))
+            st->max_connections = v;
+        else
+            st->max_total = v;
+        return 0;
+    }
+    if (key_is(key, "overflow")) {
+        if (strcmp(value, "close") != 0 && strcmp(value, "backlog") != 0) {
+            snprintf(err, errlen, "expected close or backlog, got '%s'", value);
+            return -EINVAL;
+        }
+        st->overflow_backlog = strcmp(value, "backlog") == 0;
+        return 0;
+    }
+    if (key_is(key, "api_token"))
+        return copy_text(st->api_token, sizeof(st->api_token), value, key, err,
+                         errlen);
     if (key_is(key, "http")) {
         int b = opt_parse_bool(value);
         if (b < 0) {

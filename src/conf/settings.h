@@ -35,6 +35,11 @@ struct settings {
     bool seed_set;
     uint64_t seed;
     char config[4096];     /* the INI file read, "" if none */
+    long max_connections;  /* per proxy, 0 = no limit */
+    long max_total;        /* all proxies together, 0 = no limit */
+    bool overflow_backlog; /* at the limit: leave clients in the backlog
+                              (true) or close them at once (false) */
+    char api_token[256];   /* required on every API request, "" = none */
     bool http;             /* serve the control API */
     struct addr http_addr; /* where */
     /* options of every behavior, indexed as the behavior registry */

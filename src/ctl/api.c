@@ -33,6 +33,7 @@
 struct api {
     struct evhttp *http;
     struct server *srv;
+    char token[256];           /* required bearer token, "" = none */
     int fds[API_LISTEN_MAX];
     int nfds;
     unsigned long long requests;
@@ -307,6 +308,12 @@ static void metrics_get(struct api *api, struct evhttp_request *req)
     TAILQ_FOREACH(p, &api->srv->proxies, link)
         evbuffer_add_printf(out, "vaurien_proxy_connections{proxy=\"%s\"} "
                             "%llu\n", p->name, (unsigned long long)p->active);
+    evbuffer_add_printf(out, "# HELP vaurien_proxy_refused_total Clients closed "
+                        "at a connection limit.\n# TYPE "
+                        "vaurien_proxy_refused_total counter\n");
+    TAILQ_FOREACH(p, &api->srv->proxies, link)
+        evbuffer_add_printf(out, "vaurien_proxy_refused_total{proxy=\"%s\"} "
+                            "%llu\n", p->name, (unsigned long long)p->refused);
     evbuffer_add_printf(out, "# HELP vaurien_proxy_sent_bytes_total Bytes "
                         "written by closed connections.\n# TYPE "
                         "vaurien_proxy_sent_bytes_total counter\n");
@@ -432,6 +439,44 @@ static void backend_put(struct proxy *p, struct evhttp_request *req)
     send_ok(req);
 }
 
+/* ---- guards ------------------------------------------------------------- */
+
+/* A request that names an Origin (a browser's) is let in only from this
+ * machine's own pages: DNS rebinding and cross-site requests are refused. */
+static bool origin_allowed(const char *origin)
+{
+    static const char *const local[] = { "localhost", "127.0.0.1", "[::1]" };
+    const char *host;
+
+    if (origin == NULL)
+        return true;
+    host = strstr(origin, "://");
+    if (host == NULL)
+        return false;
+    host += 3;
+    for (size_t i = 0; i < sizeof(local) / sizeof(*local); i++) {
+        size_t n = strlen(local[i]);
+        if (strncmp(host, local[i], n) == 0 && (host[n] == '\0' || host[n] == ':'))
+            return true;
+    }
+    return false;
+}
+
+/* Compares "Bearer TOKEN" in constant time. */
+static bool token_ok(const char *header, const char *token)
+{
+    size_t n = strlen(token), m;
+    unsigned char diff = 0;
+
+    if (header == NULL || strncmp(header, "Bearer ", 7) != 0)
+        return false;
+    header += 7;
+    m = strlen(header);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(token[i] ^ (i < m ? header[i] : 0));
+    return diff == 0 && m == n;
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 #define SEG_MAX 6
@@ -537,6 +582,15 @@ static void api_cb(struct evhttp_request *req, void *arg)
                   "User agent not allowed\n");
         return;
     }
+    if (!origin_allowed(evhttp_find_header(in, "Origin"))) {
+        send_error(req, 403, "origin not allowed");
+        return;
+    }
+    if (api->token[0] != '\0' &&
+        !token_ok(evhttp_find_header(in, "Authorization"), api->token)) {
+        send_error(req, 401, "missing or wrong API token");
+        return;
+    }
     if (n >= 2) {
         p = server_find(api->srv, seg[1]);
         if (p == NULL) {
@@ -607,7 +661,8 @@ static void api_cb(struct evhttp_request *req, void *arg)
 }
 
 struct api *api_start(struct event_base *base, struct server *srv,
-                      const struct addr *a, char *err, size_t errlen)
+                      const struct addr *a, const char *token, char *err,
+                      size_t errlen)
 {
     struct api *api = calloc(1, sizeof(*api));
     int n;
@@ -617,6 +672,8 @@ struct api *api_start(struct event_base *base, struct server *srv,
         return NULL;
     }
     api->srv = srv;
+    if (token != NULL)
+        snprintf(api->token, sizeof(api->token), "%s", token);
     api->http = evhttp_new(base);
     if (api->http == NULL) {
         free(api);

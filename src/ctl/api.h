@@ -19,9 +19,12 @@
 
 struct api;
 
-/* Serves the API for srv on a. Returns NULL with a message in err. */
+/* Serves the API for srv on a; token, if not empty, must come with every
+ * request as "Authorization: Bearer TOKEN". Returns NULL with a message in
+ * err. */
 struct api *api_start(struct event_base *base, struct server *srv,
-                      const struct addr *a, char *err, size_t errlen);
+                      const struct addr *a, const char *token, char *err,
+                      size_t errlen);
 void api_stop(struct api *api);
 
 /* "host:port" the API really listens on. */

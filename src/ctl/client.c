@@ -33,6 +33,7 @@ struct response {
 };
 
 static bool json_out;
+static const char *token; /* --token or $VAURIEN_API_TOKEN */
 
 static int usage(const char *msg)
 {
@@ -42,7 +43,8 @@ static int usage(const char *msg)
 
 static void help(void)
 {
-    printf("usage: vaurien ctl [--host URL] [--json] COMMAND ...\n\n"
+    printf("usage: vaurien ctl [--host URL] [--token TOKEN] [--json] COMMAND ..."
+           "\n\n"
            "Toxiproxy commands (URL: --host, $TOXIPROXY_URL, or "
            "http://localhost:8474):\n"
            "  list                                list the proxies\n"
@@ -139,8 +141,14 @@ static int request(const char *url, const char *method, const char *path,
     hl = snprintf(head, sizeof(head),
                   "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: vaurien-ctl\r\n"
                   "Connection: close\r\nContent-Type: application/json\r\n"
-                  "Content-Length: %zu\r\n\r\n",
-                  method, path, host, port, blen);
+                  "%s%s%sContent-Length: %zu\r\n\r\n",
+                  method, path, host, port, token != NULL ? "Authorization: Bearer " : "",
+                  token != NULL ? token : "", token != NULL ? "\r\n" : "", blen);
+    if (hl >= (int)sizeof(head)) {
+        close(fd);
+        fprintf(stderr, "vaurien ctl: request too long\n");
+        return EXIT_USAGE;
+    }
     if (write(fd, head, (size_t)hl) != hl ||
         (blen > 0 && write(fd, body, blen) != (ssize_t)blen)) {
         close(fd);
@@ -414,6 +422,8 @@ int ctl_client_main(int argc, char **argv)
             host = argv[i] + 7;
         else if (strcmp(argv[i], "--json") == 0)
             json_out = true;
+        else if (strcmp(argv[i], "--token") == 0 && i + 1 < argc)
+            token = argv[++i];
         else if (strcmp(argv[i], "--help") == 0) {
             help();
             return 0;
@@ -425,6 +435,8 @@ int ctl_client_main(int argc, char **argv)
     }
     if (i >= argc)
         return usage("no command");
+    if (token == NULL)
+        token = getenv("VAURIEN_API_TOKEN");
     cmd = argv[i++];
     if (host == NULL)
         host = strstr(cmd, "behavior") != NULL ? getenv("VAURIEN_URL")

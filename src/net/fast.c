@@ -158,6 +158,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             /* out of descriptors: the normal path does without pipes */
             log_warn("session %llu: no pipe for the fast path: %s",
                      (unsigned long long)s->id, strerror(-e));
+            s->no_fast = true;
             fast_leave(s);
             return;
         }
@@ -193,7 +194,7 @@ bool fast_enter(struct session *s)
     struct bufferevent *c = s->client, *b = s->backend;
     evutil_socket_t cfd, bfd;
 
-    if (s->fast || !fast_eligible(s) || s->up.eof || s->down.eof ||
+    if (s->fast || s->no_fast || !fast_eligible(s) || s->up.eof || s->down.eof ||
         s->up.head != NULL || s->down.head != NULL || s->synth_blocked ||
         evbuffer_get_length(bufferevent_get_input(c)) != 0 ||
         evbuffer_get_length(bufferevent_get_input(b)) != 0 ||

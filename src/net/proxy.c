@@ -95,12 +95,75 @@ static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(p->lev[i]);
 }
 
+static long global_max;      /* across every proxy, 0: none */
+static uint64_t global_active;
+
+void proxy_set_global_limit(long max)
+{
+    global_max = max;
+}
+
+static bool at_limit(const struct proxy *p)
+{
+    return (p->max_connections > 0 && p->active >= (uint64_t)p->max_connections) ||
+           (global_max > 0 && global_active >= (uint64_t)global_max);
+}
+
+static void pause_listeners(struct proxy *p, bool pause)
+{
+    for (int i = 0; i < p->nlev; i++) {
+        if (pause)
+            evconnlistener_disable(p->lev[i]);
+        else
+            evconnlistener_enable(p->lev[i]);
+    }
+    p->paused_full = pause;
+}
+
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
+    struct proxy *p = arg;
+    time_t now;
+
     (void)lev;
     (void)salen;
-    session_create(arg, fd, sa);
+    if (at_limit(p)) {
+        /* over a limit: the client is closed at once, and counted */
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        evutil_closesocket(fd);
+        p->refused++;
+        now = time(NULL);
+        if (now - p->limit_logged >= 10) {
+            log_warn("proxy %s: connection limit reached (%llu open); new "
+                     "clients are closed", p->name, (unsigned long long)p->active);
+            p->limit_logged = now;
+        }
+        return;
+    }
+    if (session_create(p, fd, sa) == 0) {
+        if (p->overflow_backlog && at_limit(p)) {
+            /* the next clients wait in the kernel's backlog */
+            pause_listeners(p, true);
+            log_info("proxy %s: connection limit reached; new clients wait",
+                     p->name);
+        }
+    }
+}
+
+void proxy_session_opened(struct proxy *p)
+{
+    (void)p;
+    global_active++;
+}
+
+void proxy_session_closed(struct proxy *p)
+{
+    if (global_active > 0)
+        global_active--;
+    if (p->paused_full && !at_limit(p))
+        pause_listeners(p, false);
 }
 
 static void accept_error_cb(struct evconnlistener *lev, void *arg)
@@ -151,6 +214,8 @@ struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
     snprintf(p->backend_port, sizeof(p->backend_port), "%u", st->backend.port);
     p->timeout = st->timeout;
     p->stay_connected = st->stay_connected;
+    p->max_connections = st->max_connections;
+    p->overflow_backlog = st->overflow_backlog;
     p->backlog = st->backlog;
     LIST_INIT(&p->sessions);
     LIST_INIT(&p->graveyard);

@@ -65,11 +65,25 @@ struct proxy {
     uint64_t next_id;
     uint64_t accepted;             /* connections accepted so far */
     uint64_t active;               /* sessions open now */
+    long max_connections;          /* 0: no limit */
+    bool overflow_backlog;         /* at the limit, stop accepting */
+    bool paused_full;              /* listeners paused by the limit */
+    uint64_t refused;              /* clients closed at a limit */
+    time_t limit_logged;           /* last time a limit was logged */
     unsigned long long bytes_up;   /* of closed sessions, for metrics */
     unsigned long long bytes_down;
     unsigned long long faults[SETTINGS_BEHAV_MAX]; /* requests per behavior
                                                       that was not dummy */
 };
+
+/* The limit on connections across every proxy (0: none). */
+void proxy_set_global_limit(long max);
+
+/* A session of p opened (counted against the limits). */
+void proxy_session_opened(struct proxy *p);
+
+/* A session of p closed: accepting may resume. */
+void proxy_session_closed(struct proxy *p);
 
 /* Builds a configuration snapshot from settings. Returns NULL on ENOMEM. */
 struct proxy_conf *proxy_conf_create(const struct settings *st);

@@ -155,6 +155,7 @@ int session_create(struct proxy *p, evutil_socket_t fd,
     LIST_INSERT_HEAD(&p->sessions, s, link);
     p->accepted++;
     p->active++;
+    proxy_session_opened(p);
     touch(s);
     log_debug("session %llu: accepted %s", (unsigned long long)s->id, s->peer);
 
@@ -908,6 +909,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_EOF) {
         if (s->state == SESSION_OPEN) {
+            s->up.eof = true; /* before pumping: no zero-copy after an end */
             flush_on_eof(s, bufferevent_get_input(s->client));
             if (s->state == SESSION_OPEN)
                 pipe_on_eof(&s->up);
@@ -948,6 +950,7 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_EOF) {
+        s->down.eof = true;
         flush_on_eof(s, bufferevent_get_input(s->backend));
         if (s->state == SESSION_OPEN)
             pipe_on_eof(&s->down);
@@ -1014,6 +1017,7 @@ void session_close(struct session *s, bool reset, const char *why)
     LIST_REMOVE(s, link);
     LIST_INSERT_HEAD(&p->graveyard, s, link);
     p->active--;
+    proxy_session_closed(p);
     p->bytes_up += s->up.bytes;
     p->bytes_down += s->down.bytes;
     event_active(&p->reap_ev, EV_TIMEOUT, 1);

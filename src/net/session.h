@@ -94,6 +94,7 @@ struct session {
     bool pumping;                    /* session_pump() is running */
     bool fast;                       /* on the zero-copy path */
     bool fast_assigned;              /* the fast events are assigned */
+    bool no_fast;                    /* no pipe could be had: stay off */
     struct fast_dir fup, fdown;      /* its two directions */
     char peer[64];                   /* client address, for logs */
 };

@@ -1,17 +1,21 @@
 """A tiny JSON-over-HTTP helper on urllib (standard library only)."""
 import json
+import os
 import urllib.error
 import urllib.request
 
 from .errors import APIError, VaurienError
 
 
-def request(base, method, path, body=None, timeout=10, content_type=True):
+def request(base, method, path, body=None, timeout=10, content_type=True, token=None):
     """Returns (status, decoded JSON or None). Raises APIError for 4xx/5xx
     with the server's message, VaurienError when it cannot be reached."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base.rstrip("/") + path, data=data, method=method)
     req.add_header("User-Agent", "vaurien-python")
+    token = token or os.environ.get("VAURIEN_API_TOKEN")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
     if data is not None and content_type:
         req.add_header("Content-Type", "application/json")
     try:

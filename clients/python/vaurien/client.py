@@ -14,14 +14,15 @@ class Client:
             ...                                 # the backend misbehaves here
     """
 
-    def __init__(self, host="localhost", port=8080, scheme="http", timeout=10):
+    def __init__(self, host="localhost", port=8080, scheme="http", timeout=10, token=None):
         self.base = "%s://%s:%s" % (scheme, host, port)
         self.timeout = timeout
+        self.token = token  # or $VAURIEN_API_TOKEN
 
     def _call(self, method, path, body=None):
         # the original client sent no Content-Type; the server accepts both
         return _http.request(self.base, method, path, body, self.timeout,
-                             content_type=False)[1]
+                             content_type=False, token=self.token)[1]
 
     def get_behavior(self):
         """The current behavior's name (or mix, "5:error,10:delay")."""
@@ -183,12 +184,13 @@ class Proxy:
 class Server:
     """Toxiproxy's API, on `vaurien server` (or on Toxiproxy itself)."""
 
-    def __init__(self, url="http://localhost:8474", timeout=10):
+    def __init__(self, url="http://localhost:8474", timeout=10, token=None):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.token = token  # or $VAURIEN_API_TOKEN
 
     def _call(self, method, path, body=None):
-        return _http.request(self.url, method, path, body, self.timeout)[1]
+        return _http.request(self.url, method, path, body, self.timeout, token=self.token)[1]
 
     def version(self):
         return self._call("GET", "/version")["version"]

@@ -1,0 +1,158 @@
+"""Limits and hostile input: connection limits, descriptors running out,
+the API's guards."""
+import os
+import resource
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, Api, Vaurien, free_port, recv_exactly, recv_until_eof, wait_until
+
+
+def test_max_connections_closes_new_clients_and_counts_them(backend):
+    port, proxy_port = free_port(), free_port()
+    a = Api(["--proxy", "127.0.0.1:%d" % proxy_port, "--backend", "127.0.0.1:%d" % backend.port,
+             "--max-connections", "3", "--http", "--http-host", "127.0.0.1",
+             "--http-port", str(port)], port)
+    try:
+        held = [socket.create_connection(("127.0.0.1", proxy_port), timeout=5) for _ in range(3)]
+        for s in held:
+            s.sendall(b"x")
+            assert recv_exactly(s, 1) == b"x"
+        extra = socket.create_connection(("127.0.0.1", proxy_port), timeout=5)
+        with pytest.raises((ConnectionResetError, AssertionError)):
+            extra.sendall(b"y")
+            assert recv_until_eof(extra, timeout=3) != b""
+        extra.close()
+        metrics = a.call("GET", "/metrics")[1]
+        assert 'vaurien_proxy_refused_total{proxy="vaurien"} 1' in metrics
+        held[0].close()
+        assert wait_until(lambda: 'vaurien_proxy_connections{proxy="vaurien"} 2'
+                          in a.call("GET", "/metrics")[1], timeout=5)
+        again = socket.create_connection(("127.0.0.1", proxy_port), timeout=5)
+        again.sendall(b"z")
+        assert recv_exactly(again, 1) == b"z"
+        again.close()
+        for s in held[1:]:
+            s.close()
+    finally:
+        rc, err = a.stop()
+    assert rc == 0, err
+
+
+def test_overflow_backlog_leaves_clients_waiting(backend, vaurien):
+    v = vaurien("--max-connections", "2", "--overflow", "backlog", backend_port=backend.port)
+    held = [v.connect() for _ in range(2)]
+    for s in held:
+        s.sendall(b"a")
+        assert recv_exactly(s, 1) == b"a"
+    waiting = v.connect()  # in the kernel's backlog: connected, not served
+    waiting.sendall(b"w")
+    waiting.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        waiting.recv(1)
+    held[0].close()
+    assert recv_exactly(waiting, 1, timeout=5) == b"w"  # served once a slot frees
+    waiting.close()
+    held[1].close()
+
+
+def test_out_of_descriptors_it_pauses_logs_once_and_recovers(backend):
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+    port = free_port()
+    log = "/tmp/vaurien-emfile-%d.log" % port
+    p = subprocess.Popen([BIN, "--proxy", "127.0.0.1:%d" % port, "--backend",
+                          "127.0.0.1:%d" % backend.port, "--log-output", log],
+                         preexec_fn=low_limit, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: os.path.exists(log) and "listening on" in open(log).read())
+        conns = []
+        for _ in range(60):  # more than the descriptors it has
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                conns.append(s)
+            except OSError:
+                break
+        time.sleep(1.0)
+        assert p.poll() is None  # still running
+        text = open(log).read()
+        assert text.count("pausing new connections") == 1, text[-2000:]
+        for s in conns:
+            s.close()
+        time.sleep(0.5)
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"back")
+        assert recv_exactly(s, 4, timeout=5) == b"back"
+        s.close()
+    finally:
+        p.terminate()
+        p.wait(10)
+        os.unlink(log)
+    assert p.returncode == 0
+
+
+def test_the_api_refuses_other_origins_and_accepts_local_ones(api):
+    st, b, _ = api.call("GET", "/proxies", headers={"Origin": "http://evil.example"})
+    assert st == 403 and b == {"error": "origin not allowed", "status": 403}
+    st, b, _ = api.call("POST", "/reset", headers={"Origin": "http://127.0.0.1.evil.example"})
+    assert st == 403
+    assert api.call("GET", "/proxies", headers={"Origin": "http://localhost:3000"})[0] == 200
+
+
+def test_an_api_token_is_required_when_set():
+    port = free_port()
+    a = Api(["server", "-host", "127.0.0.1", "-port", str(port), "-api-token", "s3cret"], port)
+    try:
+        st, b, _ = a.call("GET", "/proxies")
+        assert st == 401 and b["error"] == "missing or wrong API token"
+        assert a.call("GET", "/proxies", headers={"Authorization": "Bearer nope"})[0] == 401
+        assert a.call("GET", "/proxies", headers={"Authorization": "Bearer s3cret"})[0] == 200
+        r = subprocess.run([BIN, "ctl", "--host", "http://127.0.0.1:%d" % port, "--token",
+                            "s3cret", "list"], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0
+        r = subprocess.run([BIN, "ctl", "--host", "http://127.0.0.1:%d" % port, "list"],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1 and "401" in r.stderr
+    finally:
+        rc, err = a.stop()
+    assert rc == 0, err
+
+
+def test_malformed_and_oversized_requests_get_4xx_and_the_api_goes_on(api):
+    s = socket.create_connection(("127.0.0.1", api.port), timeout=5)
+    s.sendall(b"\x00\x01 this is not HTTP\r\n\r\n")
+    assert recv_until_eof(s, timeout=5).startswith(b"HTTP/1.1 400")
+    s.close()
+    s = socket.create_connection(("127.0.0.1", api.port), timeout=5)
+    s.sendall(b"GET /proxies HTTP/1.1\r\nHost: x\r\n" + b"X-Junk: " + b"a" * 20000 + b"\r\n\r\n")
+    reply = recv_until_eof(s, timeout=5)
+    assert reply == b"" or reply.split(b" ")[1].startswith(b"4")
+    s.close()
+    try:
+        st, b, _ = api.call("POST", "/proxies", raw="[" * 2_000_000)
+        assert 400 <= st < 500  # too large: refused ...
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # ... or the connection closed before the body was read
+    assert api.call("GET", "/version")[0] == 200
+
+
+def test_a_slow_client_does_not_hold_the_api(api):
+    slow = socket.create_connection(("127.0.0.1", api.port), timeout=5)
+    slow.sendall(b"GET /proxies HTTP/1.1\r\nHo")  # and nothing more
+    t0 = time.monotonic()
+    assert api.call("GET", "/version")[0] == 200
+    assert time.monotonic() - t0 < 0.1
+    slow.close()
+
+
+def test_backend_resolving_to_nothing_closes_the_client_and_says_why(vaurien):
+    v = vaurien("--backend", "no-such-host.invalid:80", "--timeout", "5")
+    s = v.connect()
+    t0 = time.monotonic()
+    assert recv_until_eof(s, timeout=8) == b""
+    assert time.monotonic() - t0 < 6
+    s.close()
+    assert wait_until(lambda: "cannot resolve" in v.log_text(), timeout=3)
