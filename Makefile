@@ -9,7 +9,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 PYTEST_FLAGS ?= -q
 
-.PHONY: all deps build run test unit e2e asan bench bench-quick fuzz fuzz-smoke clean
+.PHONY: all deps build run test unit e2e asan bench bench-quick soak fuzz fuzz-smoke clean
 
 all: build
 
@@ -54,6 +54,11 @@ bench: build
 bench-quick: build
 	@./scripts/install-bench-deps
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py --quick
+
+# Soak: mixed protocols while behaviors and toxics churn (SOAK_SECONDS).
+SOAK_SECONDS ?= 600
+soak: build
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/soak.py --seconds $(SOAK_SECONDS)
 
 # libFuzzer harnesses (clang): every framer, the API bodies, INI, the mix,
 # the command line. fuzz-smoke runs each for FUZZ_SECONDS (CI: 20).

@@ -19,7 +19,7 @@
 #include "net/session.h"
 
 #define FAST_PIPE_SIZE (256 * 1024) /* as a pipe's capacity, if allowed */
-#define FAST_POOL_MAX 256           /* idle pipes kept for reuse */
+#define FAST_POOL_MAX 16            /* idle pipes kept for reuse */
 
 static int pool[FAST_POOL_MAX][2];
 static int npool;
