@@ -17,51 +17,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VAURIEN = os.environ.get("VAURIEN_BIN", os.path.join(ROOT, "build", "vaurien"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (ROOT, VAURIEN, echo_server, free_port, rss_kb, spawn,  # noqa: E402
+                    stop_all, wait_port)
+
 TMP = tempfile.mkdtemp(prefix="vaurien-bench-")
-PROCS = []
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.01)
-    raise RuntimeError("port %d did not open" % port)
-
-
-def spawn(cmd, **kw):
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-    PROCS.append(p)
-    return p
 
 
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class Target:
@@ -311,33 +280,6 @@ def startup(reps):
                  "vs_direct": None, "vs_haproxy": None, "cpu_s": 0})
 
 
-def echo_server():
-    """A small C-speed echo backend: socat is not assumed; Python threads."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    s.listen(4096)
-
-    def serve(c):
-        try:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                c.sendall(d)
-        except OSError:
-            pass
-        c.close()
-
-    def accept():
-        while True:
-            c, _ = s.accept()
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    return s.getsockname()[1]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a short run (under 2 minutes)")
@@ -409,12 +351,5 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.terminate()
-        for p in PROCS:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all()
         shutil.rmtree(TMP, ignore_errors=True)

@@ -22,37 +22,14 @@ import threading
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VAURIEN = os.environ.get("VAURIEN_BIN", os.path.join(ROOT, "build", "vaurien"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import VAURIEN, echo_server, free_port, rss_kb, spawn, stop_all, wait_port  # noqa
+
 TMP = tempfile.mkdtemp(prefix="vaurien-soak-")
-PROCS = []
 FAILURES = []
 STATS = {"tcp_bytes_verified": 0, "redis_ok": 0, "redis_err": 0, "memcache_ok": 0,
          "memcache_err": 0, "http_ok": 0, "http_err": 0, "api_changes": 0}
 LOCK = threading.Lock()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("port %d did not open" % port)
-
-
-def spawn(cmd):
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    PROCS.append(p)
-    return p
 
 
 def count(key, n=1):
@@ -64,35 +41,6 @@ def fail(msg):
     with LOCK:
         if len(FAILURES) < 20:
             FAILURES.append(msg)
-
-
-def echo_server():
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    s.listen(256)
-
-    def serve(c):
-        try:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                c.sendall(d)
-        except OSError:
-            pass
-        c.close()
-
-    def accept():
-        while True:
-            try:
-                c, _ = s.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    return s.getsockname()[1]
 
 
 class Api:
@@ -124,14 +72,6 @@ def proc_fds(pid):
         else:
             n += 1
     return n if pipes <= 2 * 16 + 2 else n + pipes
-
-
-def proc_rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def tcp_worker(port, stop):
@@ -263,7 +203,7 @@ def main():
         assert st == 201, (name, st)
         ports[name] = int(p["listen"].rsplit(":", 1)[1])
     time.sleep(0.3)
-    fd0, rss0 = proc_fds(v.pid), proc_rss(v.pid)
+    fd0, rss0 = proc_fds(v.pid), rss_kb(v.pid)
     stop = threading.Event()
     workers = [threading.Thread(target=tcp_worker, args=(ports["tcp"], stop)) for _ in range(3)]
     workers += [threading.Thread(target=redis_worker, args=(ports["redis"], stop)),
@@ -279,7 +219,7 @@ def main():
         if v.poll() is not None:
             fail("vaurien exited with %s during the soak" % v.returncode)
             break
-        peak = max(peak, proc_rss(v.pid))
+        peak = max(peak, rss_kb(v.pid))
     stop.set()
     for w in workers:
         w.join(60)
@@ -287,7 +227,7 @@ def main():
     time.sleep(2.0)
     alive = v.poll() is None
     fd1 = proc_fds(v.pid) if alive else -1
-    rss1 = proc_rss(v.pid) if alive else -1
+    rss1 = rss_kb(v.pid) if alive else -1
     if not alive:
         fail("vaurien is not running at the end")
     if alive and fd1 != fd0:
@@ -320,13 +260,6 @@ if __name__ == "__main__":
     try:
         rc = main()
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.terminate()
-        for p in PROCS:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all()
         shutil.rmtree(TMP, ignore_errors=True)
     sys.exit(rc)

@@ -287,6 +287,26 @@ static void toxic_update(struct proxy *p, struct toxic *t,
     send_json(req, 200, ctl_toxic_json(t));
 }
 
+/* One metric family with a value per proxy. */
+static void metric(struct evbuffer *out, const struct server *srv,
+                   const char *name, const char *type, const char *help,
+                   unsigned long long (*value)(const struct proxy *))
+{
+    const struct proxy *p;
+
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+                        type);
+    TAILQ_FOREACH(p, &srv->proxies, link)
+        evbuffer_add_printf(out, "%s{proxy=\"%s\"} %llu\n", name, p->name,
+                            value(p));
+}
+
+static unsigned long long m_accepted(const struct proxy *p) { return p->accepted; }
+static unsigned long long m_active(const struct proxy *p) { return p->active; }
+static unsigned long long m_refused(const struct proxy *p) { return p->refused; }
+static unsigned long long m_up(const struct proxy *p) { return p->bytes_up; }
+static unsigned long long m_down(const struct proxy *p) { return p->bytes_down; }
+
 static void metrics_get(struct api *api, struct evhttp_request *req)
 {
     struct evbuffer *out = evbuffer_new();
@@ -296,35 +316,16 @@ static void metrics_get(struct api *api, struct evhttp_request *req)
         send_error(req, 500, "out of memory");
         return;
     }
-    evbuffer_add_printf(out,
-                        "# HELP vaurien_proxy_connections_total Connections "
-                        "accepted.\n# TYPE vaurien_proxy_connections_total "
-                        "counter\n");
-    TAILQ_FOREACH(p, &api->srv->proxies, link)
-        evbuffer_add_printf(out, "vaurien_proxy_connections_total{proxy=\"%s\"} "
-                            "%llu\n", p->name, (unsigned long long)p->accepted);
-    evbuffer_add_printf(out, "# HELP vaurien_proxy_connections Connections "
-                        "open.\n# TYPE vaurien_proxy_connections gauge\n");
-    TAILQ_FOREACH(p, &api->srv->proxies, link)
-        evbuffer_add_printf(out, "vaurien_proxy_connections{proxy=\"%s\"} "
-                            "%llu\n", p->name, (unsigned long long)p->active);
-    evbuffer_add_printf(out, "# HELP vaurien_proxy_refused_total Clients closed "
-                        "at a connection limit.\n# TYPE "
-                        "vaurien_proxy_refused_total counter\n");
-    TAILQ_FOREACH(p, &api->srv->proxies, link)
-        evbuffer_add_printf(out, "vaurien_proxy_refused_total{proxy=\"%s\"} "
-                            "%llu\n", p->name, (unsigned long long)p->refused);
-    evbuffer_add_printf(out, "# HELP vaurien_proxy_sent_bytes_total Bytes "
-                        "written by closed connections.\n# TYPE "
-                        "vaurien_proxy_sent_bytes_total counter\n");
-    TAILQ_FOREACH(p, &api->srv->proxies, link) {
-        evbuffer_add_printf(out, "vaurien_proxy_sent_bytes_total{proxy=\"%s\","
-                            "direction=\"upstream\"} %llu\n", p->name,
-                            p->bytes_up);
-        evbuffer_add_printf(out, "vaurien_proxy_sent_bytes_total{proxy=\"%s\","
-                            "direction=\"downstream\"} %llu\n", p->name,
-                            p->bytes_down);
-    }
+    metric(out, api->srv, "vaurien_proxy_connections_total", "counter",
+           "Connections accepted.", m_accepted);
+    metric(out, api->srv, "vaurien_proxy_connections", "gauge",
+           "Connections open.", m_active);
+    metric(out, api->srv, "vaurien_proxy_refused_total", "counter",
+           "Clients closed at a connection limit.", m_refused);
+    metric(out, api->srv, "vaurien_proxy_upstream_bytes_total", "counter",
+           "Bytes sent to the backend by closed connections.", m_up);
+    metric(out, api->srv, "vaurien_proxy_downstream_bytes_total", "counter",
+           "Bytes sent to clients by closed connections.", m_down);
     evbuffer_add_printf(out, "# HELP vaurien_proxy_faults_total Requests that "
                         "drew a behavior other than dummy from the mix.\n"
                         "# TYPE vaurien_proxy_faults_total counter\n");

@@ -228,20 +228,14 @@ static size_t mc_feed(void *st, const unsigned char *p, size_t n)
             d->f.error = true;
             break;
         }
-        const unsigned char *lf = memchr(p + i, '\n', n - i);
-        size_t take = lf != NULL ? (size_t)(lf - (p + i)) + 1 : n - i;
-        if (d->linelen < MC_KEEP) {
-            size_t keep = take < MC_KEEP - d->linelen ? take : MC_KEEP - d->linelen;
-            memcpy(d->line + d->linelen, p + i, keep);
-            d->line[d->linelen + keep] = '\0';
-        }
-        d->linelen += take;
-        i += take;
+        bool complete;
+        i += proto_line_take(p + i, n - i, d->line, MC_KEEP, &d->linelen,
+                             &complete);
         if (d->linelen > MC_LINE_MAX) {
             d->f.error = true;
             break;
         }
-        if (lf == NULL)
+        if (!complete)
             break;
         if (d->request) {
             bool quiet_before = d->grouped;
@@ -317,11 +311,8 @@ static void mc_error_reply(void *st, const struct proto_error *e,
     (void)req;
     (void)r;
     *close = false;
-    evbuffer_add(out, "SERVER_ERROR ", 13);
-    proto_add_line_text(out, e->message != NULL && e->message[0] != '\0'
-                                 ? e->message
-                                 : "injected error (vaurien)");
-    evbuffer_add(out, "\r\n", 2);
+    proto_error_line(out, "SERVER_ERROR ", e->message,
+                     "injected error (vaurien)");
 }
 
 static const struct opt_decl mc_opts[] = { { 0 } };

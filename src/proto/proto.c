@@ -148,10 +148,31 @@ void proto_framer_reset(struct proto_framer *f)
     memset(f, 0, sizeof(*f));
 }
 
-void proto_add_line_text(struct evbuffer *out, const char *text)
+void proto_error_line(struct evbuffer *out, const char *prefix,
+                      const char *message, const char *fallback)
 {
+    const char *text = message != NULL && message[0] != '\0' ? message : fallback;
+
+    evbuffer_add(out, prefix, strlen(prefix));
     for (const char *p = text; *p != '\0'; p++) {
         char c = (*p == '\r' || *p == '\n') ? ' ' : *p;
         evbuffer_add(out, &c, 1);
     }
+    evbuffer_add(out, "\r\n", 2);
+}
+
+size_t proto_line_take(const unsigned char *p, size_t n, char *buf,
+                       size_t keep, size_t *linelen, bool *complete)
+{
+    const unsigned char *lf = memchr(p, '\n', n);
+    size_t take = lf != NULL ? (size_t)(lf - p) + 1 : n;
+
+    if (*linelen < keep) {
+        size_t k = take < keep - *linelen ? take : keep - *linelen;
+        memcpy(buf + *linelen, p, k);
+        buf[*linelen + k] = '\0';
+    }
+    *linelen += take;
+    *complete = lf != NULL;
+    return take;
 }

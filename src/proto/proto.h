@@ -146,8 +146,17 @@ ssize_t proto_drive(struct proto_framer *f, struct evbuffer *in,
 /* Forgets the unit in progress (after a reply the proxy made). */
 void proto_framer_reset(struct proto_framer *f);
 
-/* Appends text to out with CR and LF made spaces (for one-line errors). */
-void proto_add_line_text(struct evbuffer *out, const char *text);
+/* Appends prefix, then message (or fallback when message is empty) with CR
+ * and LF made spaces, then CRLF: a one-line error reply. */
+void proto_error_line(struct evbuffer *out, const char *prefix,
+                      const char *message, const char *fallback);
+
+/* Reads a line: takes the bytes of p up to and including the next LF (all
+ * of them if there is none), adds their count to *linelen, and keeps the
+ * line's first keep bytes in buf (NUL-terminated). Returns the bytes taken;
+ * *complete says whether the LF was among them. */
+size_t proto_line_take(const unsigned char *p, size_t n, char *buf,
+                       size_t keep, size_t *linelen, bool *complete);
 
 extern const struct proto_ops proto_tcp;
 extern const struct proto_ops proto_redis;

@@ -346,11 +346,7 @@ static void redis_error_reply(void *st, const struct proto_error *e,
     (void)req;
     (void)r;
     *close = false;
-    evbuffer_add(out, "-", 1);
-    proto_add_line_text(out, e->message != NULL && e->message[0] != '\0'
-                                 ? e->message
-                                 : "ERR injected error (vaurien)");
-    evbuffer_add(out, "\r\n", 2);
+    proto_error_line(out, "-", e->message, "ERR injected error (vaurien)");
 }
 
 static const struct opt_decl redis_opts[] = { { 0 } };

@@ -11,6 +11,7 @@
  * 250 replaced (the server cannot take back DATA it has started). After
  * STARTTLS and its 220 the connection is passed through.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -146,20 +147,14 @@ static size_t smtp_feed(void *st, const unsigned char *p, size_t n)
                 d->f.done = true;
             continue;
         }
-        const unsigned char *lf = memchr(p + i, '\n', n - i);
-        size_t take = lf != NULL ? (size_t)(lf - (p + i)) + 1 : n - i;
-        if (d->linelen < SMTP_KEEP) {
-            size_t keep = take < SMTP_KEEP - d->linelen ? take : SMTP_KEEP - d->linelen;
-            memcpy(d->line + d->linelen, p + i, keep);
-            d->line[d->linelen + keep] = '\0';
-        }
-        d->linelen += take;
-        i += take;
+        bool complete;
+        i += proto_line_take(p + i, n - i, d->line, SMTP_KEEP, &d->linelen,
+                             &complete);
         if (d->linelen > SMTP_LINE_MAX) {
             d->f.error = true;
             break;
         }
-        if (lf == NULL)
+        if (!complete)
             break;
         if (d->request)
             request_line(d);
@@ -228,13 +223,13 @@ static void smtp_error_reply(void *st, const struct proto_error *e,
     (void)st;
     (void)req;
     (void)r;
+    char prefix[64];
+
     *close = code == 421; /* "service not available, closing" */
-    evbuffer_add_printf(out, "%lld %s ", code, enhanced);
-    proto_add_line_text(out, e->message != NULL && e->message[0] != '\0'
-                                 ? e->message
-                                 : "Requested action aborted: local error in "
-                                   "processing (vaurien)");
-    evbuffer_add(out, "\r\n", 2);
+    snprintf(prefix, sizeof(prefix), "%lld %s ", code, enhanced);
+    proto_error_line(out, prefix, e->message,
+                     "Requested action aborted: local error in processing "
+                     "(vaurien)");
 }
 
 static const struct opt_decl smtp_opts[] = { { 0 } };
