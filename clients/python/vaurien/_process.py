@@ -102,6 +102,34 @@ def _wait_ready(proc, log_path, checks, timeout):
     raise StartError("vaurien exited with status %s" % proc.returncode, err)
 
 
+def _api_up(base):
+    def check():
+        try:
+            _http.request(base, "GET", "/version", timeout=1)
+            return True
+        except VaurienError:
+            return False
+    return check
+
+
+def _start(cmd, log_output, checks, timeout):
+    """Spawns cmd and waits until every check passes; returns (proc,
+    log_path, tmpdir) or raises StartError with what the binary printed."""
+    proc, log_path, stderr_path, tmpdir = _spawn(cmd, log_output)
+    try:
+        _wait_ready(proc, log_path, checks, timeout)
+    except StartError as e:
+        # what the binary printed on stderr tells why (a bad flag, a port in use)
+        try:
+            with open(stderr_path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise StartError(str(e).split("\n")[0], text or e.stderr) from None
+    return proc, log_path, tmpdir
+
+
 def _spawn(cmd, log_output, env=None):
     """Starts cmd with its log and stderr in a file we can read."""
     tmpdir = tempfile.mkdtemp(prefix="vaurien-")
@@ -161,31 +189,13 @@ def start_proxy(proxy_host="localhost", proxy_port=8000, backend_host="localhost
             cmd += [flag] if v is True else [flag, str(v)]
     elif options:
         cmd += [str(o) for o in options]
-    proc, log_path, stderr_path, tmpdir = _spawn(cmd, log_output)
     connect_host = "127.0.0.1" if proxy_host in ("", "localhost", "0.0.0.0") else proxy_host
     api_host = "127.0.0.1" if http_host in ("", "localhost", "0.0.0.0") else http_host
     if http:
-        base = "http://" + _hostport(api_host, http_port)
-
-        def api_up():
-            try:
-                _http.request(base, "GET", "/version", timeout=1)
-                return True
-            except VaurienError:
-                return False
-        checks = [api_up]
+        checks = [_api_up("http://" + _hostport(api_host, http_port))]
     else:
         checks = [lambda: _can_connect(connect_host, proxy_port)]
-    try:
-        _wait_ready(proc, stderr_path if log_path == stderr_path else log_path, checks, timeout)
-    except StartError as e:
-        # what the binary printed on stderr tells why (a bad flag, a port in use)
-        try:
-            with open(stderr_path, errors="replace") as f:
-                text = f.read()
-        except OSError:
-            text = ""
-        raise StartError(str(e).split("\n")[0], text or e.stderr) from None
+    proc, log_path, tmpdir = _start(cmd, log_output, checks, timeout)
     handle = ProxyProcess(proc, proxy_host=connect_host, proxy_port=proxy_port,
                           http_host=api_host, http_port=http_port if http else None,
                           log_path=log_path, cmd=cmd, tmpdir=tmpdir)
@@ -205,24 +215,8 @@ def start_server(host="127.0.0.1", port=0, config=None, seed=None, log_level="in
         cmd += ["-config", str(config)]
     if seed is not None:
         cmd += ["-seed", str(seed)]
-    proc, log_path, stderr_path, tmpdir = _spawn(cmd, log_output)
-    base = "http://" + _hostport(host, port)
-
-    def api_up():
-        try:
-            _http.request(base, "GET", "/version", timeout=1)
-            return True
-        except VaurienError:
-            return False
-    try:
-        _wait_ready(proc, log_path, [api_up], timeout)
-    except StartError as e:
-        try:
-            with open(stderr_path, errors="replace") as f:
-                text = f.read()
-        except OSError:
-            text = ""
-        raise StartError(str(e).split("\n")[0], text or e.stderr) from None
+    proc, log_path, tmpdir = _start(cmd, log_output,
+                                    [_api_up("http://" + _hostport(host, port))], timeout)
     handle = ProxyProcess(proc, proxy_host=None, proxy_port=None, http_host=host,
                           http_port=port, log_path=log_path, cmd=cmd, tmpdir=tmpdir)
     _running[handle.pid] = handle
