@@ -67,8 +67,8 @@ class Backend:
             threading.Thread(target=self._serve, args=(c, idx), daemon=True).start()
 
     def _serve(self, c, idx):
-        c.settimeout(30)
         try:
+            c.settimeout(30)  # the test may have closed it already
             if self.mode == "source":
                 chunk = os.urandom(65536)
                 left = self.size
