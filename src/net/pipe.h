@@ -26,6 +26,7 @@
 
 #define PIPE_CAP (256 * 1024)
 #define PIPE_LOW (PIPE_CAP / 2)
+#define PIPE_HELD_MAX 1024 /* held units: many tiny ones cost more than bytes */
 
 struct session;
 
@@ -58,6 +59,7 @@ struct pipe {
     struct bufferevent *dst;
     struct held *head, *tail;  /* hold queue */
     size_t held_bytes;
+    size_t nheld;              /* held units */
     struct event timer;        /* armed for head->due */
     bool timer_set;            /* timer assigned (event_assign done) */
     bool eof;                  /* the source has ended */

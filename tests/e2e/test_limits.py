@@ -156,3 +156,62 @@ def test_backend_resolving_to_nothing_closes_the_client_and_says_why(vaurien):
     assert time.monotonic() - t0 < 6
     s.close()
     assert wait_until(lambda: "cannot resolve" in v.log_text(), timeout=3)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+def test_memory_is_bounded_per_connection_under_a_bandwidth_0_toxic(api, backend):
+    """Clients push 2 MiB each into a proxy that holds everything: each
+    direction stops reading at its 256 KiB cap, so memory stays bounded."""
+    st, p, _ = api.call("POST", "/proxies", {"name": "held", "listen": "127.0.0.1:0",
+                                             "upstream": "127.0.0.1:%d" % backend.port})
+    port = int(p["listen"].rsplit(":", 1)[1])
+    api.call("POST", "/proxies/held/toxics", {"type": "bandwidth", "stream": "upstream",
+                                              "attributes": {"rate": 0}})
+    base = rss_kb(api.proc.pid)
+    n = 100
+    conns = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.setblocking(False)
+        conns.append(s)
+    blob = memoryview(b"x" * (16 * 1024 * 1024))  # more than the kernel buffers hold
+    sent = [0] * n
+    for _ in range(30):  # push until the proxy stops taking more
+        for i, s in enumerate(conns):
+            try:
+                sent[i] += s.send(blob[sent[i]:])
+            except BlockingIOError:
+                pass
+        time.sleep(0.05)
+    grown = rss_kb(api.proc.pid) - base
+    per_conn = grown / n
+    assert all(x < len(blob) for x in sent)  # backpressure: every client was stopped
+    # the cap is 256 KiB of bytes per direction; with buffer and allocator
+    # overhead that measured about 0.53 MB per connection
+    assert per_conn < 800, "%.0f kB per connection" % per_conn
+    for s in conns:
+        s.close()
+
+
+def test_a_huge_pipelined_burst_from_a_client_that_never_reads(redis_server, vaurien):
+    v = vaurien("--protocol", "redis", "--behavior", "100:error", backend_port=redis_server)
+    base = rss_kb(v.proc.pid)
+    s = v.connect()
+    s.setblocking(False)
+    burst = memoryview(b"*1\r\n$4\r\nPING\r\n" * 1500000)  # 21 MB
+    sent = 0
+    for _ in range(60):
+        try:
+            sent += s.send(burst[sent:])
+        except BlockingIOError:
+            pass
+        time.sleep(0.02)
+    assert sent < len(burst)  # the proxy stopped reading: its answers are not read
+    assert rss_kb(v.proc.pid) - base < 4096
+    s.close()
