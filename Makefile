@@ -42,7 +42,8 @@ asan: deps
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	    VAURIEN_BIN=$(CURDIR)/$(ASAN_BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) tests/e2e
+	    VAURIEN_SANITIZED=1 VAURIEN_BIN=$(CURDIR)/$(ASAN_BUILD)/vaurien \
+	    $(PYTHON) -m pytest $(PYTEST_FLAGS) tests/e2e
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	    VAURIEN_BIN=$(CURDIR)/$(ASAN_BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) clients/python/tests
 

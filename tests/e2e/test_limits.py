@@ -158,6 +158,10 @@ def test_backend_resolving_to_nothing_closes_the_client_and_says_why(vaurien):
     assert wait_until(lambda: "cannot resolve" in v.log_text(), timeout=3)
 
 
+# ASan keeps freed memory in quarantine: sizes mean nothing there
+SANITIZED = bool(os.environ.get("VAURIEN_SANITIZED"))
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -194,7 +198,7 @@ def test_memory_is_bounded_per_connection_under_a_bandwidth_0_toxic(api, backend
     assert all(x < len(blob) for x in sent)  # backpressure: every client was stopped
     # the cap is 256 KiB of bytes per direction; with buffer and allocator
     # overhead that measured about 0.53 MB per connection
-    assert per_conn < 800, "%.0f kB per connection" % per_conn
+    assert SANITIZED or per_conn < 800, "%.0f kB per connection" % per_conn
     for s in conns:
         s.close()
 
@@ -213,5 +217,5 @@ def test_a_huge_pipelined_burst_from_a_client_that_never_reads(redis_server, vau
             pass
         time.sleep(0.02)
     assert sent < len(burst)  # the proxy stopped reading: its answers are not read
-    assert rss_kb(v.proc.pid) - base < 4096
+    assert SANITIZED or rss_kb(v.proc.pid) - base < 4096
     s.close()
