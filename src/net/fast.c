@@ -213,12 +213,13 @@ bool fast_enter(struct session *s)
         s->fdown.pipe[0] = s->fdown.pipe[1] = -1;
         s->fast_assigned = true;
     }
-    bufferevent_disable(c, EV_READ | EV_WRITE);
-    bufferevent_disable(b, EV_READ | EV_WRITE);
+    bufferevent_disable(c, EV_WRITE);
+    bufferevent_disable(b, EV_WRITE);
     s->fup.eof = s->fdown.eof = s->fup.shut = s->fdown.shut = false;
     event_add(&s->fup.rd, NULL);
     event_add(&s->fdown.rd, NULL);
     s->fast = true;
+    session_update_reading(s); /* the buffered path stops reading */
     log_debug("session %llu: on the fast path", (unsigned long long)s->id);
     return true;
 }
@@ -251,12 +252,9 @@ void fast_leave(struct session *s)
     s->fast = false;
     unload(&s->fup, s->backend, &s->up);
     unload(&s->fdown, s->client, &s->down);
-    if (!s->up.eof)
-        bufferevent_enable(s->client, EV_READ);
-    if (!s->down.eof)
-        bufferevent_enable(s->backend, EV_READ);
     bufferevent_enable(s->client, EV_WRITE);
     bufferevent_enable(s->backend, EV_WRITE);
+    session_update_reading(s);
     log_debug("session %llu: left the fast path", (unsigned long long)s->id);
     pipe_maybe_shut(&s->up);
     if (s->state == SESSION_OPEN)

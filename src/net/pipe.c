@@ -154,8 +154,7 @@ static void maybe_resume(struct pipe *p)
 {
     if (p->full && pipe_buffered(p) <= PIPE_LOW && p->nheld <= PIPE_HELD_MAX / 2) {
         p->full = false;
-        if (!p->eof && p->s->state == SESSION_OPEN && !p->s->fast)
-            bufferevent_enable(p->src, EV_READ);
+        session_update_reading(p->s);
     }
 }
 
@@ -546,7 +545,7 @@ void pipe_check_full(struct pipe *p)
 {
     if (!p->full && (pipe_buffered(p) >= PIPE_CAP || p->nheld >= PIPE_HELD_MAX)) {
         p->full = true;
-        bufferevent_disable(p->src, EV_READ);
+        session_update_reading(p->s);
     }
 }
 

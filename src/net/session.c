@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -44,6 +45,8 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg);
 static void idle_cb(evutil_socket_t fd, short what, void *arg);
 static void try_connect(struct session *s);
 static void out_of_memory(struct session *s);
+static void on_client_readable(evutil_socket_t fd, short what, void *arg);
+static void on_backend_readable(evutil_socket_t fd, short what, void *arg);
 
 static void touch(struct session *s)
 {
@@ -256,11 +259,18 @@ static void on_connected(struct session *s)
         session_set_toxics(s);
     if (s->state != SESSION_OPEN)
         return;
-    /* a connection that will go zero-copy never arms the buffered path */
-    if (!fast_eligible(s)) {
-        bufferevent_enable(s->client, EV_READ | EV_WRITE);
-        bufferevent_enable(s->backend, EV_READ | EV_WRITE);
-    }
+    /* the bufferevents only write; reading is ours (session_update_reading)
+     * and a connection that goes zero-copy never arms it */
+    bufferevent_enable(s->client, EV_WRITE);
+    bufferevent_enable(s->backend, EV_WRITE);
+    /* a socket bufferevent freezes its input's end against adding; we add */
+    evbuffer_unfreeze(bufferevent_get_input(s->client), 0);
+    evbuffer_unfreeze(bufferevent_get_input(s->backend), 0);
+    event_assign(&s->crd, p->base, bufferevent_getfd(s->client),
+                 EV_READ | EV_PERSIST, on_client_readable, s);
+    event_assign(&s->brd, p->base, bufferevent_getfd(s->backend),
+                 EV_READ | EV_PERSIST, on_backend_readable, s);
+    s->rd_assigned = true;
     if (!p->stay_connected) {
         struct timeval tv = seconds_tv(p->timeout);
         evtimer_add(&s->idle_ev, &tv);
@@ -268,7 +278,8 @@ static void on_connected(struct session *s)
     touch(s);
     log_debug("session %llu: connected to the backend",
               (unsigned long long)s->id);
-    fast_enter(s);
+    if (!fast_enter(s))
+        session_update_reading(s);
 }
 
 static void go_hang(struct session *s, struct evbuffer *in)
@@ -278,6 +289,10 @@ static void go_hang(struct session *s, struct evbuffer *in)
     /* The backend is not needed any more; the client is kept. */
     pipe_deinit(&s->up);
     pipe_deinit(&s->down);
+    if (s->brd_on) {
+        event_del(&s->brd);
+        s->brd_on = false;
+    }
     bufferevent_free(s->backend);
     s->backend = NULL;
     s->up.dst = s->down.src = NULL;
@@ -302,7 +317,7 @@ static void send_answer(struct session *s, struct evbuffer *answer, bool close)
         /* The client is not reading its answers: stop reading its
          * requests until it does. */
         s->synth_blocked = true;
-        bufferevent_disable(s->client, EV_READ);
+        session_update_reading(s);
     }
 }
 
@@ -813,8 +828,112 @@ static void session_pump(struct session *s)
             pipe_maybe_shut(&s->down);
     }
     s->pumping = false;
-    if (s->state == SESSION_OPEN && s->mode != PROTO_FRAMED)
-        fast_enter(s);
+    if (s->state == SESSION_OPEN && s->mode != PROTO_FRAMED && fast_enter(s))
+        return;
+    session_update_reading(s);
+}
+
+void session_update_reading(struct session *s)
+{
+    bool want_c = false, want_b = false;
+
+    if (!s->rd_assigned)
+        return;
+    if (s->state == SESSION_HANG) {
+        want_c = true; /* swallow, and see the client leave */
+    } else if (s->state == SESSION_OPEN && !s->fast) {
+        want_c = !s->up.eof && !s->up.full && !s->synth_blocked &&
+                 evbuffer_get_length(bufferevent_get_input(s->client)) < PIPE_CAP;
+        want_b = s->backend != NULL && !s->down.eof && !s->down.full &&
+                 evbuffer_get_length(bufferevent_get_input(s->backend)) < PIPE_CAP;
+    }
+    if (want_c != s->crd_on) {
+        if (want_c)
+            event_add(&s->crd, NULL);
+        else
+            event_del(&s->crd);
+        s->crd_on = want_c;
+    }
+    if (want_b != s->brd_on) {
+        if (want_b)
+            event_add(&s->brd, NULL);
+        else
+            event_del(&s->brd);
+        s->brd_on = want_b;
+    }
+}
+
+/* Reads what the socket has into the bufferevent's input: one readv into
+ * reserved space, without libevent's FIONREAD round trip. Returns the bytes
+ * read, 0 at the end of the stream, -1 on error (errno set) or nothing to
+ * read (errno EAGAIN). */
+static ssize_t read_into(struct bufferevent *bev)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    int n = evbuffer_reserve_space(in, READ_MAX, v, 2);
+    ssize_t got;
+
+    if (n <= 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    got = readv(bufferevent_getfd(bev), iov, n);
+    if (got <= 0) {
+        int e = errno;
+        evbuffer_commit_space(in, v, 0);
+        errno = e;
+        return got;
+    }
+    for (int i = 0, left = (int)got; i < n; i++) {
+        size_t take = (size_t)left < v[i].iov_len ? (size_t)left : v[i].iov_len;
+        v[i].iov_len = take;
+        left -= (int)take;
+    }
+    evbuffer_commit_space(in, v, n);
+    return got;
+}
+
+static void on_readable(struct session *s, struct bufferevent *bev,
+                        void (*read_cb)(struct bufferevent *, void *),
+                        void (*event_cb)(struct bufferevent *, short, void *))
+{
+    ssize_t got = read_into(bev);
+
+    if (got > 0) {
+        read_cb(bev, s);
+        return;
+    }
+    if (got < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    event_cb(bev, (short)(BEV_EVENT_READING |
+                          (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR)), s);
+    if (s->state != SESSION_CLOSED)
+        session_update_reading(s);
+}
+
+static void on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)fd;
+    (void)what;
+    on_readable(s, s->client, client_read_cb, client_event_cb);
+}
+
+static void on_backend_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->backend != NULL)
+        on_readable(s, s->backend, backend_read_cb, backend_event_cb);
 }
 
 /* A side ended: what it sent that does not make a whole unit still goes
@@ -879,8 +998,7 @@ void session_on_pipe_drained(struct session *s, struct pipe *p)
     if (p == &s->down && s->synth_blocked &&
         pipe_buffered(&s->down) <= PIPE_LOW) {
         s->synth_blocked = false;
-        if (!s->up.full && !s->up.eof)
-            bufferevent_enable(s->client, EV_READ);
+        session_update_reading(s);
         /* requests already read may be waiting for a verdict */
         session_pump(s);
     }
@@ -993,6 +1111,11 @@ void session_close(struct session *s, bool reset, const char *why)
     log_debug("session %llu: closed (%s), %llu bytes up, %llu down",
               (unsigned long long)s->id, why, s->up.bytes, s->down.bytes);
     evtimer_del(&s->idle_ev);
+    if (s->rd_assigned) {
+        event_del(&s->crd);
+        event_del(&s->brd);
+        s->crd_on = s->brd_on = false;
+    }
     fast_deinit(s);
     pipe_deinit(&s->up);
     pipe_deinit(&s->down);

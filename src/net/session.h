@@ -92,6 +92,11 @@ struct session {
     struct entry *down_entry;        /* NULL for unsolicited replies */
     bool down_first;                 /* no step of this reply handled yet */
     bool pumping;                    /* session_pump() is running */
+    struct event crd, brd;           /* client, backend readable: the
+                                        buffered path reads itself (no
+                                        ioctl before each read) */
+    bool rd_assigned;
+    bool crd_on, brd_on;             /* those events are added */
     bool fast;                       /* on the zero-copy path */
     bool fast_assigned;              /* the fast events are assigned */
     bool no_fast;                    /* no pipe could be had: stay off */
@@ -113,6 +118,10 @@ void session_set_toxics(struct session *s);
 
 /* The proxy's configuration changed: leave or enter the fast path. */
 void session_conf_changed(struct session *s);
+
+/* Starts or stops reading each side, as the session's state, the pipes'
+ * backpressure and the fast path require. */
+void session_update_reading(struct session *s);
 
 /* Records activity (resets the idle timeout). */
 void session_touch(struct session *s);

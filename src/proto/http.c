@@ -40,7 +40,9 @@ struct http_dir {
     http_parser parser;
     struct http_state *s;
     bool inited;               /* parser set up */
-    bool head_pause;           /* stopped at the end of the head */
+    bool head_pause;           /* the parser paused at the end of the head */
+    size_t unit_bytes;         /* bytes of the current unit parsed */
+    size_t head_len;           /* where its head ends (0: not yet) */
     bool interim;              /* response: 1xx */
     uint32_t info;             /* request: what the head said */
     uint32_t req_info;         /* response: the request's info */
@@ -159,22 +161,32 @@ static const http_parser_settings settings = {
 static size_t http_feed(void *st, const unsigned char *p, size_t n)
 {
     struct http_dir *d = st;
-    size_t used;
-    enum http_errno e;
+    size_t total = 0;
 
-    if (d->f.done || d->head_pause)
-        return 0;
-    used = http_parser_execute(&d->parser, &settings, (const char *)p, n);
-    e = HTTP_PARSER_ERRNO(&d->parser);
-    if (e == HPE_PAUSED) {
-        http_parser_pause(&d->parser, 0);
-        return used;
+    while (total < n && !d->f.done && !d->f.error) {
+        size_t used = http_parser_execute(&d->parser, &settings,
+                                          (const char *)p + total, n - total);
+        enum http_errno e = HTTP_PARSER_ERRNO(&d->parser);
+        total += used;
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&d->parser, 0);
+            if (d->head_pause) {
+                /* the head ends here: note where, and go on with the body
+                 * bytes already there, so a request goes out in one write */
+                d->head_pause = false;
+                d->head_len = d->unit_bytes + total;
+                continue;
+            }
+            break; /* the message is complete */
+        }
+        if (e != HPE_OK)
+            d->f.error = true;
+        else if (d->parser.upgrade && !d->f.done)
+            d->f.error = true; /* upgrade without message end: unexpected */
+        break;
     }
-    if (e != HPE_OK)
-        d->f.error = true;
-    else if (d->parser.upgrade && !d->f.done)
-        d->f.error = true; /* upgrade without message end: not expected */
-    return used;
+    d->unit_bytes += total;
+    return total;
 }
 
 static void http_init(void *st, const union opt_val *opts, const char *backend)
@@ -243,9 +255,12 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         d->s = s;
         d->inited = true;
     }
+    if (starting) {
+        d->unit_bytes = 0;
+        d->head_len = 0;
+    }
     if (starting && dir == PROTO_DOWN)
         d->req_info = u->info;
-    d->head_pause = false;
     n = proto_drive(&d->f, in, u, HTTP_HEAD_MAX, http_feed);
     if (n <= 0)
         return n;
@@ -255,8 +270,8 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
             u->flags |= PROTO_EARLY;
         if (INFO_METHOD(d->info) == HTTP_CONNECT)
             u->flags |= PROTO_FORWARD; /* a refused CONNECT never tunnels */
-        if ((u->flags & PROTO_HEAD) && s->overwrite_host)
-            n = (ssize_t)overwrite_host(s, in, (size_t)n);
+        if ((u->flags & PROTO_HEAD) && s->overwrite_host && d->head_len > 0)
+            n += (ssize_t)overwrite_host(s, in, d->head_len) - (ssize_t)d->head_len;
     } else if (d->interim) {
         u->flags |= PROTO_INTERIM;
     }
