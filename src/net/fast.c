@@ -118,7 +118,8 @@ static void flush(struct session *s, struct fast_dir *d)
             continue;
         if (w < 0 && errno == EAGAIN) {
             /* the destination is full: wait for it, stop reading */
-            event_del(&d->rd);
+            d->rd_paused = true;
+            session_update_reading(s);
             if (!d->wr_armed) {
                 event_add(&d->wr, NULL);
                 d->wr_armed = true;
@@ -142,16 +143,18 @@ static void flush(struct session *s, struct fast_dir *d)
             session_close(s, false, "both sides finished");
         return;
     }
-    event_add(&d->rd, NULL);
+    if (d->rd_paused) {
+        d->rd_paused = false;
+        session_update_reading(s);
+    }
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+void fast_on_readable(struct session *s, bool up)
 {
-    struct session *s = arg;
-    struct fast_dir *d = fd == bufferevent_getfd(s->client) ? &s->fup : &s->fdown;
+    struct fast_dir *d = up ? &s->fup : &s->fdown;
+    evutil_socket_t fd = bufferevent_getfd(up ? s->client : s->backend);
     ssize_t n;
 
-    (void)what;
     if (d->pipe[0] < 0) {
         int e = pipe_get(d->pipe);
         if (e < 0) {
@@ -174,7 +177,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     session_touch(s);
     if (n == 0) {
         d->eof = true;
-        event_del(&d->rd);
+        session_update_reading(s);
     }
     d->in_pipe += (size_t)n;
     flush(s, d);
@@ -205,9 +208,7 @@ bool fast_enter(struct session *s)
     bfd = bufferevent_getfd(b);
     if (!s->fast_assigned) {
         struct event_base *base = bufferevent_get_base(c);
-        event_assign(&s->fup.rd, base, cfd, EV_READ | EV_PERSIST, on_readable, s);
         event_assign(&s->fup.wr, base, bfd, EV_WRITE | EV_PERSIST, on_writable, s);
-        event_assign(&s->fdown.rd, base, bfd, EV_READ | EV_PERSIST, on_readable, s);
         event_assign(&s->fdown.wr, base, cfd, EV_WRITE | EV_PERSIST, on_writable, s);
         s->fup.pipe[0] = s->fup.pipe[1] = -1;
         s->fdown.pipe[0] = s->fdown.pipe[1] = -1;
@@ -216,10 +217,9 @@ bool fast_enter(struct session *s)
     bufferevent_disable(c, EV_WRITE);
     bufferevent_disable(b, EV_WRITE);
     s->fup.eof = s->fdown.eof = s->fup.shut = s->fdown.shut = false;
-    event_add(&s->fup.rd, NULL);
-    event_add(&s->fdown.rd, NULL);
+    s->fup.rd_paused = s->fdown.rd_paused = false;
     s->fast = true;
-    session_update_reading(s); /* the buffered path stops reading */
+    session_update_reading(s); /* the same events now splice */
     log_debug("session %llu: on the fast path", (unsigned long long)s->id);
     return true;
 }
@@ -229,9 +229,9 @@ static void unload(struct fast_dir *d, struct bufferevent *dst, struct pipe *p)
 {
     struct evbuffer *out = bufferevent_get_output(dst);
 
-    event_del(&d->rd);
     event_del(&d->wr);
     d->wr_armed = false;
+    d->rd_paused = false;
     while (d->in_pipe > 0) {
         int n = evbuffer_read(out, d->pipe[0], (int)d->in_pipe);
         if (n <= 0)
@@ -265,9 +265,7 @@ void fast_deinit(struct session *s)
 {
     if (!s->fast_assigned)
         return;
-    event_del(&s->fup.rd);
     event_del(&s->fup.wr);
-    event_del(&s->fdown.rd);
     event_del(&s->fdown.wr);
     pipe_put(s->fup.pipe, s->fup.in_pipe == 0);
     pipe_put(s->fdown.pipe, s->fdown.in_pipe == 0);

@@ -29,6 +29,9 @@ bool fast_enter(struct session *s);
 /* Moves the session back to the normal path, bytes in flight first. */
 void fast_leave(struct session *s);
 
+/* The source of the up (client) or down (backend) direction is readable. */
+void fast_on_readable(struct session *s, bool up);
+
 /* Frees what the fast path holds (on close). */
 void fast_deinit(struct session *s);
 

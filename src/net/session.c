@@ -841,7 +841,10 @@ void session_update_reading(struct session *s)
         return;
     if (s->state == SESSION_HANG) {
         want_c = true; /* swallow, and see the client leave */
-    } else if (s->state == SESSION_OPEN && !s->fast) {
+    } else if (s->state == SESSION_OPEN && s->fast) {
+        want_c = !s->fup.eof && !s->fup.rd_paused;
+        want_b = !s->fdown.eof && !s->fdown.rd_paused;
+    } else if (s->state == SESSION_OPEN) {
         want_c = !s->up.eof && !s->up.full && !s->synth_blocked &&
                  evbuffer_get_length(bufferevent_get_input(s->client)) < PIPE_CAP;
         want_b = s->backend != NULL && !s->down.eof && !s->down.full &&
@@ -923,7 +926,10 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    on_readable(s, s->client, client_read_cb, client_event_cb);
+    if (s->fast)
+        fast_on_readable(s, true);
+    else
+        on_readable(s, s->client, client_read_cb, client_event_cb);
 }
 
 static void on_backend_readable(evutil_socket_t fd, short what, void *arg)
@@ -932,7 +938,9 @@ static void on_backend_readable(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (s->backend != NULL)
+    if (s->fast)
+        fast_on_readable(s, false);
+    else if (s->backend != NULL)
         on_readable(s, s->backend, backend_read_cb, backend_event_cb);
 }
 

@@ -55,8 +55,10 @@ struct entry {
 struct fast_dir {
     int pipe[2];              /* from the pool while data is in flight */
     size_t in_pipe;           /* bytes in it */
-    struct event rd, wr;      /* source readable, destination writable */
+    struct event wr;          /* destination writable (the source's
+                                 readable event is the session's crd/brd) */
     bool wr_armed;
+    bool rd_paused;           /* the destination is full: stop reading */
     bool eof;                 /* the source ended */
     bool shut;                /* the destination's write side is shut */
 };
