@@ -71,9 +71,9 @@ void pipe_deinit(struct pipe *p)
         evtimer_del(&p->timer);
         p->timer_set = false;
     }
-    if (p->tox_timer_set) {
-        evtimer_del(&p->tox_timer);
-        p->tox_timer_set = false;
+    if (p->tox_timer != NULL) {
+        event_free(p->tox_timer);
+        p->tox_timer = NULL;
     }
     free(p->chain);
     p->chain = NULL;
@@ -235,15 +235,15 @@ static void arm_tox_timer(struct pipe *p, enum pipe_tox_timer action,
 {
     struct timeval tv;
 
-    if (!p->tox_timer_set) {
-        evtimer_assign(&p->tox_timer, bufferevent_get_base(p->src),
-                       tox_timer_cb, p);
-        p->tox_timer_set = true;
+    if (p->tox_timer == NULL) {
+        p->tox_timer = evtimer_new(bufferevent_get_base(p->src), tox_timer_cb, p);
+        if (p->tox_timer == NULL)
+            return; /* out of memory: the toxic's timer does not fire */
     }
     tv.tv_sec = (time_t)secs;
     tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
     p->tox_action = action;
-    evtimer_add(&p->tox_timer, &tv);
+    evtimer_add(p->tox_timer, &tv);
 }
 
 static void tox_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -510,7 +510,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
             h->forever = false;
         }
     }
-    if (p->tox_timer_set && p->tox_action != TOXT_SLOW_CLOSE &&
+    if (p->tox_timer != NULL && p->tox_action != TOXT_SLOW_CLOSE &&
         p->tox_action != TOXT_NONE) {
         bool keep = false;
         for (int i = 0; i < m; i++)
@@ -519,7 +519,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
                     (p->tox_action == TOXT_RESET &&
                      p->chain[i].t->type->kind == TOXIC_RESET_PEER);
         if (!keep) {
-            evtimer_del(&p->tox_timer);
+            evtimer_del(p->tox_timer);
             p->tox_action = TOXT_NONE;
         }
     }

@@ -70,8 +70,9 @@ struct pipe {
     unsigned long long bytes;  /* bytes written to dst so far */
     struct tox_link *chain;    /* active byte toxics, in order; NULL: none */
     int nchain;
-    struct event tox_timer;    /* timeout, reset_peer, slow_close */
-    bool tox_timer_set;        /* tox_timer assigned */
+    struct event *tox_timer;   /* timeout, reset_peer, slow_close; made on
+                                  first use, so a connection without such
+                                  toxics pays nothing for it */
     enum pipe_tox_timer tox_action;
     bool shut_delayed;         /* slow_close: the shutdown is waiting */
     bool slow_closed;          /* slow_close: its delay has been applied */
