@@ -153,12 +153,3 @@ int opt_find(const struct opt_decl *decls, const char *name)
             return i;
     return -1;
 }
-
-int opt_count(const struct opt_decl *decls)
-{
-    int n = 0;
-
-    while (decls[n].name != NULL)
-        n++;
-    return n;
-}

@@ -65,7 +65,4 @@ void opt_free(const struct opt_decl *decls, union opt_val *vals);
  * Returns its index or -1. */
 int opt_find(const struct opt_decl *decls, const char *name);
 
-/* Number of options in a table terminated by an entry with name NULL. */
-int opt_count(const struct opt_decl *decls);
-
 #endif

@@ -63,14 +63,6 @@ void fast_pool_deinit(void)
     }
 }
 
-static bool mix_all_dummy(const struct proxy_conf *c)
-{
-    for (int i = 0; i < c->mix.n; i++)
-        if (behav_at(c->mix.e[i].behav) != &behav_dummy && c->mix.e[i].pct > 0)
-            return false;
-    return true;
-}
-
 bool fast_eligible(const struct session *s)
 {
     const struct proxy *p = s->proxy;
@@ -79,7 +71,7 @@ bool fast_eligible(const struct session *s)
         return false;
     if (s->mode == PROTO_RAW)
         return true;
-    return s->mode == PROTO_TUNNEL && mix_all_dummy(p->conf);
+    return s->mode == PROTO_TUNNEL && p->conf->all_dummy;
 }
 
 static struct fast_dir *other(struct session *s, struct fast_dir *d)

@@ -20,6 +20,14 @@
 #include "net/listen.h"
 #include "net/session.h"
 
+static bool mix_all_dummy(const struct mix *m)
+{
+    for (int i = 0; i < m->n; i++)
+        if (behav_at(m->e[i].behav) != &behav_dummy && m->e[i].pct > 0)
+            return false;
+    return true;
+}
+
 struct proxy_conf *proxy_conf_create(const struct settings *st)
 {
     struct proxy_conf *c = calloc(1, sizeof(*c));
@@ -207,6 +215,7 @@ struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
         free(p);
         return NULL;
     }
+    p->conf->all_dummy = mix_all_dummy(&p->conf->mix);
     p->base = base;
     p->dns = dns;
     p->listen = st->proxy;
@@ -398,6 +407,7 @@ void proxy_set_conf(struct proxy *p, struct proxy_conf *c)
     struct session *s, *next;
 
     proxy_conf_destroy(p->conf);
+    c->all_dummy = mix_all_dummy(&c->mix);
     p->conf = c;
     for (s = LIST_FIRST(&p->sessions); s != NULL; s = next) {
         next = LIST_NEXT(s, link);

@@ -31,6 +31,8 @@ struct proxy_conf {
     union opt_val proto_vals[OPT_MAX];
     struct mix mix;
     struct behav_inst behav[SETTINGS_BEHAV_MAX]; /* registry order */
+    bool all_dummy;      /* the mix never draws anything but dummy (set when
+                            the snapshot is swapped in) */
 };
 
 struct session;

@@ -33,7 +33,7 @@
 #include "net/fast.h"
 #include "net/proxy.h"
 
-/* Bytes read from a socket in one go. */
+/* Bytes read from a socket in one go (and the largest tunnel chunk). */
 #define READ_MAX (64 * 1024)
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -150,9 +150,9 @@ int session_create(struct proxy *p, evutil_socket_t fd,
     s->state = SESSION_RESOLVING;
     addr_format_sockaddr(peer, s->peer, sizeof(s->peer));
     set_nodelay(fd);
-    bufferevent_set_max_single_read(s->client, READ_MAX);
-    bufferevent_setcb(s->client, client_read_cb, client_write_cb,
-                      client_event_cb, s);
+    /* the bufferevents write and report connect errors; reading is ours
+     * (on_readable), so they get no read callback */
+    bufferevent_setcb(s->client, NULL, client_write_cb, client_event_cb, s);
     bufferevent_setwatermark(s->client, EV_WRITE, PIPE_LOW, 0);
     evtimer_assign(&s->idle_ev, p->base, idle_cb, s);
     LIST_INSERT_HEAD(&p->sessions, s, link);
@@ -189,7 +189,7 @@ static void try_connect(struct session *s)
             bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (bev == NULL)
             break;
-        bufferevent_setcb(bev, backend_read_cb, backend_write_cb,
+        bufferevent_setcb(bev, NULL, backend_write_cb,
                           backend_event_cb, s);
         bufferevent_set_timeouts(bev, NULL, &tv);
         s->backend = bev;
@@ -243,13 +243,9 @@ static void on_connected(struct session *s)
     s->state = SESSION_OPEN;
     bufferevent_set_timeouts(s->backend, NULL, NULL);
     set_nodelay(bufferevent_getfd(s->backend));
-    bufferevent_set_max_single_read(s->backend, READ_MAX);
     bufferevent_setwatermark(s->backend, EV_WRITE, PIPE_LOW, 0);
     pipe_init(&s->up, s, "up", s->client, s->backend);
     pipe_init(&s->down, s, "down", s->backend, s->client);
-    /* A framer waiting for more bytes must not make the input grow. */
-    bufferevent_setwatermark(s->client, EV_READ, 0, PIPE_CAP);
-    bufferevent_setwatermark(s->backend, EV_READ, 0, PIPE_CAP);
     s->reply.rep = BEHAV_PASS;
     if (start_framing(s) < 0) {
         out_of_memory(s);

@@ -143,11 +143,6 @@ ssize_t proto_drive(struct proto_framer *f, struct evbuffer *in,
     return (ssize_t)n;
 }
 
-void proto_framer_reset(struct proto_framer *f)
-{
-    memset(f, 0, sizeof(*f));
-}
-
 void proto_error_line(struct evbuffer *out, const char *prefix,
                       const char *message, const char *fallback)
 {

@@ -143,9 +143,6 @@ ssize_t proto_drive(struct proto_framer *f, struct evbuffer *in,
                     struct proto_unit *u, size_t head_max,
                     size_t (*fn)(void *st, const unsigned char *p, size_t n));
 
-/* Forgets the unit in progress (after a reply the proxy made). */
-void proto_framer_reset(struct proto_framer *f);
-
 /* Appends prefix, then message (or fallback when message is empty) with CR
  * and LF made spaces, then CRLF: a one-line error reply. */
 void proto_error_line(struct evbuffer *out, const char *prefix,

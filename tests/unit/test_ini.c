@@ -105,7 +105,7 @@ Test(ini, names_the_line_of_a_bad_value)
 
 Test(ini, flags_given_on_the_command_line_win_over_the_file)
 {
-    char path[] = "/tmp/vaurien-test-XXXXXX";
+    char path[] = "/tmp/vaurien-test-XXXXXX"; /* mkstemp's template */
     int fd = mkstemp(path);
     const char text[] = "[vaurien]\nproxy = 127.0.0.1:7000\nbackend = 127.0.0.1:7001\n"
                         "[behavior:delay]\nsleep = 3\n";
