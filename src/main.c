@@ -32,6 +32,7 @@
 #include "ctl/json.h"
 #include "net/demo.h"
 #include "net/fast.h"
+#include "net/linger.h"
 #include "net/proxy.h"
 #include "net/server.h"
 
@@ -96,6 +97,7 @@ static int loop_init(struct loop *l)
 static void loop_deinit(struct loop *l)
 {
     fast_pool_deinit();
+    linger_deinit();
     if (l->sigint != NULL)
         event_free(l->sigint);
     if (l->sigterm != NULL)

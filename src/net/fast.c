@@ -190,7 +190,8 @@ bool fast_enter(struct session *s)
     evutil_socket_t cfd, bfd;
 
     if (s->fast || s->no_fast || !fast_eligible(s) || s->up.eof || s->down.eof ||
-        s->up.head != NULL || s->down.head != NULL || s->synth_blocked ||
+        s->up.nheld != 0 || s->down.nheld != 0 || s->synth_blocked ||
+        s->q.head != NULL ||
         evbuffer_get_length(bufferevent_get_input(c)) != 0 ||
         evbuffer_get_length(bufferevent_get_input(b)) != 0 ||
         evbuffer_get_length(bufferevent_get_output(c)) != 0 ||

@@ -1,5 +1,11 @@
 /*
  * pipe: one direction of a session (see pipe.h).
+ *
+ *   pipe_emit ─▶ each byte toxic of the chain shapes a plan for the unit
+ *               (tox_latency, tox_slicer, tox_bandwidth, tox_limit_data,
+ *               tox_timeout, tox_reset_peer)
+ *             ─▶ queue(): straight to the output, or held (ring + buffer)
+ *   timer     ─▶ release(): due units in order, paced ones part by part
  */
 #include "net/pipe.h"
 
@@ -13,23 +19,28 @@
 
 #include "core/log.h"
 #include "core/rng.h"
-#include "net/session.h"
+#include "core/vassert.h"
+
+#define NS 1000000000LL
 
 static void timespec_now(struct timespec *t)
 {
     clock_gettime(CLOCK_MONOTONIC, t);
 }
 
+static void timespec_add_ns(struct timespec *t, long long ns)
+{
+    t->tv_sec += ns / NS;
+    t->tv_nsec += ns % NS;
+    if (t->tv_nsec >= NS) {
+        t->tv_sec++;
+        t->tv_nsec -= NS;
+    }
+}
+
 static void timespec_add(struct timespec *t, double secs)
 {
-    long long ns = (long long)(secs * 1e9 + 0.5);
-
-    t->tv_sec += ns / 1000000000LL;
-    t->tv_nsec += ns % 1000000000LL;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
+    timespec_add_ns(t, (long long)(secs * 1e9 + 0.5));
 }
 
 /* a <= b */
@@ -39,15 +50,30 @@ static bool timespec_le(const struct timespec *a, const struct timespec *b)
            (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
 }
 
+static const struct timespec *timespec_max(const struct timespec *a,
+                                           const struct timespec *b)
+{
+    return timespec_le(a, b) ? b : a;
+}
+
+static bool paced(const struct held *h)
+{
+    return h->pace.slice != 0 || h->pace.rate != 0;
+}
+
 static void pipe_timer_cb(evutil_socket_t fd, short what, void *arg);
 
-void pipe_init(struct pipe *p, struct session *s, const char *name,
-               struct bufferevent *src, struct bufferevent *dst)
+void pipe_init(struct pipe *p, const struct pipe_owner *owner, void *ctx,
+               uint64_t id, const char *name, struct bufferevent *src,
+               struct bufferevent *dst)
 {
-    p->s = s;
+    p->owner = owner;
+    p->ctx = ctx;
+    p->id = id;
     p->name = name;
     p->src = src;
     p->dst = dst;
+    p->live = true;
     if (!p->timer_set) {
         evtimer_assign(&p->timer, bufferevent_get_base(src), pipe_timer_cb, p);
         p->timer_set = true;
@@ -56,58 +82,104 @@ void pipe_init(struct pipe *p, struct session *s, const char *name,
 
 void pipe_deinit(struct pipe *p)
 {
-    struct held *h = p->head;
-
-    while (h != NULL) {
-        struct held *next = h->next;
-        evbuffer_free(h->buf);
-        free(h);
-        h = next;
+    p->live = false;
+    if (p->hbuf != NULL) {
+        evbuffer_free(p->hbuf);
+        p->hbuf = NULL;
     }
-    p->head = p->tail = NULL;
-    p->held_bytes = 0;
-    p->nheld = 0;
+    free(p->ring);
+    p->ring = NULL;
+    p->ring_cap = p->first = p->nheld = 0;
     if (p->timer_set) {
         evtimer_del(&p->timer);
         p->timer_set = false;
     }
-    if (p->tox_timer != NULL) {
-        event_free(p->tox_timer);
-        p->tox_timer = NULL;
+    for (int i = 0; i < TOXT_N; i++) {
+        if (p->tox_ev[i] != NULL) {
+            event_free(p->tox_ev[i]);
+            p->tox_ev[i] = NULL;
+        }
     }
     free(p->chain);
     p->chain = NULL;
     p->nchain = 0;
+    p->bits_used = 0;
+}
+
+size_t pipe_held_bytes(const struct pipe *p)
+{
+    return p->hbuf != NULL ? evbuffer_get_length(p->hbuf) : 0;
+}
+
+static size_t out_len(const struct pipe *p)
+{
+    return p->dst != NULL ? evbuffer_get_length(bufferevent_get_output(p->dst))
+                          : 0;
 }
 
 size_t pipe_buffered(const struct pipe *p)
 {
-    size_t out = p->dst != NULL
-                     ? evbuffer_get_length(bufferevent_get_output(p->dst))
-                     : 0;
-    return out + p->held_bytes;
+    return out_len(p) + pipe_held_bytes(p);
 }
 
-static void arm_timer(struct pipe *p)
+/*
+ * The ring of held units.
+ */
+
+static struct held *held_at(const struct pipe *p, uint32_t i)
 {
-    struct timespec now;
-    struct timeval tv = { 0, 0 };
-
-    if (p->head == NULL || p->head->forever) {
-        evtimer_del(&p->timer);
-        return;
-    }
-    timespec_now(&now);
-    if (!timespec_le(&p->head->due, &now)) {
-        long long ns = (p->head->due.tv_sec - now.tv_sec) * 1000000000LL +
-                       (p->head->due.tv_nsec - now.tv_nsec);
-        /* round up, so the timer never fires before the unit is due */
-        long long us = (ns + 999) / 1000;
-        tv.tv_sec = (time_t)(us / 1000000);
-        tv.tv_usec = (suseconds_t)(us % 1000000);
-    }
-    evtimer_add(&p->timer, &tv);
+    VASSERT(i < p->nheld);
+    return &p->ring[(p->first + i) % p->ring_cap];
 }
+
+static struct held *held_head(const struct pipe *p)
+{
+    return p->nheld > 0 ? held_at(p, 0) : NULL;
+}
+
+static struct held *held_tail(const struct pipe *p)
+{
+    return p->nheld > 0 ? held_at(p, p->nheld - 1) : NULL;
+}
+
+/* Makes room for one more unit. Returns 0, -ENOSPC at PIPE_HELD_MAX, or
+ * -ENOMEM. */
+static int ring_grow(struct pipe *p)
+{
+    uint32_t cap;
+    struct held *r;
+
+    if (p->nheld < p->ring_cap)
+        return 0;
+    if (p->ring_cap >= PIPE_HELD_MAX)
+        return -ENOSPC;
+    cap = p->ring_cap == 0 ? 8 : p->ring_cap * 2;
+    if (cap > PIPE_HELD_MAX)
+        cap = PIPE_HELD_MAX;
+    r = malloc(sizeof(*r) * cap);
+    if (r == NULL)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < p->nheld; i++)
+        r[i] = *held_at(p, i);
+    free(p->ring);
+    p->ring = r;
+    p->ring_cap = cap;
+    p->first = 0;
+    return 0;
+}
+
+static void ring_pop(struct pipe *p)
+{
+    VASSERT(p->nheld > 0 && held_head(p)->len == 0);
+    p->first = (p->first + 1) % p->ring_cap;
+    p->nheld--;
+    if (p->nheld == 0)
+        p->first = 0;
+}
+
+/*
+ * Writing to the destination.
+ */
 
 /* Moves len bytes from the front of from to the end of to. Small pieces
  * (an answer, a short request) are copied into to's last chain instead of
@@ -125,63 +197,179 @@ static void move_bytes(struct evbuffer *from, struct evbuffer *to, size_t len)
     evbuffer_remove_buffer(from, to, len);
 }
 
-static void deliver(struct pipe *p, struct evbuffer *from, size_t len,
-                    enum behav_act then)
+/* Puts len bytes of from into the destination's output; with write_now and
+ * nothing queued there, writes them at once, as a plain proxy does. */
+static void out_put(struct pipe *p, struct evbuffer *from, size_t len,
+                    bool write_now)
 {
     struct evbuffer *out = bufferevent_get_output(p->dst);
+    evutil_socket_t fd = bufferevent_getfd(p->dst);
 
     p->bytes += len;
-    if (evbuffer_get_length(out) == 0) {
-        /* Nothing queued: write now rather than after the next poll, as a
-         * plain proxy does; what the socket does not take is queued. */
-        int w = evbuffer_write_atmost(from, bufferevent_getfd(p->dst),
-                                      (ev_ssize_t)len);
+    if (write_now && fd >= 0 && evbuffer_get_length(out) == 0) {
+        int w = evbuffer_write_atmost(from, fd, (ev_ssize_t)len);
         if (w > 0)
             len -= (size_t)w;
     }
     move_bytes(from, out, len);
-    if (then != BEHAV_PASS) {
-        /* abort (request written: cut) or close (answer written: close) */
-        p->close_on_flush = true;
-        p->discard = true;
-        if (evbuffer_get_length(out) == 0)
-            session_close(p->s, false, behav_act_name(then));
-    }
 }
 
-/* Resumes reading the source once the pipe is below its low-water mark. */
+/* A unit whose `then` closes was handed to the output: the source is
+ * dropped from now on, and the session closes once the output is written.
+ * Returns false when the session was closed. */
+static bool unit_closes(struct pipe *p, enum behav_act then)
+{
+    if (then == BEHAV_PASS)
+        return true;
+    /* abort (request written: cut) or close (answer written: close) */
+    p->close_on_flush = true;
+    p->discard = true;
+    if (out_len(p) == 0 && p->nheld == 0) {
+        p->owner->close(p->ctx, false, behav_act_name(then));
+        return false;
+    }
+    return true;
+}
+
+static void arm_timer(struct pipe *p, bool now)
+{
+    struct held *h = held_head(p);
+    struct timespec t;
+    struct timeval tv = { 0, 0 };
+
+    if (h == NULL || (h->pace.stop && !now)) {
+        evtimer_del(&p->timer);
+        return;
+    }
+    if (!now) {
+        const struct timespec *due = &h->due;
+        if (paced(h))
+            due = timespec_max(due, &p->pace_until);
+        timespec_now(&t);
+        if (!timespec_le(due, &t)) {
+            long long ns = (due->tv_sec - t.tv_sec) * NS +
+                           (due->tv_nsec - t.tv_nsec);
+            /* round up, so the timer never fires before the unit is due */
+            long long us = (ns + 999) / 1000;
+            tv.tv_sec = (time_t)(us / 1000000);
+            tv.tv_usec = (suseconds_t)(us % 1000000);
+        }
+    }
+    if (evtimer_add(&p->timer, &tv) < 0)
+        p->owner->close(p->ctx, true, "cannot arm a timer");
+}
+
+/* Resumes reading the source once the pipe is below its low-water marks. */
 static void maybe_resume(struct pipe *p)
 {
-    if (p->full && pipe_buffered(p) <= PIPE_LOW && p->nheld <= PIPE_HELD_MAX / 2) {
+    if (p->full && pipe_buffered(p) <= PIPE_LOW &&
+        p->nheld <= PIPE_HELD_MAX / 2) {
         p->full = false;
-        session_update_reading(p->s);
+        p->owner->reading(p->ctx);
     }
 }
 
-/* Writes every unit that is due, in order, and re-arms the timer. */
+/* The size of the next part of a paced unit. */
+static size_t next_part(const struct held *h)
+{
+    long long size;
+
+    if (h->pace.slice != 0) {
+        size = h->pace.slice;
+        if (h->pace.var > 0)
+            size += (long long)rng_below(&rng_global, 2 * (uint64_t)h->pace.var + 1) -
+                    (long long)h->pace.var;
+    } else {
+        /* bandwidth alone: pieces of 100 ms worth, so the rate is smooth */
+        size = (long long)(h->pace.rate / 10);
+    }
+    if (size < 1)
+        size = 1;
+    return (size_t)size < h->len ? (size_t)size : h->len;
+}
+
+/* How long a paced part of len bytes keeps the next one back. */
+static long long part_wait_ns(const struct held *h, size_t len)
+{
+    long long wait = (long long)h->pace.gap_ns;
+
+    if (h->pace.rate != 0) {
+        long long bw = (long long)((double)len * 1e9 / (double)h->pace.rate);
+        if (bw > wait)
+            wait = bw;
+    }
+    return wait;
+}
+
+/* Writes every unit that is due, in order: whole units at once (in one
+ * write for all of them), paced units part by part, at most PIPE_PARTS_MAX
+ * parts in one loop pass. Re-arms the timer. */
 static void release(struct pipe *p)
 {
     struct timespec now;
+    bool was_empty, moved = false;
+    int parts = 0;
 
-    if (p->s->state == SESSION_CLOSED || p->dst == NULL)
+    if (!p->live || p->dst == NULL)
         return;
+    VASSERT(p->nheld == 0 || pipe_held_bytes(p) > 0);
+    was_empty = out_len(p) == 0;
     timespec_now(&now);
-    while (p->head != NULL && !p->head->forever &&
-           timespec_le(&p->head->due, &now)) {
-        struct held *h = p->head;
-        size_t len = evbuffer_get_length(h->buf);
-        p->head = h->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        p->held_bytes -= len;
-        p->nheld--;
-        deliver(p, h->buf, len, h->then);
-        evbuffer_free(h->buf);
-        free(h);
-        if (p->s->state == SESSION_CLOSED)
-            return;
+    while (p->nheld > 0) {
+        struct held *h = held_head(p);
+        struct timespec at = h->due;
+        enum behav_act then;
+        size_t part;
+
+        if (h->pace.stop)
+            break;
+        if (!paced(h)) {
+            if (!timespec_le(&at, &now))
+                break;
+            out_put(p, p->hbuf, h->len, false);
+            moved = true;
+            h->len = 0;
+        } else {
+            at = *timespec_max(&at, &p->pace_until);
+            if (!timespec_le(&at, &now))
+                break;
+            if (parts++ == PIPE_PARTS_MAX) {
+                /* bounded work: the rest in the next loop pass */
+                arm_timer(p, true);
+                goto out;
+            }
+            part = next_part(h);
+            /* a part of its own: written at once when nothing is queued */
+            out_put(p, p->hbuf, part, !moved);
+            h->len -= part;
+            p->pace_until = at;
+            timespec_add_ns(&p->pace_until, part_wait_ns(h, part));
+            h->due = at;
+        }
+        if (h->len > 0)
+            continue;
+        then = (enum behav_act)h->then;
+        ring_pop(p);
+        if (then != BEHAV_PASS) {
+            if (moved && was_empty)
+                evbuffer_write(bufferevent_get_output(p->dst),
+                               bufferevent_getfd(p->dst));
+            moved = false;
+            if (!unit_closes(p, then))
+                return;
+        }
     }
-    arm_timer(p);
+    arm_timer(p, false);
+out:
+    if (!p->live)
+        return;
+    if (moved && was_empty && bufferevent_getfd(p->dst) >= 0)
+        evbuffer_write(bufferevent_get_output(p->dst),
+                       bufferevent_getfd(p->dst));
+    if (p->close_on_flush && p->nheld == 0 && out_len(p) == 0) {
+        p->owner->close(p->ctx, false, "closed after the last write");
+        return;
+    }
     maybe_resume(p);
     pipe_maybe_shut(p);
 }
@@ -195,263 +383,317 @@ static void pipe_timer_cb(evutil_socket_t fd, short what, void *arg)
     release(p);
 }
 
-/* Appends a held unit of len bytes from the front of from. */
-static int hold(struct pipe *p, struct evbuffer *from, size_t len,
-                const struct timespec *due, const struct timespec *base,
-                bool toxic, bool forever, enum behav_act then)
-{
-    struct held *h = malloc(sizeof(*h));
+/*
+ * The toxics that act on time: each has a timer of its own.
+ */
 
-    if (h == NULL)
-        return -ENOMEM;
-    h->buf = evbuffer_new();
-    if (h->buf == NULL) {
-        free(h);
-        return -ENOMEM;
-    }
-    move_bytes(from, h->buf, len);
-    h->next = NULL;
-    h->then = then;
-    h->due = *due;
-    h->base = *base;
-    h->toxic = toxic;
-    h->forever = forever;
-    p->held_bytes += len;
-    p->nheld++;
-    if (p->tail != NULL) {
-        p->tail->next = h;
-        p->tail = h;
-    } else {
-        p->head = p->tail = h;
-        arm_timer(p);
-    }
-    return 0;
-}
-
-static void tox_timer_cb(evutil_socket_t fd, short what, void *arg);
-
-static void arm_tox_timer(struct pipe *p, enum pipe_tox_timer action,
-                          double secs)
-{
-    struct timeval tv;
-
-    if (p->tox_timer == NULL) {
-        p->tox_timer = evtimer_new(bufferevent_get_base(p->src), tox_timer_cb, p);
-        if (p->tox_timer == NULL)
-            return; /* out of memory: the toxic's timer does not fire */
-    }
-    tv.tv_sec = (time_t)secs;
-    tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
-    p->tox_action = action;
-    evtimer_add(p->tox_timer, &tv);
-}
-
-static void tox_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct pipe *p = arg;
 
     (void)fd;
     (void)what;
-    switch (p->tox_action) {
-    case TOXT_TIMEOUT:
-        session_close(p->s, false, "timeout toxic");
+    p->owner->close(p->ctx, false, "timeout toxic");
+}
+
+static void on_reset(evutil_socket_t fd, short what, void *arg)
+{
+    struct pipe *p = arg;
+
+    (void)fd;
+    (void)what;
+    p->owner->close(p->ctx, true, "reset_peer toxic");
+}
+
+static void on_slow_close(evutil_socket_t fd, short what, void *arg)
+{
+    struct pipe *p = arg;
+
+    (void)fd;
+    (void)what;
+    p->shut_delayed = false;
+    pipe_maybe_shut(p);
+}
+
+static int arm_tox_timer(struct pipe *p, enum pipe_tox_timer which,
+                         double secs)
+{
+    static event_callback_fn const cbs[TOXT_N] = {
+        [TOXT_TIMEOUT] = on_timeout,
+        [TOXT_RESET] = on_reset,
+        [TOXT_SLOW_CLOSE] = on_slow_close,
+    };
+    struct timeval tv;
+
+    if (p->tox_ev[which] == NULL) {
+        p->tox_ev[which] = evtimer_new(bufferevent_get_base(p->src),
+                                       cbs[which], p);
+        if (p->tox_ev[which] == NULL)
+            return -ENOMEM;
+    }
+    tv.tv_sec = (time_t)secs;
+    tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
+    return evtimer_add(p->tox_ev[which], &tv) < 0 ? -ENOMEM : 0;
+}
+
+static void cancel_tox_timer(struct pipe *p, enum pipe_tox_timer which)
+{
+    if (p->tox_ev[which] != NULL)
+        evtimer_del(p->tox_ev[which]);
+}
+
+/*
+ * The byte toxics, one function each. A plan is the held unit being made:
+ * they add to its due time, pace it, or cut it.
+ */
+
+static uint64_t link_mask(const struct tox_link *l)
+{
+    return 1ULL << l->bit;
+}
+
+static void tox_latency(const struct tox_link *l, struct held *plan)
+{
+    long long ms = l->a[TOX_LATENCY_MS], j = l->a[TOX_JITTER_MS];
+
+    if (j > 0)
+        ms += (long long)rng_below(&rng_global, (uint64_t)(2 * j + 1)) - j;
+    if (ms <= 0)
+        return;
+    timespec_add_ns(&plan->due, ms * 1000000LL);
+    plan->by |= link_mask(l);
+}
+
+/* Slices of avg ± var bytes, delay µs apart. Stacked slicers make the
+ * smallest slices, with the gaps of all of them spread over the bytes. */
+static void tox_slicer(const struct tox_link *l, struct held *plan)
+{
+    long long avg = l->a[TOX_SLICER_AVG], var = l->a[TOX_SLICER_VAR];
+    double gap_per_byte, gap_ns = (double)l->a[TOX_SLICER_DELAY_US] * 1000.0;
+    struct pipe_pace *pc = &plan->pace;
+
+    if (avg <= 0)
+        return;
+    if (avg > UINT32_MAX)
+        avg = UINT32_MAX;
+    if (var > avg)
+        var = avg;
+    gap_per_byte = pc->slice != 0 ? (double)pc->gap_ns / (double)pc->slice : 0;
+    gap_per_byte += gap_ns / (double)avg;
+    if (pc->slice == 0 || (uint32_t)avg < pc->slice) {
+        pc->slice = (uint32_t)avg;
+        pc->var = (uint32_t)var;
+    }
+    pc->gap_ns = (uint64_t)(gap_per_byte * (double)pc->slice + 0.5);
+    plan->by |= link_mask(l);
+}
+
+/* rate KB/s (1000 bytes); 0 holds everything until the toxics change.
+ * Stacked, the slowest wins. */
+static void tox_bandwidth(const struct tox_link *l, struct held *plan)
+{
+    long long rate = l->a[TOX_RATE_KBPS];
+    struct pipe_pace *pc = &plan->pace;
+
+    plan->by |= link_mask(l);
+    if (rate <= 0) {
+        pc->stop = true;
+        return;
+    }
+    if (pc->rate == 0 || (uint64_t)rate * 1000 < pc->rate)
+        pc->rate = (uint64_t)rate * 1000;
+}
+
+/* Exactly `bytes` bytes per connection and direction pass; then the
+ * connection closes once they are written. Cuts *len; *cut gets the bytes
+ * dropped. */
+static void tox_limit_data(struct pipe *p, struct tox_link *l, size_t *len,
+                           size_t *cut, struct held *plan)
+{
+    unsigned long long limit = (unsigned long long)l->a[TOX_LIMIT_BYTES];
+    unsigned long long room = l->count < limit ? limit - l->count : 0;
+    size_t take = *len < room ? *len : (size_t)room;
+
+    l->count += take;
+    if (l->count < limit)
+        return;
+    *cut += *len - take;
+    *len = take;
+    plan->then = BEHAV_CLOSE;
+    p->discard = true;
+}
+
+/* Data is dropped; the connection closes timeout ms after the last chunk
+ * (0: never). */
+static int tox_timeout(struct pipe *p, const struct tox_link *l)
+{
+    if (l->a[TOX_TIMEOUT_MS] <= 0)
+        return 0;
+    return arm_tox_timer(p, TOXT_TIMEOUT, (double)l->a[TOX_TIMEOUT_MS] / 1000.0);
+}
+
+/* On the next data: wait timeout ms, then reset. */
+static int tox_reset_peer(struct pipe *p, struct tox_link *l)
+{
+    if (l->fired)
+        return 0;
+    l->fired = true;
+    return arm_tox_timer(p, TOXT_RESET, (double)l->a[TOX_TIMEOUT_MS] / 1000.0);
+}
+
+/* The timing of link l applied to a unit (emit and re-timing). */
+static void apply_timing(const struct tox_link *l, struct held *plan)
+{
+    switch (l->t->type->kind) {
+    case TOXIC_LATENCY:
+        tox_latency(l, plan);
         break;
-    case TOXT_RESET:
-        session_close(p->s, true, "reset_peer toxic");
+    case TOXIC_SLICER:
+        tox_slicer(l, plan);
         break;
-    case TOXT_SLOW_CLOSE:
-        p->shut_delayed = false;
-        p->tox_action = TOXT_NONE;
-        pipe_maybe_shut(p);
+    case TOXIC_BANDWIDTH:
+        tox_bandwidth(l, plan);
         break;
-    case TOXT_NONE:
+    default:
         break;
     }
 }
 
-#define PIECES_MAX 4096
+/*
+ * Queueing a unit.
+ */
 
-struct piece {
-    size_t len;
-    struct timespec due;
-    bool forever;
-};
-
-/* Runs len bytes through the toxics of the chain and queues what comes
- * out, in order. */
-static int emit_toxic(struct pipe *p, struct evbuffer *from, size_t len,
-                      double delay, enum behav_act then)
+static bool pace_equal(const struct pipe_pace *a, const struct pipe_pace *b)
 {
-    static struct piece pc[PIECES_MAX], tmp[PIECES_MAX];
-    struct timespec base;
-    int n = 1, rc = 0;
+    return a->slice == b->slice && a->var == b->var && a->gap_ns == b->gap_ns &&
+           a->rate == b->rate && a->stop == b->stop;
+}
 
-    timespec_now(&base);
-    if (delay > 0)
-        timespec_add(&base, delay);
-    pc[0].len = len;
-    pc[0].due = base;
-    pc[0].forever = false;
-    for (int i = 0; i < p->nchain; i++) {
-        struct tox_link *l = &p->chain[i];
-        const union opt_val *a = l->t->inst.vals;
-        switch (l->t->type->kind) {
-        case TOXIC_LATENCY: {
-            double ms = (double)a[TOX_LATENCY_MS].i;
-            long long j = a[TOX_JITTER_MS].i;
-            if (j > 0)
-                ms += (double)((long long)rng_below(&rng_global,
-                                                    (uint64_t)(2 * j + 1)) - j);
-            if (ms > 0)
-                for (int k = 0; k < n; k++)
-                    timespec_add(&pc[k].due, ms / 1000.0);
-            break;
-        }
-        case TOXIC_SLICER: {
-            long long avg = a[TOX_SLICER_AVG].i, var = a[TOX_SLICER_VAR].i;
-            double gap = (double)a[TOX_SLICER_DELAY_US].i / 1e6;
-            int m = 0;
-            if (avg <= 0)
-                break;
-            for (int k = 0; k < n && m < PIECES_MAX; k++) {
-                size_t left = pc[k].len;
-                int slice = 0;
-                while (left > 0 && m < PIECES_MAX) {
-                    long long size = avg;
-                    if (var > 0)
-                        size += (long long)rng_below(&rng_global,
-                                                     (uint64_t)(2 * var + 1)) - var;
-                    if (size < 1)
-                        size = 1;
-                    if ((size_t)size > left || m == PIECES_MAX - 1)
-                        size = (long long)left;
-                    tmp[m] = pc[k];
-                    tmp[m].len = (size_t)size;
-                    timespec_add(&tmp[m].due, gap * slice++);
-                    left -= (size_t)size;
-                    m++;
-                }
-            }
-            memcpy(pc, tmp, sizeof(pc[0]) * (size_t)m);
-            n = m;
-            break;
-        }
-        case TOXIC_BANDWIDTH: {
-            long long rate = a[TOX_RATE_KBPS].i;
-            int m = 0;
-            if (rate <= 0) {
-                for (int k = 0; k < n; k++)
-                    pc[k].forever = true;
-                break;
-            }
-            /* pieces of at most 100 ms worth, so the rate is smooth */
-            size_t step = (size_t)(rate * 100);
-            for (int k = 0; k < n && m < PIECES_MAX; k++) {
-                size_t left = pc[k].len;
-                while (left > 0 && m < PIECES_MAX) {
-                    size_t size = left < step || m == PIECES_MAX - 1 ? left : step;
-                    struct timespec start = pc[k].due;
-                    if (timespec_le(&start, &l->clock))
-                        start = l->clock;
-                    timespec_add(&start, (double)size / ((double)rate * 1000.0));
-                    l->clock = start;
-                    tmp[m] = pc[k];
-                    tmp[m].len = size;
-                    tmp[m].due = start;
-                    left -= size;
-                    m++;
-                }
-            }
-            memcpy(pc, tmp, sizeof(pc[0]) * (size_t)m);
-            n = m;
-            break;
-        }
-        case TOXIC_LIMIT_DATA: {
-            unsigned long long limit = (unsigned long long)a[TOX_LIMIT_BYTES].i;
-            unsigned long long room = l->count < limit ? limit - l->count : 0;
-            size_t total = 0;
-            int m = 0;
-            for (int k = 0; k < n; k++) {
-                size_t take = pc[k].len;
-                if (total + take > room)
-                    take = (size_t)(room - total);
-                if (take == 0)
-                    break;
-                pc[m] = pc[k];
-                pc[m].len = take;
-                total += take;
-                m++;
-            }
-            l->count += total;
-            if (l->count < limit)
-                break;
-            /* The limit is reached: what fits passes, the rest is dropped,
-             * and the connection closes once it is written. */
-            for (int k = 0; k < m && rc == 0; k++)
-                rc = hold(p, from, pc[k].len, &pc[k].due, &base, true,
-                          pc[k].forever, k == m - 1 ? BEHAV_CLOSE : BEHAV_PASS);
-            evbuffer_drain(from, len - total);
-            p->discard = true;
-            if (m == 0) {
-                if (p->tail != NULL)
-                    p->tail->then = BEHAV_CLOSE;
-                else
-                    p->close_on_flush = true;
-                if (p->head == NULL &&
-                    evbuffer_get_length(bufferevent_get_output(p->dst)) == 0) {
-                    session_close(p->s, false, "limit_data toxic");
-                    return rc;
-                }
-            }
-            release(p);
-            return rc;
-        }
-        case TOXIC_TIMEOUT:
-            evbuffer_drain(from, len);
-            if (a[TOX_TIMEOUT_MS].i > 0)
-                arm_tox_timer(p, TOXT_TIMEOUT,
-                              (double)a[TOX_TIMEOUT_MS].i / 1000.0);
-            return 0;
-        case TOXIC_RESET_PEER:
-            evbuffer_drain(from, len);
-            if (!l->fired) {
-                l->fired = true;
-                arm_tox_timer(p, TOXT_RESET,
-                              (double)a[TOX_TIMEOUT_MS].i / 1000.0);
-            }
-            return 0;
-        case TOXIC_SLOW_CLOSE:
-        case TOXIC_NOOP:
-        case TOXIC_BEHAVIOR:
-            break;
-        }
+/* The tail can take the new unit's bytes without any byte leaving later
+ * than its own rules say: bytes behind the tail never leave before it. */
+static bool can_merge(const struct held *tail, const struct held *plan)
+{
+    return tail->then == BEHAV_PASS && pace_equal(&tail->pace, &plan->pace) &&
+           timespec_le(&plan->due, &tail->due);
+}
+
+/* Holds len bytes of from as the unit plan. Returns 0 or -ENOMEM. */
+static int hold(struct pipe *p, struct evbuffer *from, size_t len,
+                const struct held *plan)
+{
+    struct held *tail = held_tail(p);
+    int rc;
+
+    if (p->hbuf == NULL) {
+        p->hbuf = evbuffer_new();
+        if (p->hbuf == NULL)
+            return -ENOMEM;
     }
-    for (int k = 0; k < n && rc == 0; k++)
-        rc = hold(p, from, pc[k].len, &pc[k].due, &base, true, pc[k].forever,
-                  k == n - 1 ? then : BEHAV_PASS);
-    release(p);
-    return rc;
+    if (tail != NULL && can_merge(tail, plan)) {
+        tail->len += len;
+        tail->by |= plan->by;
+        tail->then = plan->then;
+    } else if ((rc = ring_grow(p)) == -ENOSPC) {
+        /* the ring is full (the source is paused; these bytes were read
+         * before): they leave with the tail, never earlier than due */
+        tail->due = *timespec_max(&tail->due, &plan->due);
+        tail->len += len;
+        tail->by |= plan->by;
+        tail->then = plan->then;
+    } else if (rc < 0) {
+        return rc;
+    } else {
+        p->nheld++;
+        *held_tail(p) = *plan;
+        held_tail(p)->len = len;
+    }
+    move_bytes(from, p->hbuf, len);
+    if (p->nheld == 1)
+        arm_timer(p, false);
+    return 0;
+}
+
+static void plan_start(struct pipe *p, double delay, enum behav_act then,
+                       struct held *plan)
+{
+    memset(plan, 0, sizeof(*plan));
+    if (p->stamp.tv_sec != 0 || p->stamp.tv_nsec != 0)
+        plan->base = p->stamp;
+    else
+        timespec_now(&plan->base);
+    if (delay > 0)
+        timespec_add(&plan->base, delay);
+    plan->due = plan->base;
+    plan->then = (uint8_t)then;
 }
 
 int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
               enum behav_act then)
 {
-    struct timespec due;
+    struct held plan;
+    struct timespec now;
+    size_t cut = 0;
+    int rc = 0;
 
-    if (p->nchain > 0)
-        return emit_toxic(p, from, len, delay, then);
-    if (p->head == NULL && delay <= 0) {
-        deliver(p, from, len, then);
+    if (!p->live)
+        return 0;
+    if (p->nchain == 0 && p->nheld == 0 && delay <= 0) {
+        out_put(p, from, len, true);
+        unit_closes(p, then);
         return 0;
     }
-    timespec_now(&due);
-    if (delay > 0)
-        timespec_add(&due, delay);
-    return hold(p, from, len, &due, &due, false, false, then);
+    plan_start(p, delay, then, &plan);
+    for (int i = 0; i < p->nchain; i++) {
+        struct tox_link *l = &p->chain[i];
+        if (!l->on)
+            continue;
+        switch (l->t->type->kind) {
+        case TOXIC_LIMIT_DATA:
+            tox_limit_data(p, l, &len, &cut, &plan);
+            break;
+        case TOXIC_TIMEOUT:
+            evbuffer_drain(from, len + cut);
+            return tox_timeout(p, l);
+        case TOXIC_RESET_PEER:
+            evbuffer_drain(from, len + cut);
+            return tox_reset_peer(p, l);
+        default:
+            apply_timing(l, &plan);
+            break;
+        }
+    }
+    if (len == 0) {
+        struct held *tail = held_tail(p);
+        evbuffer_drain(from, cut);
+        if (plan.then == BEHAV_PASS)
+            return 0;
+        if (tail != NULL) {
+            tail->then = plan.then;
+            return 0;
+        }
+        unit_closes(p, (enum behav_act)plan.then);
+        return 0;
+    }
+    timespec_now(&now);
+    if (p->nheld == 0 && !paced(&plan) && !plan.pace.stop &&
+        timespec_le(&plan.due, &now)) {
+        out_put(p, from, len, true);
+        evbuffer_drain(from, cut);
+        unit_closes(p, (enum behav_act)plan.then);
+        return 0;
+    }
+    rc = hold(p, from, len, &plan);
+    evbuffer_drain(from, cut);
+    if (rc == 0)
+        release(p);
+    return rc;
 }
 
-static const struct tox_link *find_link(const struct tox_link *chain, int n,
-                                        uint32_t uid)
+/*
+ * Changing the chain.
+ */
+
+static struct tox_link *find_link(struct tox_link *chain, int n, uint32_t uid)
 {
     for (int i = 0; i < n; i++)
         if (chain[i].uid == uid)
@@ -459,12 +701,55 @@ static const struct tox_link *find_link(const struct tox_link *chain, int n,
     return NULL;
 }
 
+static void link_read_attrs(struct tox_link *l)
+{
+    const struct opt_decl *d = l->t->type->attrs;
+
+    memset(l->a, 0, sizeof(l->a));
+    for (int i = 0; i < 3 && d[i].name != NULL; i++)
+        if (d[i].type == OPT_INT)
+            l->a[i] = l->t->inst.vals[i].i;
+}
+
+static uint8_t take_bit(struct pipe *p)
+{
+    for (uint8_t b = 0; b < 64; b++) {
+        if (!(p->bits_used & (1ULL << b))) {
+            p->bits_used |= 1ULL << b;
+            return b;
+        }
+    }
+    return 63; /* cannot happen: at most TOXIC_MAX (64) toxics */
+}
+
+static bool draw_on(double toxicity)
+{
+    /* toxicity 0 never applies, 1 always; drawn per connection */
+    return toxicity > 0 &&
+           (toxicity >= 1 || rng_double(&rng_global) < toxicity);
+}
+
+/* Re-times a held unit that a removed or changed toxic had timed: from its
+ * base, by the links that timed it and are still on, as they are now. */
+static void retime(struct pipe *p, struct held *h)
+{
+    uint64_t by = h->by;
+
+    h->due = h->base;
+    memset(&h->pace, 0, sizeof(h->pace));
+    h->by = 0;
+    for (int i = 0; i < p->nchain; i++)
+        if (p->chain[i].on && (by & link_mask(&p->chain[i])))
+            apply_timing(&p->chain[i], h);
+}
+
 int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
                    enum toxic_stream stream)
 {
     struct tox_link *old = p->chain, *chain = NULL;
     int nold = p->nchain, m = 0;
-    bool close = false;
+    uint64_t changed = 0, kept_bits = 0;
+    bool close = false, fresh_timeout = false, reset_on = false;
 
     if (n > 0) {
         chain = calloc((size_t)n, sizeof(*chain));
@@ -473,94 +758,104 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
     }
     for (int i = 0; i < n; i++) {
         const struct toxic *t = toxics[i];
-        const struct tox_link *was;
+        struct tox_link *was, *l;
         if (t->stream != stream || t->type->kind == TOXIC_BEHAVIOR)
             continue;
-        /* toxicity 0 never applies, 1 always; drawn per connection */
-        if (t->toxicity <= 0 ||
-            (t->toxicity < 1 && rng_double(&rng_global) >= t->toxicity))
-            continue;
+        l = &chain[m++];
         was = find_link(old, nold, t->uid);
-        if (was != NULL)
-            chain[m] = *was;
-        chain[m].t = t;
-        chain[m].uid = t->uid;
-        m++;
+        if (was != NULL) {
+            long long a[3];
+            *l = *was;
+            l->t = t;
+            memcpy(a, l->a, sizeof(a));
+            link_read_attrs(l);
+            if (l->toxicity != t->toxicity) {
+                bool on = draw_on(t->toxicity);
+                if (l->on && !on)
+                    changed |= link_mask(l);
+                l->on = on;
+                l->toxicity = t->toxicity;
+            }
+            if (memcmp(a, l->a, sizeof(a)) != 0)
+                changed |= link_mask(l);
+            kept_bits |= link_mask(l);
+        } else {
+            l->t = t;
+            l->uid = t->uid;
+            l->toxicity = t->toxicity;
+            l->on = draw_on(t->toxicity);
+            l->bit = take_bit(p);
+            link_read_attrs(l);
+            kept_bits |= link_mask(l);
+            if (l->on && t->type->kind == TOXIC_TIMEOUT &&
+                l->a[TOX_TIMEOUT_MS] > 0)
+                fresh_timeout = true;
+        }
+        if (l->on && t->type->kind == TOXIC_RESET_PEER && l->fired)
+            reset_on = true;
     }
-    bool fresh_timeout = false;
-    for (int i = 0; i < nold; i++)
-        if (find_link(chain, m, old[i].uid) == NULL &&
-            old[i].t->type->kind == TOXIC_TIMEOUT)
-            close = true; /* as Toxiproxy: a removed timeout closes */
-    for (int i = 0; i < m; i++)
-        if (chain[i].t->type->kind == TOXIC_TIMEOUT &&
-            find_link(old, nold, chain[i].uid) == NULL &&
-            chain[i].t->inst.vals[TOX_TIMEOUT_MS].i > 0)
-            fresh_timeout = true;
+    for (int i = 0; i < nold; i++) {
+        if (find_link(chain, m, old[i].uid) != NULL)
+            continue;
+        if (old[i].on) {
+            changed |= link_mask(&old[i]);
+            if (old[i].t->type->kind == TOXIC_TIMEOUT)
+                close = true; /* as Toxiproxy: a removed timeout closes */
+        }
+    }
     free(old);
     p->chain = m > 0 ? chain : NULL;
     p->nchain = m;
     if (m == 0)
         free(chain);
-    /* what the old toxics held goes on as if they had not been there */
-    for (struct held *h = p->head; h != NULL; h = h->next) {
-        if (h->toxic) {
-            h->due = h->base;
-            h->toxic = false;
-            h->forever = false;
-        }
-    }
-    if (p->tox_timer != NULL && p->tox_action != TOXT_SLOW_CLOSE &&
-        p->tox_action != TOXT_NONE) {
-        bool keep = false;
-        for (int i = 0; i < m; i++)
-            keep |= (p->tox_action == TOXT_TIMEOUT &&
-                     p->chain[i].t->type->kind == TOXIC_TIMEOUT) ||
-                    (p->tox_action == TOXT_RESET &&
-                     p->chain[i].t->type->kind == TOXIC_RESET_PEER);
-        if (!keep) {
-            evtimer_del(p->tox_timer);
-            p->tox_action = TOXT_NONE;
-        }
-    }
+    if (changed != 0)
+        for (uint32_t i = 0; i < p->nheld; i++)
+            if (held_at(p, i)->by & changed)
+                retime(p, held_at(p, i));
+    p->bits_used = kept_bits;
+    if (!reset_on)
+        cancel_tox_timer(p, TOXT_RESET);
     if (close) {
-        session_close(p->s, false, "timeout toxic removed");
+        p->owner->close(p->ctx, false, "timeout toxic removed");
         return 0;
     }
     /* a timeout toxic counts from when it applies */
-    for (int i = 0; i < m && fresh_timeout; i++)
-        if (p->chain[i].t->type->kind == TOXIC_TIMEOUT &&
-            p->chain[i].t->inst.vals[TOX_TIMEOUT_MS].i > 0) {
-            arm_tox_timer(p, TOXT_TIMEOUT,
-                          (double)p->chain[i].t->inst.vals[TOX_TIMEOUT_MS].i /
-                              1000.0);
+    for (int i = 0; i < m && fresh_timeout; i++) {
+        if (p->chain[i].on && p->chain[i].t->type->kind == TOXIC_TIMEOUT &&
+            p->chain[i].a[TOX_TIMEOUT_MS] > 0) {
+            if (tox_timeout(p, &p->chain[i]) < 0)
+                return -ENOMEM;
             break;
         }
-    if (p->dst != NULL)
+    }
+    if (changed != 0 && p->dst != NULL) {
+        arm_timer(p, false);
         release(p);
+    }
     return 0;
 }
 
 void pipe_check_full(struct pipe *p)
 {
-    if (!p->full && (pipe_buffered(p) >= PIPE_CAP || p->nheld >= PIPE_HELD_MAX)) {
+    if (!p->full &&
+        (pipe_buffered(p) >= PIPE_CAP || p->nheld >= PIPE_HELD_MAX)) {
         p->full = true;
-        session_update_reading(p->s);
+        p->owner->reading(p->ctx);
     }
 }
 
 void pipe_on_drained(struct pipe *p)
 {
-    struct evbuffer *out = bufferevent_get_output(p->dst);
-
+    if (!p->live)
+        return;
     if (p->close_on_flush) {
-        if (evbuffer_get_length(out) == 0 && p->head == NULL)
-            session_close(p->s, false, "closed after the last write");
+        if (out_len(p) == 0 && p->nheld == 0)
+            p->owner->close(p->ctx, false, "closed after the last write");
         return;
     }
     maybe_resume(p);
-    session_on_pipe_drained(p->s, p);
-    if (p->s->state != SESSION_CLOSED)
+    p->owner->drained(p->ctx, p);
+    if (p->live)
         pipe_maybe_shut(p);
 }
 
@@ -572,29 +867,33 @@ void pipe_on_eof(struct pipe *p)
 
 void pipe_maybe_shut(struct pipe *p)
 {
-    if (!p->eof || p->shut || p->head != NULL || p->dst == NULL ||
-        p->s->state == SESSION_CLOSED)
+    if (!p->live || !p->eof || p->shut || p->nheld != 0 || p->dst == NULL)
         return;
-    if (evbuffer_get_length(bufferevent_get_output(p->dst)) != 0)
+    if (out_len(p) != 0)
         return;
     /* requests read but not yet decided on still have to go through */
-    if (!p->discard && evbuffer_get_length(bufferevent_get_input(p->src)) != 0)
+    if (!p->discard && p->src != NULL &&
+        evbuffer_get_length(bufferevent_get_input(p->src)) != 0)
         return;
     if (p->shut_delayed)
         return;
     for (int i = 0; i < p->nchain && !p->slow_closed; i++) {
-        if (p->chain[i].t->type->kind == TOXIC_SLOW_CLOSE) {
+        const struct tox_link *l = &p->chain[i];
+        if (l->on && l->t->type->kind == TOXIC_SLOW_CLOSE) {
             p->shut_delayed = true;
             p->slow_closed = true;
-            arm_tox_timer(p, TOXT_SLOW_CLOSE,
-                          (double)p->chain[i].t->inst.vals[TOX_DELAY_MS].i /
-                              1000.0);
+            if (arm_tox_timer(p, TOXT_SLOW_CLOSE,
+                              (double)l->a[TOX_DELAY_MS] / 1000.0) < 0) {
+                p->owner->close(p->ctx, true, "cannot arm a timer");
+                return;
+            }
             return;
         }
     }
-    shutdown(bufferevent_getfd(p->dst), SHUT_WR);
+    if (bufferevent_getfd(p->dst) >= 0)
+        shutdown(bufferevent_getfd(p->dst), SHUT_WR);
     p->shut = true;
     log_debug("session %llu: %s direction finished after %llu bytes",
-              (unsigned long long)p->s->id, p->name, p->bytes);
-    session_on_pipe_done(p->s);
+              (unsigned long long)p->id, p->name, p->bytes);
+    p->owner->done(p->ctx);
 }

@@ -2,20 +2,33 @@
  * pipe: one direction of a session, from a source bufferevent to a
  * destination bufferevent.
  *
- *   src input ──pipe_emit()──▶ [hold queue, FIFO with due times] ──▶ dst output
+ *   src input ──pipe_emit()──▶ toxics ──▶ [held: one byte buffer + a ring
+ *                                           of units with due times, FIFO]
+ *                                                  │ release(), in order
+ *                                                  ▼
+ *                                             dst output
  *
- * Units move by evbuffer moves, never copies. A unit with no delay and an
- * empty queue goes straight to the output; otherwise it waits in the queue
- * and is released in order when due (one timer per pipe, armed for the head).
+ * A unit with no delay and nothing held goes straight to the output;
+ * otherwise its bytes are appended to the pipe's one held buffer and a
+ * record of it (length, due time, how it is paced) to a bounded ring, and
+ * it is released in order when due (one timer per pipe). A unit is never
+ * split into records: slicer and bandwidth pace a unit by releasing it in
+ * parts, so a slicer of 1-byte slices holds one record, not one per slice.
  * Bytes buffered (output + held) are capped: at PIPE_CAP the source stops
- * being read, below PIPE_LOW it resumes. EOF from the source becomes
- * shutdown(SHUT_WR) on the destination once everything queued is written.
+ * being read, below PIPE_LOW it resumes; so is the number of records
+ * (PIPE_HELD_MAX). EOF from the source becomes shutdown(SHUT_WR) on the
+ * destination once everything queued is written.
+ *
+ * A change of toxics re-times only the units that a removed or changed
+ * toxic timed; everything else keeps its due time, and nothing is dropped
+ * or reordered.
  */
 #ifndef VAURIEN_PIPE_H
 #define VAURIEN_PIPE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <event2/bufferevent.h>
@@ -26,79 +39,120 @@
 
 #define PIPE_CAP (256 * 1024)
 #define PIPE_LOW (PIPE_CAP / 2)
-#define PIPE_HELD_MAX 1024 /* held units: many tiny ones cost more than bytes */
+#define PIPE_HELD_MAX 1024 /* held units: a hard cap on the ring */
+#define PIPE_PARTS_MAX 64  /* paced parts written in one loop pass */
 
-struct session;
+struct pipe;
 
-struct held {
-    struct held *next;
-    struct evbuffer *buf;
-    struct timespec due;  /* CLOCK_MONOTONIC */
-    struct timespec base; /* due without the toxics' delays */
-    bool toxic;           /* held by a toxic: released when toxics change */
-    bool forever;         /* bandwidth 0: until the toxics change */
-    enum behav_act then;  /* BEHAV_PASS; BEHAV_ABORT or BEHAV_CLOSE: close the
-                             session once it is written */
+/* How a held unit leaves: at once when due, or in parts (slicer,
+ * bandwidth). */
+struct pipe_pace {
+    uint32_t slice;   /* slicer: average part size; 0: not sliced */
+    uint32_t var;     /* slicer: size variation */
+    uint64_t gap_ns;  /* slicer: between parts */
+    uint64_t rate;    /* bandwidth: bytes per second; 0: not limited */
+    bool stop;        /* bandwidth 0: held until the toxics change */
 };
 
-/* A toxic active on one direction of one connection, and its state. */
+/* A unit held in the pipe; its bytes are the next `len` bytes of the held
+ * buffer after those of the units before it. */
+struct held {
+    size_t len;            /* bytes still held */
+    struct timespec due;   /* when its next part may leave (MONOTONIC) */
+    struct timespec base;  /* due without the toxics' delays */
+    uint64_t by;           /* bits of the toxic links that timed it */
+    struct pipe_pace pace;
+    uint8_t then;          /* enum behav_act: BEHAV_PASS; BEHAV_ABORT or
+                              BEHAV_CLOSE: close once it is written */
+};
+
+/* A byte toxic of this direction's stream on one connection, and its
+ * state. Every toxic of the stream has a link; `on` says whether its
+ * toxicity drew it in for this connection. */
 struct tox_link {
     const struct toxic *t;
     uint32_t uid;
-    struct timespec clock;  /* bandwidth: when the last byte leaves */
+    bool on;                  /* drawn in */
+    uint8_t bit;              /* its bit in struct held.by */
+    double toxicity;          /* as drawn against */
+    long long a[3];           /* its attributes as applied */
     unsigned long long count; /* limit_data: bytes passed */
-    bool fired;             /* reset_peer: the reset is on its way */
+    bool fired;               /* reset_peer: the reset is on its way */
 };
 
-enum pipe_tox_timer { TOXT_NONE, TOXT_TIMEOUT, TOXT_RESET, TOXT_SLOW_CLOSE };
+/* The timers of the toxics that act on time, not on bytes. */
+enum pipe_tox_timer { TOXT_TIMEOUT, TOXT_RESET, TOXT_SLOW_CLOSE, TOXT_N };
+
+/* What a pipe tells its owner (the session). ctx is pipe_init's. */
+struct pipe_owner {
+    /* close the connection (RST when reset) */
+    void (*close)(void *ctx, bool reset, const char *why);
+    /* the pipe's wish to read its source changed (pipe.full) */
+    void (*reading)(void *ctx);
+    /* the destination drained below the low-water mark */
+    void (*drained)(void *ctx, struct pipe *p);
+    /* the destination's write side was shut */
+    void (*done)(void *ctx);
+};
 
 struct pipe {
-    struct session *s;
+    const struct pipe_owner *owner;
+    void *ctx;
+    uint64_t id;               /* the session's, for logs */
     const char *name;          /* "up" or "down", for logs */
     struct bufferevent *src;
     struct bufferevent *dst;
-    struct held *head, *tail;  /* hold queue */
-    size_t held_bytes;
-    size_t nheld;              /* held units */
-    struct event timer;        /* armed for head->due */
-    bool timer_set;            /* timer assigned (event_assign done) */
+    bool live;                 /* between pipe_init and pipe_deinit */
+    struct evbuffer *hbuf;     /* held bytes, all units in order; made on
+                                  first use */
+    struct held *ring;         /* held units; grows up to PIPE_HELD_MAX */
+    uint32_t ring_cap, first, nheld;
+    struct timespec pace_until;/* a paced part may not leave before */
+    struct timespec stamp;     /* when the source's bytes being handled
+                                  were read; zero: use the clock */
+    struct event timer;        /* armed for the head's due time */
+    bool timer_set;            /* event_assign done */
     bool eof;                  /* the source has ended */
     bool shut;                 /* the destination's write side is shut */
     bool full;                 /* the source is paused for backpressure */
     bool close_on_flush;       /* cut the session once dst output is empty */
     bool discard;              /* drop whatever the source sends */
     unsigned long long bytes;  /* bytes written to dst so far */
-    struct tox_link *chain;    /* active byte toxics, in order; NULL: none */
+    struct tox_link *chain;    /* this stream's byte toxics, in order */
     int nchain;
-    struct event *tox_timer;   /* timeout, reset_peer, slow_close; made on
-                                  first use, so a connection without such
-                                  toxics pays nothing for it */
-    enum pipe_tox_timer tox_action;
+    uint64_t bits_used;        /* tox_link.bit values taken */
+    struct event *tox_ev[TOXT_N]; /* made on first use */
     bool shut_delayed;         /* slow_close: the shutdown is waiting */
     bool slow_closed;          /* slow_close: its delay has been applied */
 };
 
-void pipe_init(struct pipe *p, struct session *s, const char *name,
-               struct bufferevent *src, struct bufferevent *dst);
-/* Frees held units and the timer. */
+void pipe_init(struct pipe *p, const struct pipe_owner *owner, void *ctx,
+               uint64_t id, const char *name, struct bufferevent *src,
+               struct bufferevent *dst);
+/* Frees held units and the timers. The pipe is inert afterwards. */
 void pipe_deinit(struct pipe *p);
 
 /* Moves len bytes from the front of from into the pipe, to be written after
- * delay seconds (0: now) and everything queued before them. then is
- * BEHAV_PASS, or BEHAV_ABORT / BEHAV_CLOSE to close the session once they
- * are written. Returns 0 or -ENOMEM. */
+ * delay seconds (0: now, counted from p->stamp when set) and everything
+ * queued before them. then is BEHAV_PASS, or BEHAV_ABORT / BEHAV_CLOSE to
+ * close the session once they are written. Returns 0 or -ENOMEM. */
 int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
               enum behav_act then);
 
 /* Sets the byte toxics of this direction from a proxy's toxics (those of
- * the given stream), each drawn against its toxicity. Data held by toxics
- * that are gone is released in order; a connection a removed timeout toxic
- * was holding is closed. Returns 0 or -ENOMEM. */
+ * the given stream). A toxic new to the connection is drawn against its
+ * toxicity; one it already had keeps its draw and state unless its
+ * toxicity changed. Units timed by a toxic that is gone or changed are
+ * re-timed by what remains; a connection a removed timeout toxic was
+ * holding is closed. Returns 0 or -ENOMEM. */
 int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
                    enum toxic_stream stream);
 
 /* Bytes waiting: destination output plus held units. */
 size_t pipe_buffered(const struct pipe *p);
+
+/* Bytes held (not yet in the destination's output). */
+size_t pipe_held_bytes(const struct pipe *p);
 
 /* Pauses the source when the pipe is at its cap. */
 void pipe_check_full(struct pipe *p);

@@ -30,7 +30,9 @@
 #include "core/addr.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/vassert.h"
 #include "net/fast.h"
+#include "net/linger.h"
 #include "net/proxy.h"
 
 /* Bytes read from a socket in one go (and the largest tunnel chunk). */
@@ -139,7 +141,9 @@ int session_create(struct proxy *p, evutil_socket_t fd,
         evutil_closesocket(fd);
         return -ENOMEM;
     }
-    s->client = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    /* not closed on free: session_close() closes it, lingering when the
+     * client may still be sending (linger.h) */
+    s->client = bufferevent_socket_new(p->base, fd, 0);
     if (s->client == NULL) {
         evutil_closesocket(fd);
         free(s);
@@ -234,6 +238,33 @@ static int start_framing(struct session *s)
     return 0;
 }
 
+static void pipe_close_cb(void *ctx, bool reset, const char *why)
+{
+    session_close(ctx, reset, why);
+}
+
+static void pipe_reading_cb(void *ctx)
+{
+    session_update_reading(ctx);
+}
+
+static void pipe_drained_cb(void *ctx, struct pipe *p)
+{
+    session_on_pipe_drained(ctx, p);
+}
+
+static void pipe_done_cb(void *ctx)
+{
+    session_on_pipe_done(ctx);
+}
+
+static const struct pipe_owner pipe_owner = {
+    .close = pipe_close_cb,
+    .reading = pipe_reading_cb,
+    .drained = pipe_drained_cb,
+    .done = pipe_done_cb,
+};
+
 static void on_connected(struct session *s)
 {
     struct proxy *p = s->proxy;
@@ -244,8 +275,8 @@ static void on_connected(struct session *s)
     bufferevent_set_timeouts(s->backend, NULL, NULL);
     set_nodelay(bufferevent_getfd(s->backend));
     bufferevent_setwatermark(s->backend, EV_WRITE, PIPE_LOW, 0);
-    pipe_init(&s->up, s, "up", s->client, s->backend);
-    pipe_init(&s->down, s, "down", s->backend, s->client);
+    pipe_init(&s->up, &pipe_owner, s, s->id, "up", s->client, s->backend);
+    pipe_init(&s->down, &pipe_owner, s, s->id, "down", s->backend, s->client);
     s->reply.rep = BEHAV_PASS;
     if (start_framing(s) < 0) {
         out_of_memory(s);
@@ -269,7 +300,10 @@ static void on_connected(struct session *s)
     s->rd_assigned = true;
     if (!p->stay_connected) {
         struct timeval tv = seconds_tv(p->timeout);
-        evtimer_add(&s->idle_ev, &tv);
+        if (evtimer_add(&s->idle_ev, &tv) < 0) {
+            out_of_memory(s);
+            return;
+        }
     }
     touch(s);
     log_debug("session %llu: connected to the backend",
@@ -354,6 +388,14 @@ void session_set_toxics(struct session *s)
         out_of_memory(s);
 }
 
+/* Whether the client waits for the queue: past the in-flight cap, or a
+ * tunnel that starts only once every earlier reply has been written. */
+static bool client_held(const struct session *s)
+{
+    return s->synth_blocked || s->inflight_full ||
+           (s->mode == PROTO_TUNNEL && s->q.head != NULL);
+}
+
 /*
  * Tunnel mode: the original Vaurien's tcp. Each client chunk (at most
  * `buffer` bytes for tcp) is a request with a verdict of its own; backend
@@ -364,7 +406,7 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
     struct proxy_conf *c = s->proxy->conf;
     size_t max = s->proto == &proto_tcp ? (size_t)c->proto_vals[0].i : READ_MAX;
 
-    while (s->state == SESSION_OPEN && !s->up.discard && !s->synth_blocked &&
+    while (s->state == SESSION_OPEN && !s->up.discard && !client_held(s) &&
            evbuffer_get_length(in) > 0) {
         struct behav_verdict v;
         struct evbuffer *answer;
@@ -467,81 +509,95 @@ static void tunnel_reply(struct session *s, struct evbuffer *in)
 
 /*
  * Framed mode: requests and replies, kept in order by the queue of
- * requests in flight.
+ * requests in flight (entry.h).
  */
 
-static void entry_free(struct session *s, struct entry *e)
+/* Frees an entry that left the queue, and lets the client be read again
+ * once the queue is below half its cap. */
+static void entry_forget(struct session *s, struct entry *e)
 {
     if (s->up_entry == e)
         s->up_entry = NULL;
     if (s->down_entry == e)
         s->down_entry = NULL;
-    if (e->answer != NULL)
-        evbuffer_free(e->answer);
-    free(e);
-}
-
-static void queue_remove(struct session *s, struct entry *e)
-{
-    struct entry **pp = &s->q_head, *prev = NULL;
-
-    while (*pp != NULL && *pp != e) {
-        prev = *pp;
-        pp = &(*pp)->next;
+    entry_destroy(e);
+    if (s->inflight_full && entry_queue_low(&s->q)) {
+        s->inflight_full = false;
+        session_update_reading(s);
     }
-    if (*pp == NULL)
-        return;
-    *pp = e->next;
-    if (s->q_tail == e)
-        s->q_tail = prev;
 }
 
 static void queue_clear(struct session *s)
 {
-    while (s->q_head != NULL) {
-        struct entry *e = s->q_head;
-        s->q_head = e->next;
-        entry_free(s, e);
-    }
-    s->q_tail = NULL;
+    entry_queue_clear(&s->q);
     s->up_entry = s->down_entry = NULL;
+    s->inflight_full = false;
 }
 
 /* Writes the proxy's answers that have reached the head of the queue. */
 static void flush_answers(struct session *s)
 {
-    while (s->state == SESSION_OPEN && s->q_head != NULL &&
-           s->q_head->complete && !s->q_head->forwarded) {
-        struct entry *e = s->q_head;
-        s->q_head = e->next;
-        if (s->q_tail == e)
-            s->q_tail = NULL;
-        if (e->answer != NULL)
-            send_answer(s, e->answer, e->close_after);
-        entry_free(s, e);
+    while (s->state == SESSION_OPEN && s->q.head != NULL &&
+           entry_answer_due(s->q.head)) {
+        struct entry *e = s->q.head;
+        entry_queue_remove(&s->q, e);
+        entry_advance(e, ENTRY_ANSWERED);
+        send_answer(s, e->answer, e->close_after);
+        entry_forget(s, e);
     }
 }
 
-static void set_mode(struct session *s, enum proto_mode m, const char *why)
+/* The backend's bytes are not framed any more (a reply the framer cannot
+ * read, the backend ended mid-reply, the conversation switched on a
+ * reply): the answers still queued go out now, in queue order; nothing
+ * will answer the requests sent. */
+static void stop_framing_replies(struct session *s)
 {
-    struct entry *e;
-
-    if (m == s->mode)
-        return;
-    log_info("session %llu: %s; %s from now on", (unsigned long long)s->id,
-             why, m == PROTO_TUNNEL ? "tcp behavior (faults per chunk)"
-                                    : "passing through untouched");
-    s->mode = m;
-    /* Answers still queued go out now, in order; nothing else is framed. */
-    for (e = s->q_head; e != NULL && s->state == SESSION_OPEN; e = e->next)
-        if (e->answer != NULL && !e->forwarded)
+    while (s->q.head != NULL && s->state == SESSION_OPEN) {
+        struct entry *e = s->q.head;
+        entry_queue_remove(&s->q, e);
+        if (e->kind == ENTRY_ANSWER && e->answer != NULL)
             send_answer(s, e->answer, false);
+        entry_forget(s, e);
+    }
     queue_clear(s);
-    s->up_in_unit = s->down_in_unit = false;
-    s->reply.rep = BEHAV_PASS;
+    s->down_in_unit = false;
 }
 
-static void check_mode(struct session *s)
+/* The client's side leaves framed mode. With drain, replies to the
+ * requests already queued are still framed, and the proxy's answers among
+ * them still go out in their turn; the backend's bytes leave framing once
+ * the queue is empty. Without, the queue is dropped now. */
+static void set_mode(struct session *s, enum proto_mode m, const char *why,
+                     bool drain)
+{
+    if (m != s->mode)
+        log_info("session %llu: %s; %s from now on", (unsigned long long)s->id,
+                 why, m == PROTO_TUNNEL ? "tcp behavior (faults per chunk)"
+                                        : "passing through untouched");
+    s->mode = m;
+    s->reply.rep = BEHAV_PASS;
+    if (s->up_entry != NULL && (s->up_entry->state == ENTRY_READING ||
+                                s->up_entry->state == ENTRY_READING_REPLYING))
+        entry_advance(s->up_entry, ENTRY_REQ_END);
+    s->up_entry = NULL;
+    s->up_in_unit = false;
+    if (drain)
+        flush_answers(s);
+    else
+        stop_framing_replies(s);
+}
+
+/* Whether the backend's bytes are framed: in framed mode, and after the
+ * client's side left it while earlier requests still wait for replies. */
+static bool down_framed(const struct session *s)
+{
+    return s->proto->frame != NULL &&
+           (s->mode == PROTO_FRAMED || s->q.head != NULL);
+}
+
+/* After a unit ended in direction dir: does the protocol leave framing? */
+static void check_mode(struct session *s, enum proto_dir dir)
 {
     const struct proto_ops *proto = s->proto;
     enum proto_mode m;
@@ -551,21 +607,59 @@ static void check_mode(struct session *s)
         return;
     m = proto->mode(s->pstate);
     if (m != PROTO_FRAMED)
-        set_mode(s, m, m == PROTO_TUNNEL ? "the connection was upgraded"
-                                         : "the conversation left the protocol");
+        set_mode(s, m,
+                 m == PROTO_TUNNEL ? "the connection was upgraded"
+                                   : "the conversation left the protocol",
+                 dir == PROTO_UP);
 }
 
 /* The server speaks first: its greeting is the reply to a request nobody
  * sent, which passes. */
 static struct entry *queue_greeting(struct session *s)
 {
-    struct entry *e = calloc(1, sizeof(*e));
+    struct entry *e = entry_create(ENTRY_FORWARD, true);
 
     if (e == NULL)
         return NULL;
     e->v.by = &behav_dummy;
-    e->forwarded = e->complete = true;
-    s->q_head = s->q_tail = e;
+    entry_queue_push(&s->q, e);
+    return e;
+}
+
+/* The entry of a request whose verdict is an error: the protocol's error
+ * reply as its answer. Returns NULL on ENOMEM. */
+static struct entry *error_entry(struct session *s, const struct proto_unit *u,
+                                 const struct behav_verdict *v)
+{
+    struct proto_error pe = {
+        .status = v->err[BEHAV_ERR_STATUS].s,
+        .message = v->err[BEHAV_ERR_MESSAGE].s,
+        .code = v->err[BEHAV_ERR_CODE].i,
+        .sqlstate = v->err[BEHAV_ERR_SQLSTATE].s,
+        .enhanced = v->err[BEHAV_ERR_ENHANCED].s,
+    };
+    /* Forwarded anyway when the protocol needs it; its reply is then
+     * swallowed and the answer sent in its place. */
+    struct entry *e = entry_create(
+        (u->flags & PROTO_FORWARD) ? ENTRY_REPLACE : ENTRY_ANSWER, false);
+    struct evbuffer *answer = evbuffer_new();
+
+    if (e == NULL || answer == NULL) {
+        entry_destroy(e);
+        if (answer != NULL)
+            evbuffer_free(answer);
+        return NULL;
+    }
+    s->proto->error_reply(s->pstate, &pe, u, &rng_global, answer,
+                          &e->close_after);
+    e->answer = answer;
+    if (u->flags & PROTO_EARLY) {
+        /* The client waits for an answer before sending the rest: give it
+         * in its turn, and close, as a server refusing the request does. */
+        entry_advance(e, ENTRY_REQ_END);
+        e->close_after = true;
+        s->up.discard = true;
+    }
     return e;
 }
 
@@ -573,10 +667,9 @@ static struct entry *queue_greeting(struct session *s)
  * verdict ended the session's normal course (closed or hanging). */
 static bool start_request(struct session *s, struct evbuffer *in)
 {
-    const struct proto_ops *proto = s->proto;
     struct proto_unit *u = &s->up_unit;
     struct behav_verdict *v = &s->up_v;
-    struct entry *e = NULL;
+    struct entry *e;
 
     if (u->flags & PROTO_NOFAULT) {
         memset(v, 0, sizeof(*v));
@@ -599,49 +692,19 @@ static bool start_request(struct session *s, struct evbuffer *in)
     s->up_entry = NULL;
     if (u->flags & PROTO_NOREPLY)
         return true; /* an error drops it silently: a lost write */
-    e = calloc(1, sizeof(*e));
+    e = v->req == BEHAV_ERROR ? error_entry(s, u, v)
+                              : entry_create(ENTRY_FORWARD, false);
     if (e == NULL) {
         out_of_memory(s);
         return false;
     }
     e->v = *v;
     e->req = *u;
-    e->forwarded = true;
-    if (v->req == BEHAV_ERROR) {
-        struct proto_error pe = {
-            .status = v->err[BEHAV_ERR_STATUS].s,
-            .message = v->err[BEHAV_ERR_MESSAGE].s,
-            .code = v->err[BEHAV_ERR_CODE].i,
-            .sqlstate = v->err[BEHAV_ERR_SQLSTATE].s,
-            .enhanced = v->err[BEHAV_ERR_ENHANCED].s,
-        };
-        e->answer = evbuffer_new();
-        if (e->answer == NULL) {
-            free(e);
-            out_of_memory(s);
-            return false;
-        }
-        proto->error_reply(s->pstate, &pe, u, &rng_global, e->answer,
-                           &e->close_after);
-        /* Forwarded anyway when the protocol needs it; its reply is then
-         * swallowed and the answer sent in its place. */
-        e->forwarded = (u->flags & PROTO_FORWARD) != 0;
-        if (u->flags & PROTO_EARLY) {
-            /* The client waits for an answer before sending the rest: give
-             * it now, and close, as a server refusing the request does. */
-            e->complete = true;
-            e->close_after = true;
-            s->up.discard = true;
-        }
-    }
-    if (s->q_tail != NULL)
-        s->q_tail->next = e;
-    else
-        s->q_head = e;
-    s->q_tail = e;
+    entry_queue_push(&s->q, e);
     s->up_entry = e;
-    if (e->complete)
-        flush_answers(s); /* answered early */
+    if (entry_queue_full(&s->q))
+        s->inflight_full = true; /* read no more requests for now */
+    flush_answers(s); /* answered early */
     return s->state == SESSION_OPEN;
 }
 
@@ -657,7 +720,7 @@ static int request_step(struct session *s, struct evbuffer *in, size_t len,
     case BEHAV_ABORT:
         return pipe_emit(&s->up, in, len, 0, end ? BEHAV_ABORT : BEHAV_PASS);
     case BEHAV_ERROR:
-        if (s->up_entry != NULL && s->up_entry->forwarded)
+        if (s->up_entry != NULL && s->up_entry->kind == ENTRY_REPLACE)
             break;
         evbuffer_drain(in, len);
         return 0;
@@ -667,20 +730,27 @@ static int request_step(struct session *s, struct evbuffer *in, size_t len,
     return pipe_emit(&s->up, in, len, 0, BEHAV_PASS);
 }
 
-static void degrade(struct session *s, const char *what)
+static void degrade(struct session *s, enum proto_dir dir)
 {
     char why[128];
 
-    snprintf(why, sizeof(why), "malformed %s %s", s->proto->name, what);
-    set_mode(s, PROTO_RAW, why);
+    snprintf(why, sizeof(why), "malformed %s %s", s->proto->name,
+             dir == PROTO_UP ? "request" : "reply");
+    if (dir == PROTO_UP) {
+        set_mode(s, PROTO_RAW, why, true);
+    } else {
+        set_mode(s, PROTO_RAW, why, false);
+    }
 }
 
-static void framed_request(struct session *s, struct evbuffer *in)
+/* Frames the client's bytes into requests. Returns true when the framer
+ * waits for more bytes than there are. */
+static bool framed_request(struct session *s, struct evbuffer *in)
 {
     const struct proto_ops *proto = s->proto;
 
     while (s->state == SESSION_OPEN && s->mode == PROTO_FRAMED &&
-           !s->up.discard && !s->synth_blocked &&
+           !s->up.discard && !client_held(s) &&
            evbuffer_get_length(in) > 0) {
         struct proto_unit *u = &s->up_unit;
         bool end;
@@ -690,53 +760,50 @@ static void framed_request(struct session *s, struct evbuffer *in)
             memset(u, 0, sizeof(*u));
         n = proto->frame(s->pstate, PROTO_UP, in, u);
         if (n == 0)
-            return;
+            return true;
         if (n < 0) {
-            degrade(s, "request");
-            return;
+            degrade(s, PROTO_UP);
+            return false;
         }
         if (!s->up_in_unit && !start_request(s, in))
-            return;
+            return false;
         end = (u->flags & PROTO_END) != 0;
         if (request_step(s, in, (size_t)n, end) < 0) {
             out_of_memory(s);
-            return;
+            return false;
         }
         if (end) {
+            struct entry *e = s->up_entry;
             s->up_in_unit = false;
-            if (s->up_entry != NULL)
-                s->up_entry->complete = true;
             s->up_entry = NULL;
+            if (e != NULL && (e->state == ENTRY_READING ||
+                              e->state == ENTRY_READING_REPLYING))
+                entry_advance(e, ENTRY_REQ_END);
             flush_answers(s);
-            check_mode(s);
+            check_mode(s, PROTO_UP);
         }
     }
+    return false;
 }
 
-/* The request a reply answers: the first one sent to the backend. */
-static struct entry *first_forwarded(struct session *s)
-{
-    for (struct entry *e = s->q_head; e != NULL; e = e->next)
-        if (e->forwarded)
-            return e;
-    return NULL;
-}
-
-static void framed_reply(struct session *s, struct evbuffer *in)
+/* Frames the backend's bytes into replies, each carried out with the
+ * verdict of the request it answers. Returns true when the framer waits
+ * for more bytes than there are. */
+static bool framed_reply(struct session *s, struct evbuffer *in)
 {
     const struct proto_ops *proto = s->proto;
     static const struct behav_verdict pass = { .by = &behav_dummy };
 
-    while (s->state == SESSION_OPEN && s->mode == PROTO_FRAMED &&
-           !s->down.discard && evbuffer_get_length(in) > 0) {
+    while (s->state == SESSION_OPEN && down_framed(s) && !s->down.discard &&
+           evbuffer_get_length(in) > 0) {
         struct proto_unit *u = &s->down_unit;
+        bool first = !s->down_in_unit;
         struct entry *e;
-        const struct behav_verdict *v;
         ssize_t n;
 
-        if (!s->down_in_unit) {
+        if (first) {
             memset(u, 0, sizeof(*u));
-            s->down_entry = first_forwarded(s);
+            s->down_entry = entry_queue_awaiting(&s->q);
             if (s->down_entry != NULL) {
                 u->info = s->down_entry->req.info;
                 u->info2 = s->down_entry->req.info2;
@@ -745,71 +812,88 @@ static void framed_reply(struct session *s, struct evbuffer *in)
         e = s->down_entry;
         n = proto->frame(s->pstate, PROTO_DOWN, in, u);
         if (n == 0)
-            return;
+            return true;
         if (n < 0) {
-            degrade(s, "reply");
-            return;
+            degrade(s, PROTO_DOWN);
+            return false;
         }
-        if (!s->down_in_unit) {
+        if (first) {
             s->down_in_unit = true;
-            s->down_first = true;
             if (u->flags & PROTO_PUSH)
                 s->down_entry = e = NULL;
             else if (e == NULL)
                 log_debug("session %llu: a reply no request asked for; "
                           "passed", (unsigned long long)s->id);
+            else
+                entry_advance(e, ENTRY_REPLY_START);
         }
-        v = e != NULL ? &e->v : &pass;
-        if (e != NULL && e->answer != NULL) {
+        if (e != NULL && e->kind == ENTRY_REPLACE) {
             evbuffer_drain(in, (size_t)n); /* replaced by the answer */
-        } else if (reply_step(s, v, in, (size_t)n, s->down_first) < 0) {
+        } else if (reply_step(s, e != NULL ? &e->v : &pass, in, (size_t)n,
+                              first) < 0) {
             out_of_memory(s);
-            return;
+            return false;
         }
-        s->down_first = false;
-        if (u->flags & PROTO_END) {
-            s->down_in_unit = false;
-            if (e != NULL && !(u->flags & PROTO_INTERIM)) {
-                queue_remove(s, e);
-                if (e->answer != NULL)
-                    send_answer(s, e->answer, e->close_after);
-                entry_free(s, e);
-            }
-            s->down_entry = NULL;
-            flush_answers(s);
-            check_mode(s);
+        if (!(u->flags & PROTO_END))
+            continue;
+        s->down_in_unit = false;
+        s->down_entry = NULL;
+        if (e != NULL && (u->flags & PROTO_INTERIM)) {
+            entry_advance(e, ENTRY_INTERIM_END);
+        } else if (e != NULL) {
+            entry_queue_remove(&s->q, e);
+            entry_advance(e, ENTRY_REPLY_END);
+            if (e->answer != NULL)
+                send_answer(s, e->answer, e->close_after);
+            entry_forget(s, e);
         }
+        flush_answers(s);
+        check_mode(s, PROTO_DOWN);
     }
+    return false;
 }
 
-/* Moves what both sides have sent as far as the mode and backpressure
- * allow. Runs again when a mode change leaves bytes for the other path. */
+/* Moves what both sides have sent as far as the modes, the queue and
+ * backpressure allow, round after round while a round makes progress (a
+ * reply that frees the queue lets more requests in; a mode change leaves
+ * bytes for the other path). A side that ended with bytes that make no
+ * whole unit gets them passed untouched. */
 static void session_pump(struct session *s)
 {
-    const struct proto_ops *proto;
-
-    if (s->pumping)
-        return;
+    VASSERT(!s->pumping); /* nothing the pump calls pumps again */
     s->pumping = true;
-    for (int round = 0; round < 4 && s->state == SESSION_OPEN; round++) {
-        enum proto_mode before = s->mode;
+    while (s->state == SESSION_OPEN) {
         struct evbuffer *cin = bufferevent_get_input(s->client);
         struct evbuffer *bin = bufferevent_get_input(s->backend);
+        size_t clen = evbuffer_get_length(cin), blen = evbuffer_get_length(bin);
+        enum proto_mode mode = s->mode;
+        size_t inflight = s->q.n;
+        bool c_more = false, b_more = false;
 
-        proto = s->proto;
-        if (s->mode == PROTO_FRAMED && proto->frame != NULL) {
-            framed_request(s, cin);
-            if (s->state == SESSION_OPEN)
-                framed_reply(s, bin);
-        }
-        if (s->state == SESSION_OPEN && s->mode != PROTO_FRAMED) {
+        if (s->mode == PROTO_FRAMED)
+            c_more = framed_request(s, cin);
+        else
             tunnel_request(s, cin);
-            if (s->state == SESSION_OPEN)
-                tunnel_reply(s, bin);
-        }
-        if (s->mode == before)
+        if (s->state != SESSION_OPEN)
+            break;
+        if (down_framed(s))
+            b_more = framed_reply(s, bin);
+        else
+            tunnel_reply(s, bin);
+        if (s->state != SESSION_OPEN)
+            break;
+        if (c_more && s->up.eof && evbuffer_get_length(cin) > 0)
+            set_mode(s, PROTO_RAW,
+                     "the client closed in the middle of a request", true);
+        else if (b_more && s->down.eof && evbuffer_get_length(bin) > 0)
+            set_mode(s, PROTO_RAW,
+                     "the backend closed in the middle of a reply", false);
+        if (evbuffer_get_length(cin) == clen &&
+            evbuffer_get_length(bin) == blen && s->mode == mode &&
+            s->q.n == inflight)
             break;
     }
+    s->pumping = false;
     if (s->state == SESSION_OPEN) {
         if (s->up.discard)
             evbuffer_drain(bufferevent_get_input(s->client),
@@ -823,8 +907,8 @@ static void session_pump(struct session *s)
         if (s->state == SESSION_OPEN)
             pipe_maybe_shut(&s->down);
     }
-    s->pumping = false;
-    if (s->state == SESSION_OPEN && s->mode != PROTO_FRAMED && fast_enter(s))
+    if (s->state == SESSION_OPEN && s->mode != PROTO_FRAMED &&
+        s->q.head == NULL && fast_enter(s))
         return;
     session_update_reading(s);
 }
@@ -833,7 +917,7 @@ void session_update_reading(struct session *s)
 {
     bool want_c = false, want_b = false;
 
-    if (!s->rd_assigned)
+    if (!s->rd_assigned || s->state == SESSION_CLOSED)
         return;
     if (s->state == SESSION_HANG) {
         want_c = true; /* swallow, and see the client leave */
@@ -841,23 +925,23 @@ void session_update_reading(struct session *s)
         want_c = !s->fup.eof && !s->fup.rd_paused;
         want_b = !s->fdown.eof && !s->fdown.rd_paused;
     } else if (s->state == SESSION_OPEN) {
-        want_c = !s->up.eof && !s->up.full && !s->synth_blocked &&
+        want_c = !s->up.eof && !s->up.full && !client_held(s) &&
                  evbuffer_get_length(bufferevent_get_input(s->client)) < PIPE_CAP;
         want_b = s->backend != NULL && !s->down.eof && !s->down.full &&
                  evbuffer_get_length(bufferevent_get_input(s->backend)) < PIPE_CAP;
     }
     if (want_c != s->crd_on) {
-        if (want_c)
-            event_add(&s->crd, NULL);
-        else
-            event_del(&s->crd);
+        if ((want_c ? event_add(&s->crd, NULL) : event_del(&s->crd)) < 0) {
+            session_close(s, true, "cannot watch the client");
+            return;
+        }
         s->crd_on = want_c;
     }
     if (want_b != s->brd_on) {
-        if (want_b)
-            event_add(&s->brd, NULL);
-        else
-            event_del(&s->brd);
+        if ((want_b ? event_add(&s->brd, NULL) : event_del(&s->brd)) < 0) {
+            session_close(s, true, "cannot watch the backend");
+            return;
+        }
         s->brd_on = want_b;
     }
 }
@@ -899,13 +983,17 @@ static ssize_t read_into(struct bufferevent *bev)
 }
 
 static void on_readable(struct session *s, struct bufferevent *bev,
+                        struct pipe *from,
                         void (*read_cb)(struct bufferevent *, void *),
                         void (*event_cb)(struct bufferevent *, short, void *))
 {
     ssize_t got = read_into(bev);
 
     if (got > 0) {
+        /* delays count from the read, not from when the unit is handled */
+        clock_gettime(CLOCK_MONOTONIC, &from->stamp);
         read_cb(bev, s);
+        from->stamp.tv_sec = from->stamp.tv_nsec = 0;
         return;
     }
     if (got < 0 && (errno == EAGAIN || errno == EINTR))
@@ -925,7 +1013,7 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
     if (s->fast)
         fast_on_readable(s, true);
     else
-        on_readable(s, s->client, client_read_cb, client_event_cb);
+        on_readable(s, s->client, &s->up, client_read_cb, client_event_cb);
 }
 
 static void on_backend_readable(evutil_socket_t fd, short what, void *arg)
@@ -937,20 +1025,8 @@ static void on_backend_readable(evutil_socket_t fd, short what, void *arg)
     if (s->fast)
         fast_on_readable(s, false);
     else if (s->backend != NULL)
-        on_readable(s, s->backend, backend_read_cb, backend_event_cb);
-}
-
-/* A side ended: what it sent that does not make a whole unit still goes
- * to the other side, untouched, before the end is relayed. */
-static void flush_on_eof(struct session *s, struct evbuffer *in)
-{
-    session_pump(s);
-    if (s->state != SESSION_OPEN || evbuffer_get_length(in) == 0 ||
-        s->synth_blocked)
-        return;
-    if (s->mode == PROTO_FRAMED)
-        set_mode(s, PROTO_RAW, "a side closed in the middle of a message");
-    session_pump(s);
+        on_readable(s, s->backend, &s->down, backend_read_cb,
+                    backend_event_cb);
 }
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
@@ -1032,7 +1108,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_EOF) {
         if (s->state == SESSION_OPEN) {
             s->up.eof = true; /* before pumping: no zero-copy after an end */
-            flush_on_eof(s, bufferevent_get_input(s->client));
+            session_pump(s); /* a partial request passes untouched */
             if (s->state == SESSION_OPEN)
                 pipe_on_eof(&s->up);
         } else {
@@ -1058,13 +1134,11 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
         }
         log_debug("session %llu: backend address failed: %s",
                   (unsigned long long)s->id, event_error(what));
-        if (what & BEV_EVENT_TIMEOUT) {
+        if (what & BEV_EVENT_TIMEOUT)
             log_warn("session %llu: backend %s: connect timed out",
                      (unsigned long long)s->id,
                      addr_format(&s->proxy->backend, where, sizeof(where)));
-            session_close(s, false, "backend connect timeout");
-            return;
-        }
+        /* the next address, if there is one (try_connect) */
         bufferevent_free(s->backend);
         s->backend = NULL;
         s->ai_next = s->ai_next->ai_next;
@@ -1073,7 +1147,7 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_EOF) {
         s->down.eof = true;
-        flush_on_eof(s, bufferevent_get_input(s->backend));
+        session_pump(s); /* a partial reply passes untouched */
         if (s->state == SESSION_OPEN)
             pipe_on_eof(&s->down);
         return;
@@ -1096,8 +1170,8 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
     idle = (double)(now.tv_sec - s->last_active.tv_sec) +
            (double)(now.tv_nsec - s->last_active.tv_nsec) / 1e9;
     /* Data held by a behavior is not idleness. */
-    if (idle + 0.005 >= p->timeout && s->up.head == NULL &&
-        s->down.head == NULL) {
+    if (idle + 0.005 >= p->timeout && s->up.nheld == 0 &&
+        s->down.nheld == 0) {
         session_close(s, false, "idle timeout");
         return;
     }
@@ -1134,8 +1208,16 @@ void session_close(struct session *s, bool reset, const char *why)
         set_reset_on_close(s->client);
         set_reset_on_close(s->backend);
     }
-    if (s->client != NULL)
+    if (s->client != NULL) {
+        evutil_socket_t fd = bufferevent_getfd(s->client);
         bufferevent_free(s->client);
+        /* a client that has not finished sending would get a reset for
+         * its next bytes, and lose what was just written to it */
+        if (!reset && !s->up.eof)
+            linger_close(p->base, fd);
+        else
+            evutil_closesocket(fd);
+    }
     if (s->backend != NULL)
         bufferevent_free(s->backend);
     s->client = s->backend = NULL;

@@ -25,6 +25,7 @@
 #include <event2/util.h>
 
 #include "behav/behav.h"
+#include "net/entry.h"
 #include "net/pipe.h"
 #include "proto/proto.h"
 
@@ -36,19 +37,6 @@ enum session_state {
     SESSION_OPEN,       /* relaying */
     SESSION_HANG,       /* swallowing the client, never answering */
     SESSION_CLOSED,     /* waiting to be freed */
-};
-
-/* A request in flight, in the order the client sent it. Replies go to the
- * client strictly in this order: a reply the proxy makes (an error) waits
- * until every earlier request's real reply has been written. */
-struct entry {
-    struct entry *next;
-    struct behav_verdict v;  /* drawn when the request started */
-    struct proto_unit req;   /* what the framer learned of the request */
-    struct evbuffer *answer; /* the proxy's reply, or NULL */
-    bool forwarded;          /* sent to the backend: its reply will come */
-    bool complete;           /* the whole request has been read */
-    bool close_after;        /* close the client once answer is written */
 };
 
 /* One direction on the fast path (fast.c). */
@@ -78,11 +66,14 @@ struct session {
     struct event idle_ev;            /* idle timeout */
     struct timespec last_active;
     struct behav_verdict reply;      /* tunnel: what happens to backend data */
-    bool synth_blocked;              /* client paused: error replies queued */
+    bool synth_blocked;              /* client paused: its answers are not
+                                        being read */
+    bool inflight_full;              /* client paused: the queue of
+                                        requests in flight is at its cap */
     const struct proto_ops *proto;   /* fixed for the session's life */
     enum proto_mode mode;            /* framed, tunnel or raw */
     void *pstate;                    /* the framer's state */
-    struct entry *q_head, *q_tail;   /* requests in flight */
+    struct entry_queue q;            /* requests in flight (entry.h) */
     /* the request being read (framed mode) */
     bool up_in_unit;
     struct proto_unit up_unit;
@@ -92,8 +83,8 @@ struct session {
     bool down_in_unit;
     struct proto_unit down_unit;
     struct entry *down_entry;        /* NULL for unsolicited replies */
-    bool down_first;                 /* no step of this reply handled yet */
-    bool pumping;                    /* session_pump() is running */
+    bool pumping;                    /* session_pump() is running (checked:
+                                        it never runs twice at once) */
     struct event crd, brd;           /* client, backend readable: the
                                         buffered path reads itself (no
                                         ioctl before each read) */
