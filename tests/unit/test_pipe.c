@@ -357,3 +357,40 @@ Test(pipe, a_delay_counts_from_the_read)
     evbuffer_free(in);
     rig_deinit(&r);
 }
+
+static int dones;
+
+static void on_done(void *ctx)
+{
+    (void)ctx;
+    dones++;
+}
+
+Test(pipe, reset_peer_and_slow_close_keep_a_timer_each)
+{
+    static const struct pipe_owner counting = {
+        .close = on_close,
+        .reading = on_nothing,
+        .drained = on_drained,
+        .done = on_done,
+    };
+    struct rig r;
+    const char *reset[][2] = { { "timeout", "200" }, { NULL, NULL } };
+    const char *slow[][2] = { { "delay", "50" }, { NULL, NULL } };
+
+    fill();
+    rig_init(&r);
+    r.p.owner = &counting;
+    dones = 0;
+    add_toxic(&r, "slow_close", slow);
+    add_toxic(&r, "reset_peer", reset);
+    emit_bytes(&r, data, 10); /* reset_peer arms its timer */
+    pipe_on_eof(&r.p);        /* slow_close arms its own */
+    run_for(&r, 0.12);
+    cr_assert_eq(dones, 1, "the close was relayed after its delay");
+    cr_assert_eq(r.closes, 0);
+    run_for(&r, 0.15);
+    cr_assert_eq(r.closes, 1, "and the reset still came");
+    cr_assert_str_eq(r.why, "reset_peer toxic");
+    rig_deinit(&r);
+}
