@@ -33,6 +33,7 @@
 #include "net/demo.h"
 #include "net/fast.h"
 #include "net/linger.h"
+#include "net/mem.h"
 #include "net/proxy.h"
 #include "net/server.h"
 
@@ -59,8 +60,13 @@ struct loop {
 
 static int loop_init(struct loop *l)
 {
-    struct event_config *cfg = event_config_new();
+    struct event_config *cfg;
     struct rlimit rl;
+
+    /* libevent's per-descriptor slots packed apart: freed connections
+     * leave whole pages free (mem.h) */
+    mem_init();
+    cfg = event_config_new();
 
     /* each proxied connection needs two descriptors, more on the fast
      * path: take what the hard limit allows */
@@ -104,8 +110,10 @@ static void loop_deinit(struct loop *l)
         event_free(l->sigterm);
     if (l->dns != NULL)
         evdns_base_free(l->dns, 0);
+    mem_loop_deinit();
     if (l->base != NULL)
         event_base_free(l->base);
+    mem_deinit();
 }
 
 static void start_logging(const struct settings *st)

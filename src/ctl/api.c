@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "ctl/json.h"
 #include "net/listen.h"
+#include "net/mem.h"
 
 #define API_BODY_MAX (1 << 20)
 #define API_HEADERS_MAX 16384
@@ -505,7 +506,7 @@ static int split_path(const char *path, char seg[SEG_MAX][256])
         if (dec == NULL)
             return -1;
         snprintf(seg[n++], 256, "%s", dec);
-        free(dec);
+        mem_ev_free(dec); /* libevent's allocator made it (net/mem.h) */
         p = start + len;
     }
     return n;

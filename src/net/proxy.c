@@ -9,15 +9,13 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "net/listen.h"
+#include "net/mem.h"
 #include "net/session.h"
 
 static bool mix_all_dummy(const struct mix *m)
@@ -74,6 +72,10 @@ void proxy_conf_destroy(struct proxy_conf *c)
     free(c);
 }
 
+static long global_max;      /* across every proxy, 0: none */
+static uint64_t global_active;
+static uint64_t global_peak;  /* most open at once since the last trim */
+
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy *p = arg;
@@ -86,11 +88,12 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
         if (s->dns_req == NULL) /* else its cancelled lookup reports later */
             session_destroy(s);
     }
-#ifdef __GLIBC__
-    /* the last connection closed: give freed memory back to the system */
-    if (p->active == 0)
-        malloc_trim(0);
-#endif
+    /* The last connection closed, or half of those open at the peak did:
+     * give freed memory back to the system (at most once a second). */
+    if (p->active == 0 || global_active <= global_peak / 2) {
+        global_peak = global_active;
+        mem_trim_soon(p->base);
+    }
 }
 
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -102,9 +105,6 @@ static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < p->nlev; i++)
         evconnlistener_enable(p->lev[i]);
 }
-
-static long global_max;      /* across every proxy, 0: none */
-static uint64_t global_active;
 
 void proxy_set_global_limit(long max)
 {
@@ -163,7 +163,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 void proxy_session_opened(struct proxy *p)
 {
     (void)p;
-    global_active++;
+    if (++global_active > global_peak)
+        global_peak = global_active;
 }
 
 void proxy_session_closed(struct proxy *p)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "net/mem.h"
 
 void server_init(struct server *srv, struct event_base *base,
                  struct evdns_base *dns, const struct settings *defaults)
@@ -93,6 +94,8 @@ void server_delete(struct server *srv, struct proxy *p)
     srv->nproxies--;
     log_info("proxy %s deleted", p->name);
     proxy_destroy(p);
+    /* what it held goes back to the system (at most one trim a second) */
+    mem_trim_soon(srv->base);
 }
 
 void server_reset(struct server *srv)

@@ -1,17 +1,14 @@
 """Exact under pressure (issue 10): order kept, nothing lost, memory
 bounded and timing precise when toxics stack, change under load, or a
 client pipelines without reading."""
-import http.client
-import json
 import os
-import resource
 import socket
 import threading
 import time
 
 import pytest
 
-from conftest import Backend, recv_exactly, recv_until_eof, wait_until
+from conftest import Backend, recv_exactly, recv_until_eof
 from test_toxics import proxy, toxic
 
 # ASan keeps freed memory in quarantine: sizes mean nothing there
@@ -569,110 +566,4 @@ def test_slicer_total_time_is_within_10_percent_of_nominal(api):
     assert 0.9 * nominal <= took <= 1.1 * nominal, (
         "%d slices took %.2f s, nominal %.2f s" % (size, took, nominal))
 
-
-# --- 8. freed memory goes back -----------------------------------------------
-
-class Holder:
-    """A backend that accepts connections and keeps them, idle, without a
-    thread each."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4096)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns.append(c)
-
-    def count(self):
-        with self.lock:
-            return len(self.conns)
-
-    def close_all(self):
-        with self.lock:
-            conns, self.conns = self.conns, []
-        for c in conns:
-            c.close()
-
-    def close(self):
-        self.sock.close()
-        self.close_all()
-
-
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def test_rss_after_5000_idle_connections_close_returns_within_2_mb(vaurien):
-    n = 5000
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 2 * n + 200  # the clients and the backend's ends, in this process
-    if hard != resource.RLIM_INFINITY and hard < need:
-        pytest.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, need))
-    if soft != resource.RLIM_INFINITY and soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
-    h = Holder()
-    clients = []
-    try:
-        v = vaurien(backend_port=h.port)
-        pid = v.proc.pid
-        fds = open_fds(pid)
-        start = rss_kb(pid)
-        for _ in range(n):
-            clients.append(socket.create_connection(("127.0.0.1", v.port), timeout=10))
-        assert wait_until(lambda: h.count() >= n, timeout=30), "%d of %d reached the backend" % (
-            h.count(), n)
-        assert wait_until(lambda: open_fds(pid) >= fds + 2 * n, timeout=10)
-        held = rss_kb(pid)
-        for c in clients:
-            c.close()
-        clients = []
-        h.close_all()  # both sides gone: the proxy closes every connection
-        assert wait_until(lambda: open_fds(pid) < fds + 10, timeout=30), open_fds(pid)
-        time.sleep(0.5)
-        after = rss_kb(pid)
-    finally:
-        for c in clients:
-            c.close()
-        h.close()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    assert SANITIZED or after - start < 2048, (
-        "RSS %d kB after %d idle connections closed: %d kB at start, %d kB with them open"
-        % (after, n, start, held))
-
-
-def test_rss_after_2000_proxies_are_deleted_returns_within_2_mb(api):
-    n = 2000
-    c = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)  # one keep-alive connection
-
-    def call(method, path, body=None):
-        c.request(method, path, body=json.dumps(body) if body is not None else None)
-        r = c.getresponse()
-        r.read()
-        return r.status
-
-    try:
-        start = rss_kb(api.proc.pid)
-        for i in range(n):
-            assert call("POST", "/proxies", {"name": "p%d" % i, "listen": "127.0.0.1:0",
-                                             "upstream": "127.0.0.1:9"}) == 201
-        held = rss_kb(api.proc.pid)
-        for i in range(n):
-            assert call("DELETE", "/proxies/p%d" % i) == 204
-        time.sleep(0.5)
-        after = rss_kb(api.proc.pid)
-    finally:
-        c.close()
-    assert SANITIZED or after - start < 2048, (
-        "RSS %d kB after %d proxies were deleted: %d kB at start, %d kB with them"
-        % (after, n, start, held))
+# Memory given back after closes and deletes (item 10): test_memory_return.py
