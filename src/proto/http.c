@@ -11,9 +11,9 @@
  * after a 101 (or a 2xx to CONNECT) the connection is a tunnel, plain tcp
  * with faults per chunk; after any other reply it stays HTTP. An error
  * is a complete response: a status drawn from the error behavior's `status`
- * list, Content-Length and a short body. An Upgrade request that gets it was
- * never sent, so the connection stays HTTP, as with a server that ignores
- * Upgrade. The error closes the connection only when the request asked for
+ * list, Content-Length and a short body. An Upgrade request or a CONNECT
+ * that gets it was never sent, so the connection stays HTTP, as with a
+ * server that ignores Upgrade or refuses the CONNECT. The error closes the connection only when the request asked for
  * that, or when the client waits for 100-continue.
  */
 #include <ctype.h>
@@ -36,7 +36,7 @@ enum { HTTP_OVERWRITE_HOST };
 #define INFO_MINOR(i)    (((i) >> 12) & 0xfu)
 #define INFO_KEEPALIVE   (1u << 16)
 #define INFO_EXPECT      (1u << 17)
-#define INFO_UPGRADE     (1u << 18) /* Upgrade: asked (not CONNECT) */
+#define INFO_UPGRADE     (1u << 18) /* Upgrade: or CONNECT */
 
 /* Where the connection stands with an upgrade (Upgrade:, or CONNECT). */
 enum http_upgrade {
@@ -164,8 +164,7 @@ static int on_headers_complete(http_parser *p)
         if (http_should_keep_alive(p))
             d->info |= INFO_KEEPALIVE;
         if (p->upgrade) {
-            if (p->method != HTTP_CONNECT)
-                d->info |= INFO_UPGRADE;
+            d->info |= INFO_UPGRADE;
             upgrade_advance(s, UPGRADE_ASK);
         }
         http_parser_pause(p, 1);
@@ -179,8 +178,7 @@ static int on_headers_complete(http_parser *p)
     }
     /* the final reply to the request that asked for an upgrade (and not
      * to one sent before it) decides */
-    if ((d->req_info & INFO_UPGRADE) ||
-        INFO_METHOD(d->req_info) == HTTP_CONNECT) {
+    if (d->req_info & INFO_UPGRADE) {
         if (p->status_code == 101 ||
             (INFO_METHOD(d->req_info) == HTTP_CONNECT &&
              p->status_code / 100 == 2)) {
@@ -325,8 +323,6 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         u->info = d->info;
         if (d->info & INFO_EXPECT)
             u->flags |= PROTO_EARLY;
-        if (INFO_METHOD(d->info) == HTTP_CONNECT)
-            u->flags |= PROTO_FORWARD; /* a refused CONNECT never tunnels */
         if ((u->flags & PROTO_HEAD) && s->overwrite_host && d->head_len > 0)
             n += (ssize_t)overwrite_host(s, in, d->head_len) - (ssize_t)d->head_len;
     } else if (d->interim) {
@@ -395,8 +391,9 @@ static const char *reason(int status)
 }
 
 /* The error in place of request req, the one whose head was just handed
- * out: an Upgrade request that gets it is not sent, so no switch will come
- * and the client goes on in HTTP, as after a server's refusal. */
+ * out: an Upgrade request or a CONNECT that gets it is not sent, so no
+ * switch will come and the client goes on in HTTP, as after a server's
+ * refusal. */
 static void http_error_reply(void *st, const struct proto_error *e,
                              const struct proto_unit *req, struct rng *r,
                              struct evbuffer *out, bool *close)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import recv_until_eof
+from conftest import recv_exactly, recv_until_eof
 
 
 def conn(v, timeout=5):
@@ -213,8 +213,10 @@ def read_response(s, timeout=3):
         assert d, "closed before a response: %r" % data
         data += d
     head, _, body = data.partition(b"\r\n\r\n")
-    length = int([h.split(b":")[1] for h in head.split(b"\r\n")
-                  if h.lower().startswith(b"content-length")][0])
+    lengths = [int(h.split(b":")[1]) for h in head.split(b"\r\n")
+               if h.lower().startswith(b"content-length")]
+    assert head.startswith(b"HTTP/1.1 ") and lengths, "not a response: %r" % head
+    length = lengths[0]
     while len(body) < length:
         d = s.recv(65536)
         assert d, "closed in a body"
@@ -277,3 +279,35 @@ def test_curl_http2_upgrade_after_an_error_on_a_reused_connection(http_server, v
     assert out.returncode == 0, out.stderr
     assert out.stdout.split(b"\n")[:2] == [b"503 1", b"200 0"]
     assert http_server.hits == ["/b"]
+
+
+CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+
+
+def test_connect_turns_into_a_tunnel(http_server, vaurien):
+    v = vaurien("--protocol", "http", backend_port=http_server.server_port)
+    s = v.connect()
+    s.sendall(CONNECT)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1000)
+    assert head.startswith(b"HTTP/1.1 200")
+    msg = b"\x16\x03\x01 not http"
+    s.sendall(msg)
+    assert recv_exactly(s, len(msg)) == msg
+    s.close()
+    assert "upgraded" in v.log_text()
+
+
+def test_a_connect_that_gets_an_error_stays_http(http_server, vaurien):
+    # the CONNECT is answered by the proxy and never sent: no tunnel opens
+    # behind the client's back, and the client goes on in HTTP
+    v = vaurien("--protocol", "http", "--behavior", "100:transient",
+                "--behavior-transient-status", "503", backend_port=http_server.server_port)
+    s = v.connect()
+    s.sendall(CONNECT)
+    assert read_response(s) == (503, b"503 Service Unavailable\n")
+    s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(s) == (200, b"path=/next")
+    s.close()
+    assert http_server.hits == ["/next"]

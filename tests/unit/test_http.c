@@ -108,6 +108,8 @@ struct conversation {
 #define OK_2 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 #define SWITCH_WS "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
 #define WS_FRAME "\x81\x01x"
+#define CONNECT "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+#define TLS_HELLO "\x16\x03\x01"
 
 static const struct upgrade_case upgrade_cases[] = {
     { "an Upgrade the proxy answers stays HTTP for the next request",
@@ -126,6 +128,14 @@ static const struct upgrade_case upgrade_cases[] = {
       NEXT UPGRADE_WS WS_FRAME, 1u, { SWITCH_WS }, 2, PROTO_TUNNEL, 3 },
     { "an Upgrade that waits for its reply holds what follows",
       UPGRADE_WS NEXT, 0, { NULL }, 1, PROTO_FRAMED, sizeof(NEXT) - 1 },
+    { "a CONNECT the proxy answers is not sent and stays HTTP",
+      CONNECT NEXT, 1u, { OK_2 }, 2, PROTO_FRAMED, 0 },
+    { "a CONNECT the server refuses stays HTTP",
+      CONNECT NEXT, 0, { "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", OK_2 }, 2,
+      PROTO_FRAMED, 0 },
+    { "a CONNECT the server accepts makes the rest a tunnel",
+      CONNECT TLS_HELLO, 0, { "HTTP/1.1 200 Connection established\r\n\r\n" }, 1,
+      PROTO_TUNNEL, 3 },
 };
 
 /* Runs one conversation; the client's bytes arrive in pieces of `piece`
