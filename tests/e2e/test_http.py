@@ -204,25 +204,32 @@ H2C_UPGRADE = (b"GET /h2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Setti
                b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
 
 
-def read_response(s, timeout=3):
-    """One response with a Content-Length from socket s: (status, body)."""
-    s.settimeout(timeout)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        d = s.recv(65536)
-        assert d, "closed before a response: %r" % data
-        data += d
-    head, _, body = data.partition(b"\r\n\r\n")
-    lengths = [int(h.split(b":")[1]) for h in head.split(b"\r\n")
-               if h.lower().startswith(b"content-length")]
-    assert head.startswith(b"HTTP/1.1 ") and lengths, "not a response: %r" % head
-    length = lengths[0]
-    while len(body) < length:
-        d = s.recv(65536)
-        assert d, "closed in a body"
-        body += d
-    assert len(body) == length, "more than one response"
-    return int(head.split(b" ")[1]), body
+class Responses:
+    """Reads the responses (each with a Content-Length) that come on socket
+    s, one at a time: response() returns (status, body)."""
+
+    def __init__(self, s, timeout=3):
+        s.settimeout(timeout)
+        self.s = s
+        self.buf = b""
+
+    def _more(self):
+        d = self.s.recv(65536)
+        assert d, "closed after %r" % self.buf
+        self.buf += d
+
+    def response(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._more()
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        lengths = [int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                   if h.lower().startswith(b"content-length")]
+        assert head.startswith(b"HTTP/1.1 ") and lengths, "not a response: %r" % head
+        while len(rest) < lengths[0]:
+            self._more()
+            rest = self.buf.partition(b"\r\n\r\n")[2]
+        self.buf = rest[lengths[0]:]
+        return int(head.split(b" ")[1]), rest[:lengths[0]]
 
 
 @pytest.mark.parametrize("pipelined", [False, True])
@@ -231,17 +238,18 @@ def test_an_upgrade_request_that_gets_an_error_stays_http(http_server, vaurien, 
     v = vaurien("--protocol", "http", "--behavior", "100:transient",
                 "--behavior-transient-status", "503", backend_port=http_server.server_port)
     s = v.connect()
+    r = Responses(s)
     nxt = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
     if pipelined:
         s.sendall(H2C_UPGRADE + nxt)
-        assert read_response(s) == (503, b"503 Service Unavailable\n")
+        assert r.response() == (503, b"503 Service Unavailable\n")
     else:
         s.sendall(H2C_UPGRADE)
-        assert read_response(s) == (503, b"503 Service Unavailable\n")
+        assert r.response() == (503, b"503 Service Unavailable\n")
         s.sendall(nxt)
-    assert read_response(s) == (200, b"path=/next")
+    assert r.response() == (200, b"path=/next")
     s.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert read_response(s) == (200, b"path=/last")
+    assert r.response() == (200, b"path=/last")
     s.close()
     assert http_server.hits == ["/next", "/last"]  # the Upgrade was never sent
 
@@ -253,12 +261,13 @@ def test_an_upgrade_the_backend_declines_stays_http(http_server, vaurien):
                 "--behavior-transient-warmup", "1", "--behavior-transient-status", "503",
                 backend_port=http_server.server_port)
     s = v.connect()
+    r = Responses(s)
     s.sendall(H2C_UPGRADE)
-    assert read_response(s) == (200, b"path=/h2")
+    assert r.response() == (200, b"path=/h2")
     s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert read_response(s) == (503, b"503 Service Unavailable\n")
+    assert r.response() == (503, b"503 Service Unavailable\n")
     s.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert read_response(s) == (200, b"path=/last")
+    assert r.response() == (200, b"path=/last")
     s.close()
     assert http_server.hits == ["/h2", "/last"]
     assert "upgraded" not in v.log_text()
@@ -305,9 +314,10 @@ def test_a_connect_that_gets_an_error_stays_http(http_server, vaurien):
     v = vaurien("--protocol", "http", "--behavior", "100:transient",
                 "--behavior-transient-status", "503", backend_port=http_server.server_port)
     s = v.connect()
+    r = Responses(s)
     s.sendall(CONNECT)
-    assert read_response(s) == (503, b"503 Service Unavailable\n")
+    assert r.response() == (503, b"503 Service Unavailable\n")
     s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert read_response(s) == (200, b"path=/next")
+    assert r.response() == (200, b"path=/next")
     s.close()
     assert http_server.hits == ["/next"]
