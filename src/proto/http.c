@@ -13,8 +13,9 @@
  * is a complete response: a status drawn from the error behavior's `status`
  * list, Content-Length and a short body. An Upgrade request or a CONNECT
  * that gets it was never sent, so the connection stays HTTP, as with a
- * server that ignores Upgrade or refuses the CONNECT. The error closes the connection only when the request asked for
- * that, or when the client waits for 100-continue.
+ * server that ignores Upgrade or refuses the CONNECT. The error closes the
+ * connection only when the request asked for that, or when the client
+ * waits for 100-continue.
  */
 #include <ctype.h>
 #include <stdio.h>

@@ -36,7 +36,7 @@
 enum mc_kind {
     MC_SINGLE,    /* one line */
     MC_RETRIEVAL, /* VALUE blocks, then END */
-    MC_STATS,     /* lines, then END */
+    MC_STATS,     /* lines, then END; or RESET, OK */
     MC_META,      /* one line; "VA n" has a data block */
     MC_MN_GROUP,  /* meta replies until "MN" */
     MC_DUMP,      /* lines, then END or EN; or a one-line refusal */

@@ -103,10 +103,12 @@ struct conversation {
 
 #define UPGRADE_H2C "GET /h2 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n" \
                     "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
-#define UPGRADE_WS "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+#define UPGRADE_WS "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n" \
+                   "Upgrade: websocket\r\n\r\n"
 #define NEXT "GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
 #define OK_2 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-#define SWITCH_WS "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+#define SWITCH_WS "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n" \
+                  "Upgrade: websocket\r\n\r\n"
 #define WS_FRAME "\x81\x01x"
 #define CONNECT "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
 #define TLS_HELLO "\x16\x03\x01"
