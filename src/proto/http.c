@@ -6,11 +6,16 @@
  *             a 1xx other than 101 is interim: the request waits for more
  *
  * Requests are handed out once their head is parsed, so a request's verdict
- * is drawn before its body streams through. After a 101 (or a 2xx to
- * CONNECT) the connection is a tunnel: plain tcp, faults per chunk. An error
+ * is drawn before its body streams through. After a request that asks for
+ * an upgrade (Upgrade:, CONNECT) the client's next bytes wait for its reply:
+ * after a 101 (or a 2xx to CONNECT) the connection is a tunnel, plain tcp
+ * with faults per chunk; after any other reply it stays HTTP. An error
  * is a complete response: a status drawn from the error behavior's `status`
- * list, Content-Length and a short body; it closes the connection only when
- * the request asked for that, or when the client waits for 100-continue.
+ * list, Content-Length and a short body. An Upgrade request or a CONNECT
+ * that gets it was never sent, so the connection stays HTTP, as with a
+ * server that ignores Upgrade or refuses the CONNECT. The error closes the
+ * connection only when the request asked for that, or when the client
+ * waits for 100-continue.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -32,6 +37,26 @@ enum { HTTP_OVERWRITE_HOST };
 #define INFO_MINOR(i)    (((i) >> 12) & 0xfu)
 #define INFO_KEEPALIVE   (1u << 16)
 #define INFO_EXPECT      (1u << 17)
+#define INFO_UPGRADE     (1u << 18) /* Upgrade: or CONNECT */
+
+/* Where the connection stands with an upgrade (Upgrade:, or CONNECT). */
+enum http_upgrade {
+    UPGRADE_NONE,     /* HTTP */
+    UPGRADE_ASKED,    /* the request being read asks for one */
+    UPGRADE_PENDING,  /* it went out whole: the client's next bytes depend
+                         on its reply */
+    UPGRADE_DECLINED, /* it was answered without a switch before its end:
+                         HTTP again once it ends */
+    UPGRADE_TUNNEL,   /* switched: no more HTTP */
+};
+
+enum http_upgrade_event {
+    UPGRADE_ASK,    /* a request head asks for an upgrade */
+    UPGRADE_SENT,   /* that request ended */
+    UPGRADE_REFUSE, /* it got a reply that is no switch, or the proxy's
+                       error in place of being sent */
+    UPGRADE_SWITCH, /* it got a 101, or a 2xx to CONNECT */
+};
 
 struct http_state;
 
@@ -57,9 +82,33 @@ struct http_state {
     struct http_dir up, down;
     bool overwrite_host;
     char backend[300];
-    bool upgrade_pending;      /* an upgrade request waits for its reply */
-    bool tunnel;               /* upgraded: no more HTTP */
+    enum http_upgrade upgrade; /* where an upgrade stands */
 };
+
+/* The one place the upgrade state changes. */
+static void upgrade_advance(struct http_state *s, enum http_upgrade_event ev)
+{
+    switch (ev) {
+    case UPGRADE_ASK:
+        s->upgrade = UPGRADE_ASKED;
+        break;
+    case UPGRADE_SENT:
+        if (s->upgrade == UPGRADE_ASKED)
+            s->upgrade = UPGRADE_PENDING;
+        else if (s->upgrade == UPGRADE_DECLINED)
+            s->upgrade = UPGRADE_NONE;
+        break;
+    case UPGRADE_REFUSE:
+        if (s->upgrade == UPGRADE_ASKED)
+            s->upgrade = UPGRADE_DECLINED;
+        else if (s->upgrade == UPGRADE_PENDING)
+            s->upgrade = UPGRADE_NONE;
+        break;
+    case UPGRADE_SWITCH:
+        s->upgrade = UPGRADE_TUNNEL;
+        break;
+    }
+}
 
 static void header_done(struct http_dir *d)
 {
@@ -115,6 +164,10 @@ static int on_headers_complete(http_parser *p)
                    (uint32_t)p->http_minor << 12;
         if (http_should_keep_alive(p))
             d->info |= INFO_KEEPALIVE;
+        if (p->upgrade) {
+            d->info |= INFO_UPGRADE;
+            upgrade_advance(s, UPGRADE_ASK);
+        }
         http_parser_pause(p, 1);
         d->head_pause = true;
         return 0;
@@ -124,14 +177,16 @@ static int on_headers_complete(http_parser *p)
         d->interim = true;
         return 1;
     }
-    if (s->upgrade_pending || INFO_METHOD(d->req_info) == HTTP_CONNECT) {
-        s->upgrade_pending = false;
+    /* the final reply to the request that asked for an upgrade (and not
+     * to one sent before it) decides */
+    if (d->req_info & INFO_UPGRADE) {
         if (p->status_code == 101 ||
             (INFO_METHOD(d->req_info) == HTTP_CONNECT &&
              p->status_code / 100 == 2)) {
-            s->tunnel = true;
+            upgrade_advance(s, UPGRADE_SWITCH);
             return 1;
         }
+        upgrade_advance(s, UPGRADE_REFUSE);
     }
     if (INFO_METHOD(d->req_info) == HTTP_HEAD)
         return 1;
@@ -145,7 +200,7 @@ static int on_message_complete(http_parser *p)
     d->f.done = true;
     d->f.head = true;
     if (p->type == HTTP_REQUEST && p->upgrade)
-        d->s->upgrade_pending = true;
+        upgrade_advance(d->s, UPGRADE_SENT);
     http_parser_pause(p, 1);
     return 0;
 }
@@ -181,8 +236,9 @@ static size_t http_feed(void *st, const unsigned char *p, size_t n)
         }
         if (e != HPE_OK)
             d->f.error = true;
-        else if (d->parser.upgrade && !d->f.done)
-            d->f.error = true; /* upgrade without message end: unexpected */
+        else if (d->parser.upgrade && !d->f.done && total < n)
+            d->f.error = true; /* stopped before the message's end (the
+                                  body of an upgrade request may go on) */
         break;
     }
     d->unit_bytes += total;
@@ -244,7 +300,7 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
     bool starting = !d->f.started && d->f.scanned == 0 && !d->f.head;
     ssize_t n;
 
-    if (dir == PROTO_UP && s->upgrade_pending)
+    if (dir == PROTO_UP && s->upgrade == UPGRADE_PENDING)
         return 0; /* what follows depends on the reply */
     if (starting && (!d->inited || d->parser.upgrade)) {
         /* The parser runs on from message to message; it starts anew only
@@ -268,8 +324,6 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         u->info = d->info;
         if (d->info & INFO_EXPECT)
             u->flags |= PROTO_EARLY;
-        if (INFO_METHOD(d->info) == HTTP_CONNECT)
-            u->flags |= PROTO_FORWARD; /* a refused CONNECT never tunnels */
         if ((u->flags & PROTO_HEAD) && s->overwrite_host && d->head_len > 0)
             n += (ssize_t)overwrite_host(s, in, d->head_len) - (ssize_t)d->head_len;
     } else if (d->interim) {
@@ -282,7 +336,7 @@ static enum proto_mode http_mode(void *st)
 {
     struct http_state *s = st;
 
-    return s->tunnel ? PROTO_TUNNEL : PROTO_FRAMED;
+    return s->upgrade == UPGRADE_TUNNEL ? PROTO_TUNNEL : PROTO_FRAMED;
 }
 
 /* Draws one status from a list such as "500,501,502,503". */
@@ -337,16 +391,22 @@ static const char *reason(int status)
     return status >= 500 ? "Server Error" : "Client Error";
 }
 
+/* The error in place of request req, the one whose head was just handed
+ * out: an Upgrade request or a CONNECT that gets it is not sent, so no
+ * switch will come and the client goes on in HTTP, as after a server's
+ * refusal. */
 static void http_error_reply(void *st, const struct proto_error *e,
                              const struct proto_unit *req, struct rng *r,
                              struct evbuffer *out, bool *close)
 {
+    struct http_state *s = st;
     int status = draw_status(e->status, r);
     uint32_t info = req->info;
     bool v10 = INFO_MAJOR(info) == 1 && INFO_MINOR(info) == 0;
     struct evbuffer *body = evbuffer_new();
 
-    (void)st;
+    if (info & INFO_UPGRADE)
+        upgrade_advance(s, UPGRADE_REFUSE);
     *close = !(info & INFO_KEEPALIVE) || (info & INFO_EXPECT);
     if (body == NULL)
         return;

@@ -9,6 +9,19 @@
  * that ends them, which must be `mn`: their replies are read until "MN".
  * The binary protocol is passed through. An error reply is
  * "SERVER_ERROR <message>\r\n".
+ *
+ * The replies to commands other than storage, retrieval and meta:
+ *   stats [settings|items|slabs|sizes|conns|cachedump|detail dump]
+ *                                 STAT (ITEM, PREFIX) lines, then END
+ *   stats reset                   RESET
+ *   stats detail on|off           OK
+ *   lru_crawler metadump|mgdump   a line per item, then END (EN for mgdump),
+ *                                 or a one-line refusal (BUSY, BADCLASS, ...)
+ *   anything else (flush_all, version, verbosity, touch, delete, incr,
+ *   slabs, lru, lru_crawler crawl, cache_memlimit, shutdown, ...)
+ *                                 one line
+ *   quit                          none: the server closes
+ * and an ERROR, CLIENT_ERROR or SERVER_ERROR line ends any reply.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +36,10 @@
 enum mc_kind {
     MC_SINGLE,    /* one line */
     MC_RETRIEVAL, /* VALUE blocks, then END */
-    MC_STATS,     /* lines, then END */
+    MC_STATS,     /* lines, then END; or RESET, OK */
     MC_META,      /* one line; "VA n" has a data block */
     MC_MN_GROUP,  /* meta replies until "MN" */
+    MC_DUMP,      /* lines, then END or EN; or a one-line refusal */
 };
 
 struct mc_dir {
@@ -112,6 +126,9 @@ static bool request_line(struct mc_dir *d)
         d->kind = MC_RETRIEVAL;
     } else if (is(tok[0], "stats")) {
         d->kind = MC_STATS;
+    } else if (is(tok[0], "lru_crawler") && n >= 2 &&
+               (is(tok[1], "metadump") || is(tok[1], "mgdump"))) {
+        d->kind = MC_DUMP;
     } else if (tok[0][0] == 'm' && tok[0][1] != '\0' && tok[0][2] == '\0') {
         /* meta: mg ms md ma mn me */
         d->kind = MC_META;
@@ -174,7 +191,18 @@ static void reply_line(struct mc_dir *d)
         }
         return;
     case MC_STATS:
-        if (n == 1 && is(tok[0], "END"))
+        /* `stats reset` answers RESET, `stats detail on|off` OK: lines no
+         * list has (read here rather than from the request, as newer
+         * servers take abbreviated arguments: "stats detail of") */
+        if (n == 1 && (is(tok[0], "END") || is(tok[0], "RESET") ||
+                       is(tok[0], "OK")))
+            d->f.done = true;
+        return;
+    case MC_DUMP:
+        /* item lines are "key=..." (metadump) or "mg <key>" (mgdump) */
+        if ((n == 1 && (is(tok[0], "END") || is(tok[0], "EN"))) ||
+            (n >= 1 && (is(tok[0], "BUSY") || is(tok[0], "BADCLASS") ||
+                        is(tok[0], "NOTSTARTED"))))
             d->f.done = true;
         return;
     case MC_META:

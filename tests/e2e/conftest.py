@@ -299,6 +299,19 @@ def _make_http_server():
 
         do_HEAD = do_GET
 
+        def do_CONNECT(self):
+            # a forward proxy's tunnel: 200, then what comes is echoed
+            self.server.hits.append("CONNECT " + self.path)
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            self.wfile.flush()
+            while True:
+                d = self.connection.recv(65536)
+                if not d:
+                    break
+                self.connection.sendall(d)
+            self.close_connection = True
+
         def do_POST(self):
             self.server.hits.append(self.path)
             n = int(self.headers.get("Content-Length", "0"))

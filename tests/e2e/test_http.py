@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import recv_until_eof
+from conftest import recv_exactly, recv_until_eof
 
 
 def conn(v, timeout=5):
@@ -198,3 +198,126 @@ def test_not_http_degrades_to_pass_through(http_server, vaurien):
     data = recv_until_eof(s)
     assert b"400" in data  # the server's own answer to garbage
     assert "malformed http request" in v.log_text()
+
+
+H2C_UPGRADE = (b"GET /h2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+               b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+
+
+class Responses:
+    """Reads the responses (each with a Content-Length) that come on socket
+    s, one at a time: response() returns (status, body)."""
+
+    def __init__(self, s, timeout=3):
+        s.settimeout(timeout)
+        self.s = s
+        self.buf = b""
+
+    def _more(self):
+        d = self.s.recv(65536)
+        assert d, "closed after %r" % self.buf
+        self.buf += d
+
+    def response(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._more()
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        lengths = [int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                   if h.lower().startswith(b"content-length")]
+        assert head.startswith(b"HTTP/1.1 ") and lengths, "not a response: %r" % head
+        while len(rest) < lengths[0]:
+            self._more()
+            rest = self.buf.partition(b"\r\n\r\n")[2]
+        self.buf = rest[lengths[0]:]
+        return int(head.split(b" ")[1]), rest[:lengths[0]]
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_an_upgrade_request_that_gets_an_error_stays_http(http_server, vaurien, pipelined):
+    # transient: the first request (the Upgrade) gets the error, then all pass
+    v = vaurien("--protocol", "http", "--behavior", "100:transient",
+                "--behavior-transient-status", "503", backend_port=http_server.server_port)
+    s = v.connect()
+    r = Responses(s)
+    nxt = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+    if pipelined:
+        s.sendall(H2C_UPGRADE + nxt)
+        assert r.response() == (503, b"503 Service Unavailable\n")
+    else:
+        s.sendall(H2C_UPGRADE)
+        assert r.response() == (503, b"503 Service Unavailable\n")
+        s.sendall(nxt)
+    assert r.response() == (200, b"path=/next")
+    s.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.response() == (200, b"path=/last")
+    s.close()
+    assert http_server.hits == ["/next", "/last"]  # the Upgrade was never sent
+
+
+def test_an_upgrade_the_backend_declines_stays_http(http_server, vaurien):
+    # the Upgrade passes and gets the backend's 200; the next request draws
+    # an error, the one after passes: framing goes on as before
+    v = vaurien("--protocol", "http", "--behavior", "100:transient",
+                "--behavior-transient-warmup", "1", "--behavior-transient-status", "503",
+                backend_port=http_server.server_port)
+    s = v.connect()
+    r = Responses(s)
+    s.sendall(H2C_UPGRADE)
+    assert r.response() == (200, b"path=/h2")
+    s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.response() == (503, b"503 Service Unavailable\n")
+    s.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.response() == (200, b"path=/last")
+    s.close()
+    assert http_server.hits == ["/h2", "/last"]
+    assert "upgraded" not in v.log_text()
+
+
+def test_curl_http2_upgrade_after_an_error_on_a_reused_connection(http_server, vaurien):
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("no curl")
+    v = vaurien("--protocol", "http", "--behavior", "100:transient",
+                "--behavior-transient-status", "503", backend_port=http_server.server_port)
+    url = "http://127.0.0.1:%d" % v.port
+    # curl --http2 asks for h2c on each request (Upgrade: h2c) and reuses
+    # the connection after the 503
+    out = subprocess.run([curl, "-sS", "--http2", "-m", "5", "-w", "%{http_code} %{num_connects}\\n",
+                          "-o", "/dev/null", url + "/a", "-o", "/dev/null", url + "/b"],
+                         capture_output=True, timeout=15)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(b"\n")[:2] == [b"503 1", b"200 0"]
+    assert http_server.hits == ["/b"]
+
+
+CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+
+
+def test_connect_turns_into_a_tunnel(http_server, vaurien):
+    v = vaurien("--protocol", "http", backend_port=http_server.server_port)
+    s = v.connect()
+    s.sendall(CONNECT)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1000)
+    assert head.startswith(b"HTTP/1.1 200")
+    msg = b"\x16\x03\x01 not http"
+    s.sendall(msg)
+    assert recv_exactly(s, len(msg)) == msg
+    s.close()
+    assert "upgraded" in v.log_text()
+
+
+def test_a_connect_that_gets_an_error_stays_http(http_server, vaurien):
+    # the CONNECT is answered by the proxy and never sent: no tunnel opens
+    # behind the client's back, and the client goes on in HTTP
+    v = vaurien("--protocol", "http", "--behavior", "100:transient",
+                "--behavior-transient-status", "503", backend_port=http_server.server_port)
+    s = v.connect()
+    r = Responses(s)
+    s.sendall(CONNECT)
+    assert r.response() == (503, b"503 Service Unavailable\n")
+    s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.response() == (200, b"path=/next")
+    s.close()
+    assert http_server.hits == ["/next"]

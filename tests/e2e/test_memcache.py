@@ -105,3 +105,53 @@ def test_delay_holds_each_command(memcached_server, vaurien):
         t0 = time.monotonic()
         c.set("d", b"1")
         assert 0.2 <= time.monotonic() - t0 < 0.4
+
+
+INJECTED = b"SERVER_ERROR injected error (vaurien)\r\n"
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize("command, answer", [
+    (b"stats reset", b"RESET\r\n"),
+    (b"stats detail on", b"OK\r\n"),
+    (b"stats detail off", b"OK\r\n"),
+])
+def test_an_error_after_a_one_line_stats_reply_is_answered(memcached_server, vaurien,
+                                                           command, answer, pipelined):
+    # transient with warmup 1: the stats command passes, the next request
+    # gets the error, the ones after pass
+    v = vaurien("--protocol", "memcache", "--behavior", "100:transient",
+                "--behavior-transient-warmup", "1", backend_port=memcached_server)
+    s = v.connect()
+    if pipelined:
+        s.sendall(command + b"\r\nget k\r\n")
+        assert recv_exactly(s, len(answer + INJECTED), timeout=3) == answer + INJECTED
+    else:
+        s.sendall(command + b"\r\n")
+        assert recv_exactly(s, len(answer)) == answer
+        s.sendall(b"get k\r\n")
+        assert recv_exactly(s, len(INJECTED), timeout=3) == INJECTED
+    s.sendall(b"version\r\n")
+    assert recv_exactly(s, 8) == b"VERSION "
+    s.close()
+
+
+def test_a_metadump_is_one_reply(memcached_server, vaurien):
+    c = client(memcached_server)
+    for k in ("a", "b", "c"):
+        c.set(k, b"1")
+    v = vaurien("--protocol", "memcache", "--behavior", "100:transient",
+                "--behavior-transient-warmup", "1", backend_port=memcached_server)
+    s = v.connect()
+    s.sendall(b"lru_crawler metadump all\r\nget k\r\n")  # get k: the error
+    data = b""
+    s.settimeout(3)
+    while INJECTED not in data or b"END\r\n" not in data:
+        d = s.recv(65536)
+        assert d, data
+        data += d
+    dump, _, rest = data.partition(b"END\r\n")
+    assert rest == INJECTED  # after the whole dump, not inside it
+    assert sorted(line.split(b" ")[0] for line in dump.splitlines()) == [
+        b"key=a", b"key=b", b"key=c"]
+    s.close()

@@ -77,71 +77,181 @@ static void *new_state(void)
     return framer_new(H);
 }
 
-Test(http, a_101_turns_the_connection_into_a_tunnel)
+/*
+ * Upgrades, as a session drives them: the client's bytes framed as they
+ * come; a request the proxy answers itself (an error drawn) gets
+ * error_reply at its head and is not sent (unless the framer says
+ * PROTO_FORWARD); every request sent gets the backend's next reply, framed
+ * with the request's info, once it has ended. Framing the client's bytes
+ * resumes after each reply, as the framer may have held them back.
+ */
+struct upgrade_case {
+    const char *name;
+    const char *client;         /* what the client sends, pipelined */
+    unsigned answered;          /* bit i: the proxy answers request i */
+    const char *replies[4];     /* the backend's, one per request sent */
+    int requests;               /* requests framed */
+    enum proto_mode mode;       /* the mode at the end */
+    size_t held;                /* client bytes never framed */
+};
+
+struct conversation {
+    int requests, replies, error;
+    enum proto_mode mode;
+    size_t held;
+};
+
+#define UPGRADE_H2C "GET /h2 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n" \
+                    "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+#define UPGRADE_WS "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n" \
+                   "Upgrade: websocket\r\n\r\n"
+#define NEXT "GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+#define OK_2 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+#define SWITCH_WS "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n" \
+                  "Upgrade: websocket\r\n\r\n"
+#define WS_FRAME "\x81\x01x"
+#define CONNECT "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+#define TLS_HELLO "\x16\x03\x01"
+
+static const struct upgrade_case upgrade_cases[] = {
+    { "an Upgrade the proxy answers stays HTTP for the next request",
+      UPGRADE_H2C NEXT, 1u, { OK_2 }, 2, PROTO_FRAMED, 0 },
+    { "an Upgrade with a body the proxy answers stays HTTP",
+      "POST /h2 HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+      "Content-Length: 5\r\n\r\nhello" NEXT NEXT,
+      1u, { OK_2, OK_2 }, 3, PROTO_FRAMED, 0 },
+    { "an Upgrade the server declines with a 200 stays HTTP",
+      UPGRADE_H2C NEXT, 0, { OK_2, OK_2 }, 2, PROTO_FRAMED, 0 },
+    { "an Upgrade the server switches makes the rest a tunnel",
+      UPGRADE_WS WS_FRAME, 0, { SWITCH_WS }, 1, PROTO_TUNNEL, 3 },
+    { "the reply to a request before the Upgrade does not end its wait",
+      NEXT UPGRADE_WS WS_FRAME, 0, { OK_2, SWITCH_WS }, 2, PROTO_TUNNEL, 3 },
+    { "an answered request before the Upgrade changes nothing",
+      NEXT UPGRADE_WS WS_FRAME, 1u, { SWITCH_WS }, 2, PROTO_TUNNEL, 3 },
+    { "an Upgrade that waits for its reply holds what follows",
+      UPGRADE_WS NEXT, 0, { NULL }, 1, PROTO_FRAMED, sizeof(NEXT) - 1 },
+    { "a CONNECT the proxy answers is not sent and stays HTTP",
+      CONNECT NEXT, 1u, { OK_2 }, 2, PROTO_FRAMED, 0 },
+    { "a CONNECT the server refuses stays HTTP",
+      CONNECT NEXT, 0, { "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", OK_2 }, 2,
+      PROTO_FRAMED, 0 },
+    { "a CONNECT the server accepts makes the rest a tunnel",
+      CONNECT TLS_HELLO, 0, { "HTTP/1.1 200 Connection established\r\n\r\n" }, 1,
+      PROTO_TUNNEL, 3 },
+};
+
+/* Runs one conversation; the client's bytes arrive in pieces of `piece`
+ * bytes, or in two at `cut` when cut is not 0; replies arrive whole. */
+static void converse(const struct upgrade_case *c, size_t cut, size_t piece,
+                     struct conversation *out)
 {
     void *st = new_state();
-    struct evbuffer *in = evbuffer_new();
-    struct proto_unit u = { 0 };
-    const char req[] = "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
-    const char rep[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
-                       "Upgrade: websocket\r\n\r\n";
-    ssize_t n, total = 0;
+    struct evbuffer *up = evbuffer_new(), *down = evbuffer_new();
+    const char *data = c->client;
+    size_t len = strlen(data), fed = 0;
+    uint32_t sent[8];
+    int n_sent = 0, n_replied = 0, index = 0;
+    bool in_req = false, answered = false, progress = true;
+    struct proto_unit u = { 0 }, d = { 0 };
+    struct rng r;
 
-    evbuffer_add(in, req, strlen(req));
-    evbuffer_add(in, "\x81\x01x", 3); /* a frame of the new protocol */
-    while ((n = H->frame(st, PROTO_UP, in, &u)) > 0) {
-        evbuffer_drain(in, (size_t)n);
-        total += n;
-        if (u.flags & PROTO_END)
-            break;
+    rng_seed(&r, 1);
+    memset(out, 0, sizeof(*out));
+    while (progress && !out->error && H->mode(st) == PROTO_FRAMED) {
+        ssize_t n;
+
+        progress = false;
+        if (fed < len) {
+            size_t take = cut ? (fed < cut ? cut : len - fed) : piece;
+            if (take > len - fed)
+                take = len - fed;
+            evbuffer_add(up, data + fed, take);
+            fed += take;
+            progress = true;
+        }
+        while (evbuffer_get_length(up) > 0 && H->mode(st) == PROTO_FRAMED) {
+            if (!in_req)
+                memset(&u, 0, sizeof(u));
+            n = H->frame(st, PROTO_UP, up, &u);
+            if (n < 0)
+                out->error = 1;
+            if (n <= 0)
+                break;
+            if (!in_req) {
+                struct evbuffer *err = evbuffer_new();
+                struct proto_error e = { .status = "503" };
+                bool close;
+                answered = (c->answered >> index) & 1u;
+                if (answered)
+                    H->error_reply(st, &e, &u, &r, err, &close);
+                evbuffer_free(err);
+                in_req = true;
+            }
+            evbuffer_drain(up, (size_t)n);
+            progress = true;
+            if (u.flags & PROTO_END) {
+                if ((!answered || (u.flags & PROTO_FORWARD)) && n_sent < 8)
+                    sent[n_sent++] = u.info;
+                out->requests++;
+                index++;
+                in_req = false;
+            }
+        }
+        /* the backend answers what it got, in order */
+        while (n_replied < n_sent && H->mode(st) == PROTO_FRAMED) {
+            const char *rep = c->replies[n_replied];
+            if (rep == NULL)
+                break;
+            evbuffer_add(down, rep, strlen(rep));
+            memset(&d, 0, sizeof(d));
+            d.info = sent[n_replied];
+            while ((n = H->frame(st, PROTO_DOWN, down, &d)) > 0) {
+                evbuffer_drain(down, (size_t)n);
+                if ((d.flags & PROTO_END) && !(d.flags & PROTO_INTERIM))
+                    break;
+            }
+            if (n < 0)
+                out->error = 1;
+            if (n <= 0)
+                break;
+            n_replied++;
+            out->replies++;
+            progress = true;
+        }
     }
-    cr_assert_eq(total, (ssize_t)strlen(req));
-    cr_assert_eq(H->frame(st, PROTO_UP, in, &u), 0, "the client waits for the reply");
-    evbuffer_drain(in, 3);
-    memset(&u, 0, sizeof(u));
-    u.info = HTTP_GET | 1u << 8 | 1u << 12;
-    evbuffer_add(in, rep, strlen(rep));
-    total = 0;
-    while ((n = H->frame(st, PROTO_DOWN, in, &u)) > 0) {
-        evbuffer_drain(in, (size_t)n);
-        total += n;
-        if (u.flags & PROTO_END)
-            break;
-    }
-    cr_assert_eq(total, (ssize_t)strlen(rep));
-    cr_assert_eq(H->mode(st), PROTO_TUNNEL);
-    evbuffer_free(in);
+    out->mode = H->mode(st);
+    out->held = evbuffer_get_length(up) + (len - fed);
+    evbuffer_free(up);
+    evbuffer_free(down);
     framer_free(H, st);
 }
 
-Test(http, a_refused_upgrade_keeps_framing)
+Test(http, upgrades_follow_the_reply_or_the_proxys_answer_at_every_split)
 {
-    void *st = new_state();
-    struct evbuffer *in = evbuffer_new();
-    struct proto_unit u = { 0 };
-    const char req[] = "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
-    const char rep[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno";
-    const char next[] = "GET /again HTTP/1.1\r\n\r\n";
-    ssize_t n;
+    for (size_t i = 0; i < sizeof(upgrade_cases) / sizeof(*upgrade_cases); i++) {
+        const struct upgrade_case *c = &upgrade_cases[i];
+        size_t len = strlen(c->client);
+        int replies = 0;
 
-    evbuffer_add(in, req, strlen(req));
-    while ((n = H->frame(st, PROTO_UP, in, &u)) > 0 && !(u.flags & PROTO_END))
-        evbuffer_drain(in, (size_t)n);
-    evbuffer_drain(in, (size_t)n);
-    memset(&u, 0, sizeof(u));
-    u.info = HTTP_GET | 1u << 8 | 1u << 12;
-    evbuffer_add(in, rep, strlen(rep));
-    while ((n = H->frame(st, PROTO_DOWN, in, &u)) > 0 && !(u.flags & PROTO_END))
-        evbuffer_drain(in, (size_t)n);
-    evbuffer_drain(in, (size_t)n);
-    cr_assert_eq(H->mode(st), PROTO_FRAMED);
-    memset(&u, 0, sizeof(u));
-    evbuffer_add(in, next, strlen(next));
-    n = H->frame(st, PROTO_UP, in, &u);
-    cr_assert(n > 0);
-    cr_assert(u.flags & PROTO_HEAD);
-    evbuffer_free(in);
-    framer_free(H, st);
+        while (replies < 4 && c->replies[replies] != NULL)
+            replies++;
+        for (size_t cut = 0; cut < len; cut++) {
+            struct conversation got;
+            if (cut == 0)
+                converse(c, 0, 1, &got);
+            else
+                converse(c, cut, 0, &got);
+            cr_assert_eq(got.error, 0, "%s (cut %zu): malformed", c->name, cut);
+            cr_assert_eq(got.requests, c->requests, "%s (cut %zu): %d requests",
+                         c->name, cut, got.requests);
+            cr_assert_eq(got.replies, replies, "%s (cut %zu): %d replies", c->name, cut,
+                         got.replies);
+            cr_assert_eq(got.mode, c->mode, "%s (cut %zu): mode %d", c->name, cut,
+                         got.mode);
+            cr_assert_eq(got.held, c->held, "%s (cut %zu): %zu bytes held", c->name, cut,
+                         got.held);
+        }
+    }
 }
 
 Test(http, garbage_is_refused)

@@ -1,6 +1,8 @@
 /* The memcache framer: text and meta commands split anywhere. */
 #include "framer.h"
 
+#include <stdio.h>
+
 #define M (&proto_memcache)
 
 static void frames_of(enum proto_dir dir, const char *data, const struct infos *req,
@@ -105,4 +107,114 @@ Test(memcache, the_error_is_a_server_error_line)
     cr_assert(!close);
     evbuffer_free(out);
     framer_free(M, st);
+}
+
+/* The kind of each request in reqs, as the session hands it to its reply. */
+static void infos_of(const char *reqs, struct infos *out)
+{
+    void *st = framer_new(M);
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u = { 0 };
+    ssize_t n;
+
+    memset(out, 0, sizeof(*out));
+    evbuffer_add(in, reqs, strlen(reqs));
+    while ((n = M->frame(st, PROTO_UP, in, &u)) > 0) {
+        evbuffer_drain(in, (size_t)n);
+        if (u.flags & PROTO_END) {
+            if (!(u.flags & PROTO_NOREPLY))
+                out->info[out->n++] = u.info;
+            memset(&u, 0, sizeof(u));
+        }
+    }
+    cr_assert_eq(evbuffer_get_length(in), 0, "not framed: %s", reqs);
+    evbuffer_free(in);
+    framer_free(M, st);
+}
+
+/* A command and the reply memcached 1.6 sends to it (items and figures
+ * shortened), every one followed by "mn": the reply must end where the
+ * server's does, so that the MN after it is a reply of its own. */
+static const struct {
+    const char *request;
+    const char *reply;
+} replies_by_command[] = {
+    { "stats reset", "RESET\r\n" },
+    { "stats detail on", "OK\r\n" },
+    { "stats detail off", "OK\r\n" },
+    { "stats detail of", "OK\r\n" }, /* newer servers: abbreviations */
+    { "stats res", "RESET\r\n" },
+    { "stats res", "ERROR\r\n" },    /* 1.6.18: unknown */
+    { "stats detail dump", "PREFIX user get 2 hit 1 set 1 del 0\r\nEND\r\n" },
+    { "stats detail dump", "END\r\n" },
+    { "stats detail", "CLIENT_ERROR usage: stats detail on|off|dump\r\n" },
+    { "stats", "STAT pid 1\r\nSTAT uptime 2\r\nEND\r\n" },
+    { "stats settings", "STAT maxbytes 67108864\r\nSTAT maxconns 1024\r\nEND\r\n" },
+    { "stats slabs", "STAT 1:chunk_size 96\r\nSTAT active_slabs 1\r\nEND\r\n" },
+    { "stats items", "STAT items:1:number 1\r\nSTAT items:1:age 3\r\nEND\r\n" },
+    { "stats sizes", "STAT sizes_status disabled\r\nEND\r\n" },
+    { "stats conns",
+      "STAT 23:addr tcp:127.0.0.1:11211\r\nSTAT 23:state conn_listening\r\nEND\r\n" },
+    { "stats cachedump 1 1", "ITEM k [1 b; 0 s]\r\nEND\r\n" },
+    { "stats nonsense", "ERROR\r\n" },
+    { "flush_all", "OK\r\n" },
+    { "flush_all 10", "OK\r\n" },
+    { "version", "VERSION 1.6.18\r\n" },
+    { "verbosity 1", "OK\r\n" },
+    { "cache_memlimit 64", "OK\r\n" },
+    { "touch k 10", "TOUCHED\r\n" },
+    { "delete k", "DELETED\r\n" },
+    { "incr n 1", "11\r\n" },
+    { "decr n 1", "NOT_FOUND\r\n" },
+    { "slabs automove 1", "OK\r\n" },
+    { "slabs reassign 1 2", "NOSPARE source class has no spare pages\r\n" },
+    { "lru mode flat", "OK\r\n" },
+    { "lru_crawler crawl all", "OK\r\n" },
+    { "lru_crawler metadump all",
+      "key=j exp=-1 la=1796149797 cas=2 fetch=no cls=1 size=61\n"
+      "key=k exp=-1 la=1796149798 cas=1 fetch=yes cls=1 size=61\nEND\r\n" },
+    { "lru_crawler metadump all", "END\r\n" },
+    { "lru_crawler metadump all", "BUSY currently processing crawler request\r\n" },
+    { "lru_crawler metadump 99", "BADCLASS invalid class id\r\n" },
+    { "lru_crawler mgdump all", "mg j\r\nmg k\r\nEN\r\n" },
+    { "me k", "ME k exp=-1 la=1 cas=1 fetch=yes cls=1 size=61\r\n" },
+    { "shutdown", "ERROR: shutdown not enabled\r\n" },
+    { "misbehave", "ERROR\r\n" },
+    { "nonsense", "ERROR\r\n" },
+};
+
+Test(memcache, every_reply_ends_where_the_servers_does)
+{
+    for (size_t i = 0; i < sizeof(replies_by_command) / sizeof(*replies_by_command); i++) {
+        char reqs[128], reps[512];
+        struct infos infos;
+        struct frames f;
+
+        snprintf(reqs, sizeof(reqs), "%s\r\nmn\r\n", replies_by_command[i].request);
+        snprintf(reps, sizeof(reps), "%sMN\r\n", replies_by_command[i].reply);
+        infos_of(reqs, &infos);
+        cr_assert_eq(infos.n, 2, "%s: %d requests", reqs, infos.n);
+        frames_of(PROTO_DOWN, reps, &infos, &f);
+        cr_assert_eq(f.n, 2, "%s: %d replies", replies_by_command[i].request, f.n);
+        cr_assert_eq(f.len[0], strlen(replies_by_command[i].reply), "%s: %zu bytes",
+                     replies_by_command[i].request, f.len[0]);
+        cr_assert_eq(f.len[1], 4);
+        cr_assert_eq(f.partial + f.left, 0);
+    }
+}
+
+Test(memcache, quit_and_noreply_commands_expect_no_reply)
+{
+    static const char *const none[] = { "quit", "flush_all 0 noreply", "verbosity 1 noreply",
+                                        "touch k 10 noreply", "delete k noreply",
+                                        "incr n 1 noreply" };
+
+    for (size_t i = 0; i < sizeof(none) / sizeof(*none); i++) {
+        char req[64];
+        struct frames f;
+        snprintf(req, sizeof(req), "%s\r\n", none[i]);
+        frames_of(PROTO_UP, req, NULL, &f);
+        cr_assert_eq(f.n, 1);
+        cr_assert(f.flags[0] & PROTO_NOREPLY, "%s", none[i]);
+    }
 }
