@@ -273,6 +273,18 @@ def test_an_upgrade_the_backend_declines_stays_http(http_server, vaurien):
     assert "upgraded" not in v.log_text()
 
 
+def test_a_request_pipelined_behind_a_declined_upgrade_is_answered(http_server, vaurien):
+    # the framer holds the GET while the upgrade is pending; the backend's
+    # 200 (no 101) must let it through without the client sending more
+    v = vaurien("--protocol", "http", backend_port=http_server.server_port)
+    s = v.connect()
+    r = Responses(s)
+    s.sendall(H2C_UPGRADE + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert r.response() == (200, b"path=/h2")
+    assert r.response() == (200, b"path=/next")
+    s.close()
+
+
 def test_curl_http2_upgrade_after_an_error_on_a_reused_connection(http_server, vaurien):
     curl = shutil.which("curl")
     if curl is None:
