@@ -18,6 +18,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("VAURIEN_BIN", os.path.join(ROOT, "build", "vaurien"))
 
 
+# ASan keeps freed memory in quarantine: sizes mean nothing there
+SANITIZED = bool(os.environ.get("VAURIEN_SANITIZED"))
+
+
+def rss_kb(pid):
+    """The resident set of process pid, in kB (0 once it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -266,6 +282,16 @@ def _make_http_server():
             if self.command != "HEAD" and status not in (204, 304):
                 self.wfile.write(body)
 
+        def _echo_the_rest(self):
+            # a tunnel (after 101 or CONNECT): what comes is echoed
+            self.wfile.flush()
+            while True:
+                d = self.connection.recv(65536)
+                if not d:
+                    break
+                self.connection.sendall(d)
+            self.close_connection = True
+
         def do_GET(self):
             self.server.hits.append(self.path)
             if self.path == "/204":
@@ -287,14 +313,7 @@ def _make_http_server():
                 self.send_header("Connection", "Upgrade")
                 self.send_header("Upgrade", "echo")
                 self.end_headers()
-                self.wfile.flush()
-                while True:
-                    d = self.connection.recv(65536)
-                    if not d:
-                        break
-                    self.connection.sendall(d)
-                self.close_connection = True
-                return
+                return self._echo_the_rest()
             self._send(200, b"path=" + self.path.encode())
 
         do_HEAD = do_GET
@@ -304,13 +323,7 @@ def _make_http_server():
             self.server.hits.append("CONNECT " + self.path)
             self.send_response(200, "Connection established")
             self.end_headers()
-            self.wfile.flush()
-            while True:
-                d = self.connection.recv(65536)
-                if not d:
-                    break
-                self.connection.sendall(d)
-            self.close_connection = True
+            self._echo_the_rest()
 
         def do_POST(self):
             self.server.hits.append(self.path)

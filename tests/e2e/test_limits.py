@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import BIN, Api, Vaurien, free_port, recv_exactly, recv_until_eof, wait_until
+from conftest import (BIN, SANITIZED, Api, Vaurien, free_port, recv_exactly, recv_until_eof,
+                      rss_kb, wait_until)
 
 
 def test_max_connections_closes_new_clients_and_counts_them(backend):
@@ -161,15 +162,8 @@ def test_backend_resolving_to_nothing_closes_the_client_and_says_why(vaurien):
     assert wait_until(lambda: "cannot resolve" in v.log_text(), timeout=3)
 
 
-# ASan keeps freed memory in quarantine: sizes mean nothing there
-SANITIZED = bool(os.environ.get("VAURIEN_SANITIZED"))
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
 
 
 def test_memory_is_bounded_per_connection_under_a_bandwidth_0_toxic(api, backend):

@@ -5,7 +5,6 @@ What kept it before: libevent's 20-byte per-descriptor slots, allocated at
 accept time between the connections' buffers and kept for the life of the
 event base, left one live object in nearly every heap page, so malloc_trim
 could return none of them (src/net/mem.h)."""
-import os
 import resource
 import selectors
 import socket
@@ -14,20 +13,11 @@ import time
 
 import pytest
 
-from conftest import wait_until
+from conftest import SANITIZED, rss_kb, wait_until
 
-# ASan keeps freed memory in quarantine: sizes mean nothing there
-SANITIZED = bool(os.environ.get("VAURIEN_SANITIZED"))
 pytestmark = pytest.mark.skipif(SANITIZED, reason="RSS means nothing under ASan")
 
 MB = 1024
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
 
 
 def settled_rss(pid, bound_kb, timeout=5.0):
