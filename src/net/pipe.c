@@ -301,6 +301,16 @@ static long long part_wait_ns(const struct held *h, size_t len)
     return wait;
 }
 
+/* Writes what release() moved to an output that was empty: one write for
+ * every unit that came due together. */
+static void write_out(struct pipe *p, bool now)
+{
+    evutil_socket_t fd = bufferevent_getfd(p->dst);
+
+    if (now && fd >= 0)
+        evbuffer_write(bufferevent_get_output(p->dst), fd);
+}
+
 /* Writes every unit that is due, in order: whole units at once (in one
  * write for all of them), paced units part by part, at most PIPE_PARTS_MAX
  * parts in one loop pass. Re-arms the timer. */
@@ -351,9 +361,7 @@ static void release(struct pipe *p)
         then = (enum behav_act)h->then;
         ring_pop(p);
         if (then != BEHAV_PASS) {
-            if (moved && was_empty)
-                evbuffer_write(bufferevent_get_output(p->dst),
-                               bufferevent_getfd(p->dst));
+            write_out(p, moved && was_empty);
             moved = false;
             if (!unit_closes(p, then))
                 return;
@@ -363,9 +371,7 @@ static void release(struct pipe *p)
 out:
     if (!p->live)
         return;
-    if (moved && was_empty && bufferevent_getfd(p->dst) >= 0)
-        evbuffer_write(bufferevent_get_output(p->dst),
-                       bufferevent_getfd(p->dst));
+    write_out(p, moved && was_empty);
     if (p->close_on_flush && p->nheld == 0 && out_len(p) == 0) {
         p->owner->close(p->ctx, false, "closed after the last write");
         return;
