@@ -87,6 +87,11 @@ void pipe_deinit(struct pipe *p)
         evbuffer_free(p->hbuf);
         p->hbuf = NULL;
     }
+    if (p->cork != NULL) {
+        evbuffer_free(p->cork);
+        p->cork = NULL;
+    }
+    p->corked = PIPE_CORK_NONE;
     free(p->ring);
     p->ring = NULL;
     p->ring_cap = p->first = p->nheld = 0;
@@ -111,10 +116,17 @@ size_t pipe_held_bytes(const struct pipe *p)
     return p->hbuf != NULL ? evbuffer_get_length(p->hbuf) : 0;
 }
 
+/* Bytes on their way out: the destination's output, and what waits in the
+ * cork buffer to be written before it. */
 static size_t out_len(const struct pipe *p)
 {
-    return p->dst != NULL ? evbuffer_get_length(bufferevent_get_output(p->dst))
-                          : 0;
+    size_t n = p->dst != NULL
+                   ? evbuffer_get_length(bufferevent_get_output(p->dst))
+                   : 0;
+
+    if (p->corked == PIPE_CORK_BUF)
+        n += evbuffer_get_length(p->cork);
+    return n;
 }
 
 size_t pipe_buffered(const struct pipe *p)
@@ -206,7 +218,13 @@ static void out_put(struct pipe *p, struct evbuffer *from, size_t len,
     evutil_socket_t fd = bufferevent_getfd(p->dst);
 
     p->bytes += len;
-    if (write_now && fd >= 0 && evbuffer_get_length(out) == 0) {
+    if (p->corked == PIPE_CORK_BUF) {
+        /* kept apart from the output until pipe_uncork(): the bufferevent
+         * is not woken for bytes that one write will take */
+        move_bytes(from, p->cork, len);
+        return;
+    }
+    if (write_now && !p->corked && fd >= 0 && evbuffer_get_length(out) == 0) {
         int w = evbuffer_write_atmost(from, fd, (ev_ssize_t)len);
         if (w > 0)
             len -= (size_t)w;
@@ -307,8 +325,38 @@ static void write_out(struct pipe *p, bool now)
 {
     evutil_socket_t fd = bufferevent_getfd(p->dst);
 
-    if (now && fd >= 0)
+    if (now && !p->corked && fd >= 0)
         evbuffer_write(bufferevent_get_output(p->dst), fd);
+}
+
+void pipe_cork(struct pipe *p)
+{
+    if (!p->live || p->dst == NULL || p->corked)
+        return;
+    p->corked = PIPE_CORK_OUTPUT; /* bytes queue behind the output */
+    if (out_len(p) != 0 || bufferevent_getfd(p->dst) < 0)
+        return;
+    if (p->cork == NULL)
+        p->cork = evbuffer_new();
+    if (p->cork != NULL)
+        p->corked = PIPE_CORK_BUF;
+}
+
+void pipe_uncork(struct pipe *p)
+{
+    enum pipe_cork was = p->corked;
+
+    p->corked = PIPE_CORK_NONE;
+    if (!p->live || p->dst == NULL)
+        return;
+    if (was == PIPE_CORK_BUF && evbuffer_get_length(p->cork) > 0) {
+        evbuffer_write(p->cork, bufferevent_getfd(p->dst));
+        if (evbuffer_get_length(p->cork) > 0)
+            evbuffer_add_buffer(bufferevent_get_output(p->dst), p->cork);
+    }
+    /* all written at once: no write callback will come to say so */
+    if (p->close_on_flush && out_len(p) == 0 && p->nheld == 0)
+        p->owner->close(p->ctx, false, "closed after the last write");
 }
 
 /* Writes every unit that is due, in order: whole units at once (in one

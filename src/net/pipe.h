@@ -83,6 +83,12 @@ struct tox_link {
 /* The timers of the toxics that act on time, not on bytes. */
 enum pipe_tox_timer { TOXT_TIMEOUT, TOXT_RESET, TOXT_SLOW_CLOSE, TOXT_N };
 
+enum pipe_cork {
+    PIPE_CORK_NONE,   /* bytes are written as they come */
+    PIPE_CORK_OUTPUT, /* corked behind a non-empty output: queued there */
+    PIPE_CORK_BUF,    /* corked, the output empty: kept in p->cork */
+};
+
 /* What a pipe tells its owner (the session). ctx is pipe_init's. */
 struct pipe_owner {
     /* close the connection (RST when reset) */
@@ -117,6 +123,9 @@ struct pipe {
     bool full;                 /* the source is paused for backpressure */
     bool close_on_flush;       /* cut the session once dst output is empty */
     bool discard;              /* drop whatever the source sends */
+    enum pipe_cork corked;     /* units only queue; pipe_uncork() writes */
+    struct evbuffer *cork;     /* PIPE_CORK_BUF: what passed while corked,
+                                  written by pipe_uncork() */
     unsigned long long bytes;  /* bytes written to dst so far */
     struct tox_link *chain;    /* this stream's byte toxics, in order */
     int nchain;
@@ -147,6 +156,13 @@ int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
  * holding is closed. Returns 0 or -ENOMEM. */
 int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
                    enum toxic_stream stream);
+
+/* While corked, what the pipe passes is only queued in the destination's
+ * output; pipe_uncork() writes it in one go. The session corks both pipes
+ * while it frames what one read brought, so that 16 pipelined requests
+ * cost one write, not 16. */
+void pipe_cork(struct pipe *p);
+void pipe_uncork(struct pipe *p);
 
 /* Bytes waiting: destination output plus held units. */
 size_t pipe_buffered(const struct pipe *p);

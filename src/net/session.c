@@ -862,6 +862,8 @@ static void session_pump(struct session *s)
 {
     VASSERT(!s->pumping); /* nothing the pump calls pumps again */
     s->pumping = true;
+    pipe_cork(&s->up);
+    pipe_cork(&s->down);
     while (s->state == SESSION_OPEN) {
         struct evbuffer *cin = bufferevent_get_input(s->client);
         struct evbuffer *bin = bufferevent_get_input(s->backend);
@@ -894,6 +896,8 @@ static void session_pump(struct session *s)
             break;
     }
     s->pumping = false;
+    pipe_uncork(&s->up);
+    pipe_uncork(&s->down);
     if (s->state == SESSION_OPEN) {
         if (s->up.discard)
             evbuffer_drain(bufferevent_get_input(s->client),
