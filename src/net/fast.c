@@ -84,11 +84,18 @@ static evutil_socket_t dst_fd(struct session *s, struct fast_dir *d)
     return bufferevent_getfd(d == &s->fup ? s->backend : s->client);
 }
 
-static void fail(struct session *s, int e, const char *side)
+/* A socket failed. A backend that resets gets its last bytes to the
+ * client first (session_backend_failed); anything else closes. */
+static void fail(struct session *s, int e, bool backend, bool writing)
 {
     char why[128];
 
-    snprintf(why, sizeof(why), "%s: %s", side, strerror(e));
+    if (backend && (e == ECONNRESET || e == EPIPE)) {
+        session_backend_failed(s, writing);
+        return;
+    }
+    snprintf(why, sizeof(why), "%s: %s", backend ? "backend" : "client",
+             strerror(e));
     session_close(s, e == ECONNRESET, why);
 }
 
@@ -118,7 +125,7 @@ static void flush(struct session *s, struct fast_dir *d)
             }
             return;
         }
-        fail(s, w < 0 ? errno : EPIPE, d == &s->fup ? "backend" : "client");
+        fail(s, w < 0 ? errno : EPIPE, d == &s->fup, true);
         return;
     }
     if (d->wr_armed) {
@@ -163,7 +170,7 @@ void fast_on_readable(struct session *s, bool up)
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
             return;
-        fail(s, errno, d == &s->fup ? "client" : "backend");
+        fail(s, errno, d == &s->fdown, false);
         return;
     }
     session_touch(s);

@@ -944,6 +944,11 @@ void pipe_maybe_shut(struct pipe *p)
             return;
         }
     }
+    if (p->end_reset) {
+        /* the source reset after its last bytes: so does the destination */
+        p->owner->close(p->ctx, true, "backend reset");
+        return;
+    }
     if (bufferevent_getfd(p->dst) >= 0)
         shutdown(bufferevent_getfd(p->dst), SHUT_WR);
     p->shut = true;

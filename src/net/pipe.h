@@ -131,6 +131,8 @@ struct pipe {
     int nchain;
     uint64_t bits_used;        /* tox_link.bit values taken */
     struct event *tox_ev[TOXT_N]; /* made on first use */
+    bool end_reset;            /* at the end, reset the destination
+                                  instead of shutting it */
     bool shut_delayed;         /* slow_close: the shutdown is waiting */
     bool slow_closed;          /* slow_close: its delay has been applied */
 };

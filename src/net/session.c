@@ -1156,8 +1156,49 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
             pipe_on_eof(&s->down);
         return;
     }
+    if (s->state == SESSION_OPEN &&
+        (EVUTIL_SOCKET_ERROR() == ECONNRESET || EVUTIL_SOCKET_ERROR() == EPIPE)) {
+        session_backend_failed(s, (what & BEV_EVENT_WRITING) != 0);
+        return;
+    }
     snprintf(why, sizeof(why), "backend: %s", event_error(what));
     session_close(s, EVUTIL_SOCKET_ERROR() == ECONNRESET, why);
+}
+
+/*
+ * The backend reset the connection (or refused our writes: it closed with
+ * data of ours unread, which is how a server that answers an error and
+ * closes looks from here). What it sent before the reset still reaches the
+ * client, in order, and only then is the reset passed on: the client's
+ * socket is reset once the kernel has sent it everything (linger.h), as a
+ * direct connection to that server would have been.
+ */
+void session_backend_failed(struct session *s, bool writing)
+{
+    if (s->state != SESSION_OPEN || s->backend == NULL)
+        return;
+    if (s->fast)
+        fast_leave(s); /* what the kernel pipes hold goes first */
+    if (!s->backend_failed) {
+        log_debug("session %llu: the backend reset the connection while %s",
+                  (unsigned long long)s->id, writing ? "writing" : "reading");
+        s->backend_failed = true;
+        /* nothing reaches the backend any more */
+        s->up.discard = true;
+        bufferevent_disable(s->backend, EV_WRITE);
+        evbuffer_drain(bufferevent_get_output(s->backend),
+                       evbuffer_get_length(bufferevent_get_output(s->backend)));
+        s->down.end_reset = true;
+    }
+    if (writing) {
+        /* what it answered is still to be read: the read ends it */
+        session_update_reading(s);
+        return;
+    }
+    s->down.eof = true;
+    session_pump(s); /* a partial reply passes untouched */
+    if (s->state == SESSION_OPEN)
+        pipe_on_eof(&s->down);
 }
 
 static void idle_cb(evutil_socket_t fd, short what, void *arg)
@@ -1208,17 +1249,16 @@ void session_close(struct session *s, bool reset, const char *why)
         free(s->pstate);
         s->pstate = NULL;
     }
-    if (reset) {
-        set_reset_on_close(s->client);
+    if (reset)
         set_reset_on_close(s->backend);
-    }
     if (s->client != NULL) {
         evutil_socket_t fd = bufferevent_getfd(s->client);
         bufferevent_free(s->client);
-        /* a client that has not finished sending would get a reset for
-         * its next bytes, and lose what was just written to it */
-        if (!reset && !s->up.eof)
-            linger_close(p->base, fd);
+        /* A client that has not finished sending would get a reset for its
+         * next bytes, and a reset while bytes are unsent drops them: both
+         * wait for what was just written to be sent. */
+        if (reset || !s->up.eof)
+            linger_close(p->base, fd, reset);
         else
             evutil_closesocket(fd);
     }

@@ -70,6 +70,8 @@ struct session {
                                         being read */
     bool inflight_full;              /* client paused: the queue of
                                         requests in flight is at its cap */
+    bool backend_failed;             /* the backend reset: its last bytes
+                                        are on their way, then the reset */
     const struct proto_ops *proto;   /* fixed for the session's life */
     enum proto_mode mode;            /* framed, tunnel or raw */
     void *pstate;                    /* the framer's state */
@@ -105,6 +107,10 @@ int session_create(struct proxy *p, evutil_socket_t fd,
 /* Closes both connections now, with RST when reset is true. Idempotent.
  * why is logged. */
 void session_close(struct session *s, bool reset, const char *why);
+
+/* The backend reset the connection, seen while writing to it or while
+ * reading from it: its last bytes go to the client, then the reset. */
+void session_backend_failed(struct session *s, bool writing);
 
 /* Takes the proxy's current byte toxics (after a change). */
 void session_set_toxics(struct session *s);
