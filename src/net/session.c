@@ -749,6 +749,20 @@ static bool framed_request(struct session *s, struct evbuffer *in)
 {
     const struct proto_ops *proto = s->proto;
 
+    if (!s->client_spoke && evbuffer_get_length(in) > 0) {
+        /* A TLS client at a server of this protocol: its records are not
+         * the protocol, and cutting them at a newline stalls the handshake.
+         * Passed through whole, as the README says of any such traffic. */
+        int tls = proto_tls_start(in);
+        if (tls < 0 && !s->up.eof)
+            return true;
+        s->client_spoke = true;
+        if (tls > 0) {
+            set_mode(s, PROTO_RAW, "the client speaks TLS", false);
+            return false;
+        }
+    }
+
     while (s->state == SESSION_OPEN && s->mode == PROTO_FRAMED &&
            !s->up.discard && !client_held(s) &&
            evbuffer_get_length(in) > 0) {

@@ -70,6 +70,8 @@ struct session {
                                         being read */
     bool inflight_full;              /* client paused: the queue of
                                         requests in flight is at its cap */
+    bool client_spoke;               /* the client's first bytes were seen
+                                        (TLS is looked for there) */
     bool backend_failed;             /* the backend reset: its last bytes
                                         are on their way, then the reset */
     const struct proto_ops *proto;   /* fixed for the session's life */

@@ -115,6 +115,11 @@ const char *proto_names(void);
 void proto_garbage_reply(struct rng *r, struct evbuffer *out);
 void proto_corrupt(struct rng *r, struct evbuffer *unit);
 
+/* Whether in starts with a TLS handshake record (0x16 0x03 0x00-0x04): a
+ * TLS client speaking to a server of this protocol's port. Returns 1 yes,
+ * 0 no, -1 too few bytes to tell yet. */
+int proto_tls_start(struct evbuffer *in);
+
 /* Helpers for framers. */
 
 /* Calls fn on the bytes of in from offset `from` on, one contiguous piece

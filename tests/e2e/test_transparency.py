@@ -42,3 +42,69 @@ def test_the_servers_last_reply_before_its_reset_is_not_lost(vaurien, redis_serv
     assert write_until_closed_then_read(redis_server, 20) == 0, "direct"
     v = vaurien("--protocol", protocol, "--log-level", "info", backend_port=redis_server)
     assert write_until_closed_then_read(v.port, 200) == 0
+
+
+@pytest.fixture(scope="module")
+def tls_cert(tmp_path_factory):
+    """A self-signed certificate for localhost / 127.0.0.1 (openssl)."""
+    import subprocess
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = str(d / "cert.pem"), str(d / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.fixture
+def tls_echo(tls_cert):
+    """A TLS server on 127.0.0.1 that echoes one line per connection."""
+    import ssl
+    import threading
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*tls_cert)
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(16)
+
+    def serve():
+        while True:
+            try:
+                c, _ = lst.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(5)
+                with ctx.wrap_socket(c, server_side=True) as t:
+                    line = b""
+                    while not line.endswith(b"\n"):
+                        d = t.recv(4096)
+                        if not d:
+                            break
+                        line += d
+                    t.sendall(b"echo: " + line)
+            except OSError:
+                pass
+    threading.Thread(target=serve, daemon=True).start()
+    yield lst.getsockname()[1]
+    lst.close()
+
+
+@pytest.mark.parametrize("protocol", ["redis", "memcache", "smtp", "http", "mysql"])
+def test_a_tls_client_through_a_framed_protocol_completes_its_handshake(
+        vaurien, tls_echo, tls_cert, protocol):
+    import ssl
+    v = vaurien("--protocol", protocol, "--log-level", "info", backend_port=tls_echo)
+    ctx = ssl.create_default_context(cafile=tls_cert[0])
+    with socket.create_connection(("127.0.0.1", v.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            t.sendall(b"PING over TLS\n")
+            got = b""
+            while not got.endswith(b"\n"):
+                d = t.recv(4096)
+                if not d:
+                    break
+                got += d
+    assert got == b"echo: PING over TLS\n"
+    assert "the client speaks TLS" in v.log_text()

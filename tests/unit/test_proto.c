@@ -66,3 +66,29 @@ Test(proto, injection_keeps_the_reply_around_100_inserted_bytes)
         evbuffer_free(u);
     }
 }
+
+Test(proto, a_tls_handshake_record_is_recognised_at_the_start)
+{
+    static const struct {
+        const char *bytes;
+        size_t len;
+        int want;
+    } cases[] = {
+        { "\x16\x03\x01\x02\x00", 5, 1 }, /* TLS 1.0-1.3 ClientHello */
+        { "\x16\x03\x03", 3, 1 },
+        { "\x16\x03", 2, -1 },            /* too few bytes yet */
+        { "\x16", 1, -1 },
+        { "", 0, -1 },
+        { "\x16\x03\x05", 3, 0 },         /* no such version */
+        { "*1\r\n$4\r\nPING\r\n", 14, 0 },
+        { "GET / HTTP/1.1\r\n", 16, 0 },
+        { "\x16\x02\x01", 3, 0 },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct evbuffer *in = evbuffer_new();
+        evbuffer_add(in, cases[i].bytes, cases[i].len);
+        cr_assert_eq(proto_tls_start(in), cases[i].want, "case %zu", i);
+        evbuffer_free(in);
+    }
+}
