@@ -214,26 +214,32 @@ static void try_connect(struct session *s)
 static struct entry *queue_greeting(struct session *s);
 
 /* Sets up the protocol's framer for a new connection. */
-static int start_framing(struct session *s)
+static void start_framing(struct session *s)
 {
     struct proxy_conf *c = s->proxy->conf;
 
     s->proto = c->proto;
-    if (c->proto->frame == NULL) {
-        s->mode = PROTO_TUNNEL;
+    s->mode = c->proto->frame == NULL ? PROTO_TUNNEL : PROTO_FRAMED;
+}
+
+/* The framer's state, made when the first bytes come (an idle connection
+ * costs no more than a tcp one). Returns 0 or -ENOMEM. */
+static int framer_begin(struct session *s)
+{
+    struct proxy_conf *c = s->proxy->conf;
+
+    if (s->pstate != NULL || s->mode != PROTO_FRAMED)
         return 0;
-    }
-    s->mode = PROTO_FRAMED;
-    s->pstate = calloc(1, c->proto->state_size);
+    s->pstate = calloc(1, s->proto->state_size);
     if (s->pstate == NULL)
         return -ENOMEM;
-    if (c->proto->init != NULL) {
+    if (s->proto->init != NULL) {
         char backend[300];
-        c->proto->init(s->pstate, c->proto_vals,
+        s->proto->init(s->pstate, c->proto_vals,
                        addr_format(&s->proxy->backend, backend,
                                    sizeof(backend)));
     }
-    if (c->proto->server_first && queue_greeting(s) == NULL)
+    if (s->proto->server_first && queue_greeting(s) == NULL)
         return -ENOMEM;
     return 0;
 }
@@ -278,10 +284,7 @@ static void on_connected(struct session *s)
     pipe_init(&s->up, &pipe_owner, s, s->id, "up", s->client, s->backend);
     pipe_init(&s->down, &pipe_owner, s, s->id, "down", s->backend, s->client);
     s->reply.rep = BEHAV_PASS;
-    if (start_framing(s) < 0) {
-        out_of_memory(s);
-        return;
-    }
+    start_framing(s);
     if (p->ntoxics > 0)
         session_set_toxics(s);
     if (s->state != SESSION_OPEN)
@@ -874,6 +877,10 @@ static bool framed_reply(struct session *s, struct evbuffer *in)
  * whole unit gets them passed untouched. */
 static void session_pump(struct session *s)
 {
+    if (framer_begin(s) < 0) {
+        out_of_memory(s);
+        return;
+    }
     VASSERT(!s->pumping); /* nothing the pump calls pumps again */
     s->pumping = true;
     pipe_cork(&s->up);

@@ -194,7 +194,7 @@ def test_overwrite_host_header(http_server, vaurien):
 def test_not_http_degrades_to_pass_through(http_server, vaurien):
     v = vaurien("--protocol", "http", "--behavior", "100:error", backend_port=http_server.server_port)
     s = v.connect()
-    s.sendall(b"\x16\x03\x01 this is not http\r\n\r\n")
+    s.sendall(b"\x00\x01\x02 this is not http\r\n\r\n")  # (TLS: test_transparency)
     data = recv_until_eof(s)
     assert b"400" in data  # the server's own answer to garbage
     assert "malformed http request" in v.log_text()

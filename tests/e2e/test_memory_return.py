@@ -5,15 +5,12 @@ What kept it before: libevent's 20-byte per-descriptor slots, allocated at
 accept time between the connections' buffers and kept for the life of the
 event base, left one live object in nearly every heap page, so malloc_trim
 could return none of them (src/net/mem.h)."""
-import resource
-import selectors
 import socket
-import threading
 import time
 
 import pytest
 
-from conftest import SANITIZED, rss_kb, wait_until
+from conftest import SANITIZED, HoldBackend, rss_kb, wait_until
 
 pytestmark = pytest.mark.skipif(SANITIZED, reason="RSS means nothing under ASan")
 
@@ -30,66 +27,6 @@ def settled_rss(pid, bound_kb, timeout=5.0):
         return last[0] <= bound_kb
     wait_until(under, timeout=timeout, step=0.1)
     return last[0]
-
-
-class HoldBackend:
-    """An echo server on one thread (selectors), for thousands of idle
-    connections; counts those open."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4096)
-        self.sock.setblocking(False)
-        self.port = self.sock.getsockname()[1]
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(self.sock, selectors.EVENT_READ, None)
-        self.open = 0
-        self.stopped = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopped:
-            for key, _ in self.sel.select(0.2):
-                if key.data is None:
-                    while True:
-                        try:
-                            c, _ = self.sock.accept()
-                        except (BlockingIOError, OSError):
-                            break
-                        c.setblocking(False)
-                        self.sel.register(c, selectors.EVENT_READ, 1)
-                        self.open += 1
-                    continue
-                c = key.fileobj
-                try:
-                    d = c.recv(65536)
-                except OSError:
-                    d = b""
-                if d:
-                    c.send(d)
-                else:
-                    self.sel.unregister(c)
-                    c.close()
-                    self.open -= 1
-
-    def close(self):
-        self.stopped = True
-        self.thread.join(5)
-        for key in list(self.sel.get_map().values()):
-            key.fileobj.close()
-        self.sel.close()
-
-
-@pytest.fixture
-def nofile():
-    """Raises this process's descriptor limit to the hard limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    yield hard
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 N_CONNS = 5000

@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from conftest import SANITIZED, HoldBackend, rss_kb, wait_until
+
 
 def write_until_closed_then_read(port, rounds):
     """A client writes a protocol error and then more, until the server's
@@ -108,3 +110,28 @@ def test_a_tls_client_through_a_framed_protocol_completes_its_handshake(
                 got += d
     assert got == b"echo: PING over TLS\n"
     assert "the client speaks TLS" in v.log_text()
+
+
+@pytest.mark.skipif(SANITIZED, reason="RSS means nothing under ASan")
+@pytest.mark.parametrize("protocol", ["tcp", "redis", "memcache", "http"])
+def test_an_idle_framed_connection_costs_no_more_than_a_tcp_one(vaurien, nofile, protocol):
+    """3000 idle connections: at most 4 KB each (the framer's state and
+    queues are made when the first bytes come)."""
+    n = 3000
+    if nofile < 2 * n + 500:
+        pytest.skip("the descriptor hard limit (%d) is too low" % nofile)
+    b = HoldBackend()
+    clients = []
+    try:
+        v = vaurien("--protocol", protocol, "--log-level", "info", backend_port=b.port)
+        start = rss_kb(v.proc.pid)
+        clients = [socket.create_connection(("127.0.0.1", v.port), timeout=10) for _ in range(n)]
+        assert wait_until(lambda: b.open >= n, timeout=30), "%d of %d reached the backend" % (
+            b.open, n)
+        time.sleep(0.5)
+        per = (rss_kb(v.proc.pid) - start) * 1024 / n
+    finally:
+        for c in clients:
+            c.close()
+        b.close()
+    assert per <= 4096, "%.0f bytes per idle %s connection" % (per, protocol)
