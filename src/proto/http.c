@@ -410,10 +410,11 @@ static void http_error_reply(void *st, const struct proto_error *e,
     *close = !(info & INFO_KEEPALIVE) || (info & INFO_EXPECT);
     if (body == NULL)
         return;
+    /* the body is the message as given, or the reason phrase */
     if (e->message != NULL && e->message[0] != '\0')
-        evbuffer_add_printf(body, "%s\n", e->message);
+        evbuffer_add(body, e->message, strlen(e->message));
     else
-        evbuffer_add_printf(body, "%d %s\n", status, reason(status));
+        evbuffer_add(body, reason(status), strlen(reason(status)));
     evbuffer_add_printf(out,
                         "HTTP/1.%d %d %s\r\nContent-Type: text/plain\r\n"
                         "Content-Length: %zu\r\n%s\r\n",

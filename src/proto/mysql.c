@@ -11,11 +11,13 @@
  *              statements
  *
  * An error reply is an ERR packet with the sequence id that follows the
- * request's, the configured error number and SQLSTATE (default 1040,
- * 08004, "Too many connections"), so the client library reports that
- * error. A client asking for TLS leaves the protocol: faults then apply
- * per chunk (tcp behavior). Compression, LOCAL INFILE and binlog streams
- * are passed through.
+ * request's last packet (1 for most; 2 after a request of 16 MiB split in
+ * two, set by error_amend once the request has ended), the configured
+ * error number and SQLSTATE (default 1040, 08004, "Too many
+ * connections"), so the client library reports that error. A client
+ * asking for TLS leaves the protocol: faults then apply per chunk (tcp
+ * behavior). Compression, LOCAL INFILE and binlog streams are passed
+ * through.
  */
 #include <stdio.h>
 #include <string.h>
@@ -508,6 +510,22 @@ static void mysql_error_reply(void *st, const struct proto_error *e,
     evbuffer_add(out, msg, mlen);
 }
 
+/* The request has ended: its ERR packet follows its last packet, whose
+ * sequence id the last step carries (a request of 16 MiB or more is
+ * several packets, and the head knew only the first). */
+static void mysql_error_amend(void *st, const struct proto_unit *u,
+                              struct evbuffer *answer)
+{
+    unsigned char *head;
+
+    (void)st;
+    if (evbuffer_get_length(answer) < 4)
+        return;
+    head = evbuffer_pullup(answer, 4);
+    if (head != NULL)
+        head[3] = (unsigned char)((u->info2 + 1) & 0xff);
+}
+
 static const struct opt_decl mysql_opts[] = { { 0 } };
 
 const struct proto_ops proto_mysql = {
@@ -519,4 +537,5 @@ const struct proto_ops proto_mysql = {
     .frame = mysql_frame,
     .mode = mysql_mode,
     .error_reply = mysql_error_reply,
+    .error_amend = mysql_error_amend,
 };

@@ -21,7 +21,22 @@
  *   < 0    the bytes are not this protocol: the session stops framing and
  *          passes the rest of the connection through.
  * A framer may rewrite the head of a request in `in` before handing it out
- * (http's overwrite_host_header).
+ * (http's overwrite_host_header). u->info and u->info2 may change at later
+ * steps (mysql: the sequence id of the request's last packet); what the
+ * last step says is what the whole request told.
+ *
+ * Two optional hooks, for what a framer cannot see from its bytes alone:
+ *   stalled()      a server may act on bytes before the framer can tell
+ *                  what the request is (redis answers "*11\r\n" alone with
+ *                  an error when a password is required). When the client
+ *                  stops sending, the framer may hand out what it holds as
+ *                  the head of a request it cannot name, PROTO_NOFAULT:
+ *                  the bytes reach the server as they would without the
+ *                  proxy, and the request passes whatever the draw says.
+ *   error_amend()  the error reply of a request is built at its head; a
+ *                  protocol whose error depends on the whole request
+ *                  (mysql's sequence id, after a 16 MiB request's last
+ *                  packet) corrects it at the request's end.
  */
 #ifndef VAURIEN_PROTO_H
 #define VAURIEN_PROTO_H
@@ -95,10 +110,25 @@ struct proto_ops {
     /* The mode after a unit has ended. NULL: always PROTO_FRAMED. */
     enum proto_mode (*mode)(void *st);
     /* Appends the reply a failing server sends to request req; sets *close
-     * when the connection must be closed after it. */
+     * when the connection must be closed after it. Called at the request's
+     * head step. */
     void (*error_reply)(void *st, const struct proto_error *e,
                         const struct proto_unit *req, struct rng *r,
                         struct evbuffer *out, bool *close);
+    /* Requests only. Called in place of waiting when frame(PROTO_UP) has
+     * returned 0 with everything the client has sent so far read. Returns
+     * what frame() returns: 0 to go on waiting, or the head step of what
+     * the framer holds (PROTO_HEAD | PROTO_NOFAULT) when a server could
+     * act on those bytes already; the rest of that request then comes
+     * from frame() as usual. Calling it again changes nothing. NULL: the
+     * framer always waits. */
+    ssize_t (*stalled)(void *st, struct evbuffer *in, struct proto_unit *u);
+    /* Called when a request whose error reply was built at its head ends
+     * (u: its PROTO_END step) and the reply is not sent yet: corrects
+     * answer with what only the whole request tells, in place, never
+     * changing its length. NULL: the reply depends on the head alone. */
+    void (*error_amend)(void *st, const struct proto_unit *u,
+                        struct evbuffer *answer);
 };
 
 int proto_count(void);

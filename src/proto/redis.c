@@ -10,8 +10,17 @@
  * PSUBSCRIBE, SSUBSCRIBE or MONITOR the server drives the conversation and
  * the connection is passed through. An error reply is "-ERR ...\r\n", its
  * text set by the error behavior's `message` ("LOADING ...", "OOM ...").
+ *
+ * A request is handed out once its command is known, with two exceptions
+ * that let the server answer what it would answer without the proxy: an
+ * array header every server refuses ("*3000000000") is not redis (the
+ * connection passes through, and the server says so), and an array whose
+ * command has not come when the client stops sending ("*11\r\n" alone:
+ * an error to a server that wants a password) is handed out by stalled()
+ * as a request that passes.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 
@@ -41,6 +50,7 @@ struct resp {
     bool neg;
     long long num;
     int digits;
+    bool lead0;                /* the number starts with 0 */
     long long left_bytes;      /* RP_BULK: bytes left, CRLF included */
     size_t line;               /* RP_LINE / RP_INLINE: bytes so far */
     int depth;
@@ -50,6 +60,9 @@ struct resp {
     int arg;                   /* index of the bulk being read */
     char cmd[RESP_CMD_MAX + 1];
     size_t cmdlen;
+    bool named;                /* the command is known */
+    bool noargs;               /* "*0", a blank line: the server says nothing */
+    bool classified;           /* request_flags() has seen it */
     bool push;                 /* the top-level value is a push */
 };
 
@@ -79,7 +92,21 @@ static void value_done(struct resp *r)
     }
     r->f.done = true;
     r->f.head = true;
+    r->named = r->request;
     r->phase = RP_TYPE;
+}
+
+/* A request's command is known: its head can be handed out. */
+static void request_named(struct resp *r)
+{
+    r->named = true;
+    r->f.head = true;
+}
+
+/* Blanks between the words of an inline command (the server's isspace). */
+static bool is_blank(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
 static bool push_level(struct resp *r, long long count, bool attr)
@@ -105,6 +132,17 @@ static bool number_done(struct resp *r)
     unsigned char t = r->type;
 
     if (r->digits == 0)
+        return false;
+    /* a request's numbers are read as the server reads them: a leading
+     * zero or "-0" is an error to it, and so is a count above INT_MAX */
+    if (r->request && r->lead0 && (r->digits > 1 || r->neg))
+        return false;
+    if (r->request && r->depth == 0 && t == '*' && n <= 0) {
+        r->noargs = true; /* "*0", "*-5": ignored, no reply */
+        value_done(r);
+        return true;
+    }
+    if (r->request && t == '*' && n > INT_MAX)
         return false;
     if (t == '$' || t == '!' || t == '=') {
         if (n < 0) {
@@ -133,9 +171,6 @@ static bool number_done(struct resp *r)
     if (n == 0) {
         if (t == '|')
             return false;
-        if (r->request && r->depth == 0) {
-            r->f.head = true; /* "*0": nothing to do, no reply */
-        }
         value_done(r);
         return true;
     }
@@ -160,9 +195,9 @@ static size_t resp_feed(void *st, const unsigned char *p, size_t n)
                 r->line = 1;
                 r->cmdlen = 0;
                 if (c == '\n') {
-                    r->f.head = true;
+                    r->noargs = true;
                     value_done(r);
-                } else if (c != ' ' && c != '\r') {
+                } else if (!is_blank(c)) {
                     r->cmd[r->cmdlen++] = (char)c;
                 }
                 break;
@@ -184,6 +219,7 @@ static size_t resp_feed(void *st, const unsigned char *p, size_t n)
                 r->neg = false;
                 r->num = 0;
                 r->digits = 0;
+                r->lead0 = false;
             } else {
                 r->f.error = true;
             }
@@ -195,6 +231,8 @@ static size_t resp_feed(void *st, const unsigned char *p, size_t n)
             } else if (c == '-' && r->digits == 0 && !r->neg) {
                 r->neg = true;
             } else if (c >= '0' && c <= '9' && r->digits < 18) {
+                if (r->digits == 0)
+                    r->lead0 = c == '0';
                 r->num = r->num * 10 + (c - '0');
                 r->digits++;
             } else {
@@ -221,11 +259,11 @@ static size_t resp_feed(void *st, const unsigned char *p, size_t n)
             i++;
             r->line++;
             if (c == '\n') {
-                r->f.head = true;
+                r->noargs = r->cmdlen == 0; /* blanks only: no reply */
                 value_done(r);
             } else if (r->line > RESP_LINE_MAX) {
                 r->f.error = true;
-            } else if (c == ' ' || c == '\t' || c == '\r') {
+            } else if (is_blank(c)) {
                 if (r->cmdlen > 0)
                     r->cmdlen = RESP_CMD_MAX + 1; /* name complete */
             } else if (r->cmdlen < RESP_CMD_MAX) {
@@ -254,7 +292,7 @@ static size_t resp_feed(void *st, const unsigned char *p, size_t n)
                 }
                 if (r->request) {
                     if (r->arg == 0)
-                        r->f.head = true;
+                        request_named(r);
                     r->arg++;
                 }
                 value_done(r);
@@ -279,14 +317,15 @@ static bool cmd_is(const struct resp *r, const char *name)
     return len == strlen(name) && strncasecmp(r->cmd, name, len) == 0;
 }
 
-/* Flags of a request whose command is known. */
+/* Flags of a request whose command is known; notes MULTI and EXEC. */
 static unsigned request_flags(struct redis_state *s)
 {
     struct resp *r = &s->up;
 
+    r->classified = true;
     r->cmd[r->cmdlen > RESP_CMD_MAX ? RESP_CMD_MAX : r->cmdlen] = '\0';
-    if (r->cmd[0] == '\0')
-        return PROTO_NOREPLY | PROTO_NOFAULT; /* "*0", empty line */
+    if (r->noargs)
+        return PROTO_NOREPLY | PROTO_NOFAULT; /* "*0", blank line */
     if (cmd_is(r, "SUBSCRIBE") || cmd_is(r, "PSUBSCRIBE") ||
         cmd_is(r, "SSUBSCRIBE") || cmd_is(r, "MONITOR"))
         return PROTO_NOFAULT;
@@ -321,14 +360,34 @@ static ssize_t redis_frame(void *st, enum proto_dir dir, struct evbuffer *in,
     n = proto_drive(&s->up.f, in, u, RESP_HEAD_MAX, resp_feed);
     if (n <= 0)
         return n;
-    if (u->flags & PROTO_HEAD)
-        s->pending_flags = request_flags(s);
+    if (u->flags & PROTO_HEAD) /* named, or handed out blind: it passes */
+        s->pending_flags = s->up.named ? request_flags(s) : PROTO_NOFAULT;
+    else if (s->up.named && !s->up.classified)
+        (void)request_flags(s); /* a blind request's name came: MULTI? */
     u->flags |= s->pending_flags;
     if ((u->flags & PROTO_END) &&
         (cmd_is(&s->up, "SUBSCRIBE") || cmd_is(&s->up, "PSUBSCRIBE") ||
          cmd_is(&s->up, "SSUBSCRIBE") || cmd_is(&s->up, "MONITOR")))
         s->raw = true;
     return n;
+}
+
+/* The client stopped before the command of its request came. An array
+ * whose count is read gets a reply whatever follows (the server's error
+ * included, which it may send at once), so the bytes go to the server as
+ * a request that passes; anything shorter waits, as the server would. */
+static ssize_t redis_stalled(void *st, struct evbuffer *in,
+                             struct proto_unit *u)
+{
+    struct redis_state *s = st;
+    struct resp *r = &s->up;
+    ssize_t n = redis_frame(st, PROTO_UP, in, u);
+
+    if (n != 0 || r->f.head || r->f.error || r->f.scanned == 0 ||
+        r->depth == 0)
+        return n;
+    r->f.head = true; /* handed out unnamed */
+    return redis_frame(st, PROTO_UP, in, u);
 }
 
 static enum proto_mode redis_mode(void *st)
@@ -359,4 +418,5 @@ const struct proto_ops proto_redis = {
     .frame = redis_frame,
     .mode = redis_mode,
     .error_reply = redis_error_reply,
+    .stalled = redis_stalled,
 };

@@ -59,7 +59,7 @@ def test_error_is_a_real_http_response_on_a_kept_connection(http_server, vaurien
     for i in range(20):
         status, body, r = get(c, "/e%d" % i)
         assert status in (500, 501, 502, 503)
-        assert body == b"%d %s\n" % (status, r.reason.encode())
+        assert body == r.reason.encode()  # the reason phrase, nothing added
         assert r.getheader("Connection") is None
         seen.add(status)
     assert len(seen) >= 3
@@ -71,9 +71,27 @@ def test_error_status_and_message_options(http_server, vaurien):
                 "--behavior-error-status", "429", "--behavior-error-message", "slow down",
                 backend_port=http_server.server_port)
     c = conn(v)
-    assert get(c, "/")[:2] == (429, b"slow down\n")
+    assert get(c, "/")[:2] == (429, b"slow down")
     status, body, r = get(c, "/", "HEAD")
-    assert (status, body, r.getheader("Content-Length")) == (429, b"", "10")
+    assert (status, body, r.getheader("Content-Length")) == (429, b"", "9")
+
+
+@pytest.mark.parametrize("message", ["", "slow down", "line one\nline two\n", "  x  "])
+def test_the_error_body_is_exactly_the_message(http_server, vaurien, message):
+    # raw bytes: the body is the message as given (the reason phrase when
+    # none), Content-Length says its size, nothing follows it
+    args = ["--protocol", "http", "--behavior", "100:error", "--behavior-error-status", "503"]
+    if message:
+        args += ["--behavior-error-message", message]
+    v = vaurien(*args, backend_port=http_server.server_port)
+    s = v.connect()
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = recv_until_eof(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    want = message.encode() or b"Service Unavailable"
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"\r\nContent-Length: %d\r\n" % len(want) in head + b"\r\n"
+    assert body == want
 
 
 def run_mix(port, seed):
@@ -242,10 +260,10 @@ def test_an_upgrade_request_that_gets_an_error_stays_http(http_server, vaurien, 
     nxt = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
     if pipelined:
         s.sendall(H2C_UPGRADE + nxt)
-        assert r.response() == (503, b"503 Service Unavailable\n")
+        assert r.response() == (503, b"Service Unavailable")
     else:
         s.sendall(H2C_UPGRADE)
-        assert r.response() == (503, b"503 Service Unavailable\n")
+        assert r.response() == (503, b"Service Unavailable")
         s.sendall(nxt)
     assert r.response() == (200, b"path=/next")
     s.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -265,7 +283,7 @@ def test_an_upgrade_the_backend_declines_stays_http(http_server, vaurien):
     s.sendall(H2C_UPGRADE)
     assert r.response() == (200, b"path=/h2")
     s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert r.response() == (503, b"503 Service Unavailable\n")
+    assert r.response() == (503, b"Service Unavailable")
     s.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
     assert r.response() == (200, b"path=/last")
     s.close()
@@ -328,7 +346,7 @@ def test_a_connect_that_gets_an_error_stays_http(http_server, vaurien):
     s = v.connect()
     r = Responses(s)
     s.sendall(CONNECT)
-    assert r.response() == (503, b"503 Service Unavailable\n")
+    assert r.response() == (503, b"Service Unavailable")
     s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
     assert r.response() == (200, b"path=/next")
     s.close()

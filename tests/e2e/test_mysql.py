@@ -120,3 +120,27 @@ def test_delay_holds_each_command(mariadb_server, vaurien):
         assert cur.fetchone() == (i,)
         assert 0.2 <= time.monotonic() - t0 < 0.4
     c.close()
+
+
+@pytest.mark.parametrize("mib", [20, 33])
+def test_an_error_on_a_statement_of_16_mib_or_more_keeps_the_connection(mariadb_server,
+                                                                        vaurien, mib):
+    # a statement of 20 MiB goes as 2 packets (33 MiB: 3); the ERR packet
+    # must follow the last one (sequence id 2, 3), or the client library
+    # sees a wrong sequence number and drops the connection
+    v = vaurien("--protocol", "mysql", "--behavior", "100:transient",
+                "--behavior-transient-agitate", "1", "--behavior-transient-code", "1213",
+                "--behavior-transient-sqlstate", "40001",
+                "--behavior-transient-message", "Deadlock found when trying to get lock",
+                backend_port=mariadb_server)
+    c = connect(v.port, max_allowed_packet=64 * 1024 * 1024)
+    cur = c.cursor()
+    big = "SELECT LENGTH('" + "x" * (mib * 1024 * 1024) + "')"
+    with pytest.raises(pymysql.err.OperationalError) as e:
+        cur.execute(big)
+    assert e.value.args == (1213, "Deadlock found when trying to get lock")
+    cur.execute("SELECT 1")  # the same connection still works
+    assert cur.fetchall() == ((1,),)
+    cur.execute(big)  # transient: this one passes, to the server
+    assert cur.fetchall() == ((mib * 1024 * 1024,),)
+    c.close()

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from conftest import recv_exactly
+
 redis = pytest.importorskip("redis")
 
 
@@ -203,3 +205,74 @@ def test_malformed_client_bytes_pass_through_without_harm(redis_server, vaurien)
         except redis.exceptions.ResponseError:
             pass
     assert ok > 0
+
+
+def _line(s, timeout=1.0):
+    """The first line the socket brings within timeout (b"" if none), and
+    whether the connection was closed after it."""
+    import socket
+    s.settimeout(timeout)
+    buf = b""
+    try:
+        while b"\r\n" not in buf:
+            d = s.recv(1000)
+            if not d:
+                return buf, True
+            buf += d
+        s.settimeout(0.5)
+        closed = s.recv(1000) == b""
+    except socket.timeout:
+        return buf, False
+    except ConnectionResetError:
+        return buf, True
+    return buf, closed
+
+
+@pytest.mark.parametrize("header,error", [
+    (b"*3000000000\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+    (b"*2\r\n$3000000000\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+])
+def test_a_header_the_server_refuses_gets_its_error_at_once(redis_server, vaurien, header,
+                                                            error):
+    # direct, redis answers these at once and closes; the proxy must not
+    # hold them waiting for a command name that never comes
+    v = vaurien("--protocol", "redis", backend_port=redis_server)
+    s = v.connect()
+    t0 = time.monotonic()
+    s.sendall(header)
+    line, closed = _line(s, timeout=1.0)
+    assert line == error, "after %.2f s" % (time.monotonic() - t0)
+    assert closed
+    s.close()
+
+
+def test_an_array_header_alone_reaches_a_server_that_wants_a_password(redis_server, vaurien):
+    # a server that requires a password refuses "*11" (more than 10
+    # arguments) from a client not yet authenticated, as soon as it reads
+    # the header: a framer cannot know that, so it must send the header on
+    client(redis_server).config_set("requirepass", "secret")
+    v = vaurien("--protocol", "redis", backend_port=redis_server)
+    s = v.connect()
+    s.sendall(b"*11\r\n")
+    line, closed = _line(s, timeout=1.0)
+    assert line == b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+    assert closed
+    s.close()
+
+
+@pytest.mark.parametrize("behavior", ["100:dummy", "100:error"])
+def test_a_command_whose_header_comes_alone_gets_the_servers_answer(redis_server, vaurien,
+                                                                   behavior):
+    # the header went to the server before the proxy could tell what the
+    # command is: it passes whatever the draw says, and the commands after
+    # it are framed (and faulted) as usual
+    v = vaurien("--protocol", "redis", "--behavior", behavior, backend_port=redis_server)
+    s = v.connect()
+    s.sendall(b"*2\r\n")
+    time.sleep(0.5)
+    s.sendall(b"$4\r\nECHO\r\n$2\r\nhi\r\n")
+    assert recv_exactly(s, 8, timeout=2) == b"$2\r\nhi\r\n"
+    s.sendall(b"*1\r\n$4\r\nPING\r\n")
+    want = b"-ERR injected error (vaurien)\r\n" if behavior == "100:error" else b"+PONG\r\n"
+    assert recv_exactly(s, len(want), timeout=2) == want
+    s.close()

@@ -4,7 +4,10 @@
  * from its own bytes, each direction's bytes are framed as they arrive, and
  * for about every other request head the protocol's error reply is built,
  * as for a request that draws `error` (a framer may change course after
- * it: http's does for an Upgrade request, so the rest must be fuzzed too).
+ * it: http's does for an Upgrade request, so the rest must be fuzzed too),
+ * and amended when the request ends. When the client's bytes stop (the
+ * next piece is the server's, or the input ends), stalled() gets what the
+ * framer holds.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct evbuffer *in[2] = { evbuffer_new(), evbuffer_new() };
     struct proto_unit u[2];
     bool in_unit[2] = { false, false };
+    struct evbuffer *answer = NULL; /* the error reply of the request */
     struct rng r;
     size_t i = 0;
 
@@ -40,10 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t c = data[i++];
         int dir = c & 1;
         size_t len = (size_t)(c >> 1) + 1;
+        bool stop;
         if (len > size - i)
             len = size - i;
         evbuffer_add(in[dir], data + i, len);
         i += len;
+        stop = i >= size || (data[i] & 1) != dir;
         for (int guard = 0; guard < 10000; guard++) {
             ssize_t n;
             if (evbuffer_get_length(in[dir]) == 0)
@@ -57,6 +63,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
             }
             n = ops->frame(st, (enum proto_dir)dir, in[dir], &u[dir]);
+            if (n == 0 && dir == PROTO_UP && stop && ops->stalled != NULL) {
+                n = ops->stalled(st, in[dir], &u[dir]);
+                if (n > 0 && !in_unit[dir] && !(u[dir].flags & PROTO_NOFAULT))
+                    abort(); /* a request sent unnamed must pass */
+            }
             if (n <= 0) {
                 if (n < 0)
                     evbuffer_drain(in[dir], evbuffer_get_length(in[dir]));
@@ -66,15 +77,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort(); /* handed out more than it was given */
             if (!in_unit[dir] && !(u[dir].flags & PROTO_HEAD))
                 abort(); /* a unit must start with its head */
-            if (dir == PROTO_UP && (u[dir].flags & PROTO_HEAD) &&
-                rng_below(&r, 2) == 0) {
+            if (dir == PROTO_UP && !in_unit[dir] && rng_below(&r, 2) == 0) {
                 struct proto_error e = { .status = "503,418", .message = "x\r\ny",
                                          .code = 0, .sqlstate = "08004",
                                          .enhanced = "" };
-                struct evbuffer *out = evbuffer_new();
                 bool close;
-                ops->error_reply(st, &e, &u[dir], &r, out, &close);
-                evbuffer_free(out);
+                if (answer != NULL)
+                    evbuffer_free(answer); /* after a malformed request */
+                answer = evbuffer_new();
+                ops->error_reply(st, &e, &u[dir], &r, answer, &close);
+            }
+            if (dir == PROTO_UP && answer != NULL &&
+                (u[dir].flags & PROTO_END)) {
+                size_t before = evbuffer_get_length(answer);
+                if (ops->error_amend != NULL)
+                    ops->error_amend(st, &u[dir], answer);
+                if (evbuffer_get_length(answer) != before)
+                    abort(); /* amended in place only */
+                evbuffer_free(answer);
+                answer = NULL;
             }
             evbuffer_drain(in[dir], (size_t)n);
             in_unit[dir] = !(u[dir].flags & PROTO_END);
@@ -86,6 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ops->deinit(st);
     opt_free(ops->opts, opts);
     free(st);
+    if (answer != NULL)
+        evbuffer_free(answer);
     evbuffer_free(in[0]);
     evbuffer_free(in[1]);
     return 0;

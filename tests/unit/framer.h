@@ -153,4 +153,61 @@ static inline void frame_every_split(const struct proto_ops *ops,
     }
 }
 
+/* Frames requests as a session does when the client pauses after cut
+ * bytes: those are framed, and then handed to ops->stalled() each time
+ * frame() waits; the rest comes after. out gets the frames, as
+ * frame_all's; *stalled_at says how many bytes stalled() handed out (0:
+ * none). */
+static inline void frame_stalled(const struct proto_ops *ops, void *st,
+                                 const void *data, size_t len, size_t cut,
+                                 struct frames *out, size_t *stalled_at)
+{
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u;
+    const unsigned char *p = data;
+    int in_unit = 0;
+
+    memset(out, 0, sizeof(*out));
+    *stalled_at = 0;
+    for (int part = 0; part < 2; part++) {
+        if (part == 0)
+            evbuffer_add(in, p, cut);
+        else
+            evbuffer_add(in, p + cut, len - cut);
+        while (evbuffer_get_length(in) > 0) {
+            ssize_t n;
+            if (!in_unit)
+                memset(&u, 0, sizeof(u));
+            n = ops->frame(st, PROTO_UP, in, &u);
+            if (n == 0 && part == 0 && ops->stalled != NULL) {
+                n = ops->stalled(st, in, &u);
+                if (n > 0)
+                    *stalled_at += (size_t)n;
+            }
+            if (n < 0) {
+                out->error = 1;
+                out->left = evbuffer_get_length(in);
+                evbuffer_free(in);
+                return;
+            }
+            if (n == 0)
+                break;
+            cr_assert(in_unit || (u.flags & PROTO_HEAD), "first step without HEAD");
+            evbuffer_drain(in, (size_t)n);
+            in_unit = 1;
+            out->partial += (size_t)n;
+            if (u.flags & PROTO_END) {
+                cr_assert(out->n < FRAMES_MAX);
+                out->len[out->n] = out->partial;
+                out->flags[out->n] = u.flags;
+                out->n++;
+                out->partial = 0;
+                in_unit = 0;
+            }
+        }
+    }
+    out->left = evbuffer_get_length(in);
+    evbuffer_free(in);
+}
+
 #endif

@@ -2,6 +2,7 @@
 #include "framer.h"
 
 #include <http_parser.h>
+#include <stdio.h>
 
 #define H (&proto_http)
 
@@ -307,14 +308,57 @@ Test(http, the_error_is_a_complete_response)
     evbuffer_remove(out, buf, sizeof(buf) - 1);
     cr_assert(!close);
     cr_assert_str_eq(buf, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-                          "Content-Length: 24\r\n\r\n503 Service Unavailable\n");
+                          "Content-Length: 19\r\n\r\nService Unavailable");
     req.info = HTTP_HEAD | 1u << 8; /* HTTP/1.0, not keep-alive */
     memset(buf, 0, sizeof(buf));
     H->error_reply(st, &e, &req, &r, out, &close);
     evbuffer_remove(out, buf, sizeof(buf) - 1);
     cr_assert(close);
     cr_assert_str_eq(buf, "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-                          "Content-Length: 24\r\nConnection: close\r\n\r\n");
+                          "Content-Length: 19\r\nConnection: close\r\n\r\n");
     evbuffer_free(out);
     framer_free(H, st);
+}
+
+/* The body of an error is the message exactly as given (no newline added,
+ * line breaks kept), the reason phrase when there is none, and
+ * Content-Length counts it. */
+Test(http, the_error_body_is_the_message_or_the_reason_phrase)
+{
+    static const struct {
+        const char *status, *message, *body;
+    } cases[] = {
+        { "503", "", "Service Unavailable" },
+        { "500", NULL, "Internal Server Error" },
+        { "429", "slow down", "slow down" },
+        { "502", "two\r\nlines\n", "two\r\nlines\n" },
+        { "418", "", "Client Error" },
+        { "599", "", "Server Error" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        void *st = new_state();
+        struct evbuffer *out = evbuffer_new();
+        struct proto_error e = { .status = cases[i].status, .message = cases[i].message };
+        struct proto_unit req = { .info = HTTP_GET | 1u << 8 | 1u << 12 | 1u << 16 };
+        bool close;
+        struct rng r;
+        char want[256];
+        size_t len;
+        const char *got;
+
+        rng_seed(&r, 1);
+        H->error_reply(st, &e, &req, &r, out, &close);
+        len = evbuffer_get_length(out);
+        got = (const char *)evbuffer_pullup(out, -1);
+        snprintf(want, sizeof(want), "\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(cases[i].body), cases[i].body);
+        cr_assert_geq(len, strlen(want), "case %zu", i);
+        cr_assert_eq(memcmp(got + len - strlen(want), want, strlen(want)), 0,
+                     "case %zu: %.*s", i, (int)len, got);
+        cr_assert_eq(memcmp(got, "HTTP/1.1 ", 9), 0);
+        cr_assert_eq(strncmp(got + 9, cases[i].status, 3), 0, "case %zu", i);
+        evbuffer_free(out);
+        framer_free(H, st);
+    }
 }

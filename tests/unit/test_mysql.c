@@ -223,3 +223,91 @@ Test(mysql, the_error_is_an_err_packet_after_the_request)
     evbuffer_free(out);
     framer_free(MY, st);
 }
+
+/* Frames one command sent as stream[0..len) cut at `cut`, builds its error
+ * reply at the head step and amends it at the end step, as a session does
+ * for a request that draws `error`. Returns the reply's sequence id. */
+static unsigned err_seq_after(const unsigned char *stream, size_t len, size_t cut)
+{
+    void *st = framer_new(MY);
+    struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+    struct proto_error e = { .code = 1213, .sqlstate = "40001", .message = "Deadlock" };
+    struct proto_unit u = { 0 };
+    size_t total = 0, fed = 0;
+    bool close, started = false, ended = false;
+    unsigned seq;
+
+    with_eof(st);
+    while (!ended && fed < len) {
+        size_t take = fed < cut ? cut - fed : len - fed;
+        ssize_t n;
+        evbuffer_add(in, stream + fed, take);
+        fed += take;
+        while ((n = MY->frame(st, PROTO_UP, in, &u)) > 0) {
+            if (!started) /* the head step: the verdict is drawn */
+                MY->error_reply(st, &e, &u, NULL, out, &close);
+            started = true;
+            evbuffer_drain(in, (size_t)n);
+            total += (size_t)n;
+            if (u.flags & PROTO_END) {
+                MY->error_amend(st, &u, out);
+                ended = true;
+                break;
+            }
+        }
+        cr_assert(n >= 0, "cut %zu: malformed", cut);
+    }
+    cr_assert(ended, "cut %zu: the request never ended", cut);
+    cr_assert_eq(total, len, "cut %zu", cut);
+    cr_assert_eq(evbuffer_get_length(out), 4 + 9 + 8, "cut %zu: the answer's length", cut);
+    seq = evbuffer_pullup(out, 4)[3];
+    evbuffer_free(in);
+    evbuffer_free(out);
+    framer_free(MY, st);
+    return seq;
+}
+
+/* A client sends a command of 16 MiB or more as packets 0, 1, ...; the
+ * server's answer follows the last one. Cut where a packet header is
+ * split, and everywhere near the start. */
+Test(mysql, the_error_on_a_request_of_16_mib_or_more_follows_its_last_packet)
+{
+    static const struct {
+        size_t payload[3]; /* the packets' lengths; 0 ends the list */
+        int npackets;
+    } cases[] = {
+        { { 5 }, 1 },
+        { { 0xffffff, 5 }, 2 },
+        { { 0xffffff, 0xffffff, 0 }, 3 },
+        { { 0xffffff, 0xffffff, 7 }, 3 },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        size_t len = 0, at = 0, cuts[64], ncuts = 0;
+        unsigned char *stream;
+
+        for (int k = 0; k < cases[i].npackets; k++)
+            len += 4 + cases[i].payload[k];
+        stream = calloc(1, len);
+        cr_assert(stream != NULL);
+        for (int k = 0; k < cases[i].npackets; k++) {
+            size_t pl = cases[i].payload[k];
+            stream[at] = (unsigned char)(pl & 0xff);
+            stream[at + 1] = (unsigned char)((pl >> 8) & 0xff);
+            stream[at + 2] = (unsigned char)(pl >> 16);
+            stream[at + 3] = (unsigned char)k;
+            if (k == 0)
+                stream[at + 4] = 0x03; /* COM_QUERY */
+            for (size_t c = at > 2 ? at - 2 : 1; c <= at + 6 && c < len; c++)
+                cuts[ncuts++] = c;
+            at += 4 + pl;
+        }
+        cuts[ncuts++] = len; /* whole */
+        for (size_t c = 0; c < ncuts; c++) {
+            unsigned seq = err_seq_after(stream, len, cuts[c]);
+            cr_assert_eq(seq, (unsigned)cases[i].npackets, "case %zu cut %zu: seq %u", i,
+                         cuts[c], seq);
+        }
+        free(stream);
+    }
+}

@@ -145,3 +145,155 @@ Test(redis, the_error_reply_is_one_resp_error_line)
     evbuffer_free(out);
     framer_free(R, st);
 }
+
+/* Array headers the server refuses by themselves ("invalid multibulk
+ * length"): not redis, so the connection passes and the server says so.
+ * Those it takes wait for the rest. */
+Test(redis, an_array_header_every_server_refuses_is_not_redis)
+{
+    static const struct {
+        const char *in;
+        int error;
+    } cases[] = {
+        { "*3000000000\r\n", 1 }, { "*2147483648\r\n", 1 },
+        { "*05\r\n", 1 },         { "*-0\r\n", 1 },
+        { "*1\r\n$05\r\n", 1 },   { "*2147483647\r\n", 0 },
+        { "*1048576\r\n", 0 },    { "*2\r\n", 0 },
+    };
+    struct frames f;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        frame_every_split(R, NULL, PROTO_UP, cases[i].in, strlen(cases[i].in), NULL, &f);
+        cr_assert_eq(f.error, cases[i].error, "%s", cases[i].in);
+        cr_assert_eq(f.n, 0, "%s", cases[i].in);
+        if (!cases[i].error)
+            cr_assert_eq(f.left, strlen(cases[i].in), "%s: held", cases[i].in);
+    }
+}
+
+/* The server ignores an array of no elements and a blank line, but answers
+ * an empty command name ("unknown command ''"). */
+Test(redis, only_requests_without_arguments_get_no_reply)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        int noreply;
+    } cases[] = {
+        { "*0\r\n", 4, 1 },        { "*-1\r\n", 5, 1 },     { "*-10\r\n", 6, 1 },
+        { "\r\n", 2, 1 },          { " \t\v\f\r\n", 6, 1 }, { "*1\r\n$0\r\n\r\n", 10, 0 },
+        { "\"\"\r\n", 4, 0 },      { "PING\r\n", 6, 0 },
+    };
+    struct frames f;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        frame_every_split(R, NULL, PROTO_UP, cases[i].in, strlen(cases[i].in), NULL, &f);
+        cr_assert_eq(f.error, 0, "%zu", i);
+        cr_assert_eq(f.n, 1, "%zu", i);
+        cr_assert_eq(f.len[0], cases[i].len, "%zu", i);
+        cr_assert_eq((f.flags[0] & PROTO_NOREPLY) != 0, cases[i].noreply, "%zu", i);
+    }
+}
+
+/* A client that stops after a request's array header (or part of its
+ * command name) has its bytes sent on, as a request that passes; one that
+ * stops earlier waits, as the server does. Checked for a pause after every
+ * byte: the units are those of the request sent whole. */
+Test(redis, a_request_the_client_stops_in_before_its_command_is_sent_blind)
+{
+    static const struct {
+        const char *in;
+        size_t start, header, named; /* of the request a pause may blind */
+        size_t start2, header2, named2;
+    } cases[] = {
+        { "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 0, 4, 13, 0, 0, 0 },
+        { "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n", 0, 4, 14, 14, 18, 28 },
+        { "*11\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n"
+          "$1\r\nf\r\n$1\r\ng\r\n$1\r\nh\r\n$1\r\ni\r\n$1\r\nj\r\n", 0, 5, 15, 0, 0, 0 },
+        { "PING\r\n", 0, 0, 0, 0, 0, 0 },
+        { "*0\r\n", 0, 0, 0, 0, 0, 0 },
+    };
+    struct frames whole, f;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        const char *in = cases[i].in;
+        size_t len = strlen(in);
+
+        frame_every_split(R, NULL, PROTO_UP, in, len, NULL, &whole);
+        for (size_t cut = 1; cut < len; cut++) {
+            void *st = framer_new(R);
+            size_t stalled, want = 0;
+            int blind = -1; /* the unit sent blind */
+
+            if (cut >= cases[i].header && cut < cases[i].named) {
+                want = cut - cases[i].start;
+                blind = 0;
+            } else if (cut >= cases[i].header2 && cut < cases[i].named2) {
+                want = cut - cases[i].start2;
+                blind = 1;
+            }
+            frame_stalled(R, st, in, len, cut, &f, &stalled);
+            framer_free(R, st);
+            cr_assert_eq(f.error, 0, "case %zu cut %zu", i, cut);
+            cr_assert_eq(f.n, whole.n, "case %zu cut %zu", i, cut);
+            cr_assert_eq(stalled, want, "case %zu cut %zu: %zu sent", i, cut, stalled);
+            for (int k = 0; k < f.n; k++) {
+                cr_assert_eq(f.len[k], whole.len[k], "case %zu cut %zu unit %d", i, cut, k);
+                if (!(f.flags[k] & PROTO_NOREPLY)) /* those pass anyway */
+                    cr_assert_eq((f.flags[k] & PROTO_NOFAULT) != 0, k == blind,
+                                 "case %zu cut %zu unit %d", i, cut, k);
+            }
+        }
+    }
+}
+
+/* A request sent blind is still read to its end: a MULTI among them still
+ * makes what follows pass, an EXEC ends that, a SUBSCRIBE still hands the
+ * connection to the server. */
+Test(redis, a_request_sent_blind_still_counts_for_multi_and_subscribe)
+{
+    static const struct {
+        const char *head, *rest;
+        unsigned next_flags; /* of "*1\r\n$4\r\nPING\r\n" after it */
+        enum proto_mode mode;
+    } cases[] = {
+        { "*1\r\n", "$5\r\nMULTI\r\n", PROTO_NOFAULT, PROTO_FRAMED },
+        { "*1\r\n$4\r\nEX", "EC\r\n", 0, PROTO_FRAMED },
+        { "*2\r\n$9\r\nSUBSCR", "IBE\r\n$1\r\nc\r\n", 0, PROTO_RAW },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        void *st = framer_new(R);
+        struct evbuffer *in = evbuffer_new();
+        struct proto_unit u = { 0 };
+        ssize_t n;
+
+        if (i == 1) { /* inside MULTI */
+            evbuffer_add(in, "*1\r\n$5\r\nMULTI\r\n", 15);
+            cr_assert_eq(R->frame(st, PROTO_UP, in, &u), 15);
+            evbuffer_drain(in, 15);
+            memset(&u, 0, sizeof(u));
+        }
+        evbuffer_add(in, cases[i].head, strlen(cases[i].head));
+        cr_assert_eq(R->frame(st, PROTO_UP, in, &u), 0);
+        n = R->stalled(st, in, &u);
+        cr_assert_eq(n, (ssize_t)strlen(cases[i].head), "case %zu", i);
+        cr_assert_eq(u.flags, PROTO_HEAD | PROTO_NOFAULT, "case %zu: %x", i, u.flags);
+        evbuffer_drain(in, (size_t)n);
+        evbuffer_add(in, cases[i].rest, strlen(cases[i].rest));
+        n = R->frame(st, PROTO_UP, in, &u);
+        cr_assert_eq(n, (ssize_t)strlen(cases[i].rest), "case %zu", i);
+        cr_assert(u.flags & PROTO_END);
+        evbuffer_drain(in, (size_t)n);
+        cr_assert_eq(R->mode(st), cases[i].mode, "case %zu", i);
+        if (cases[i].mode == PROTO_FRAMED) {
+            memset(&u, 0, sizeof(u));
+            evbuffer_add(in, "*1\r\n$4\r\nPING\r\n", 14);
+            cr_assert_eq(R->frame(st, PROTO_UP, in, &u), 14);
+            cr_assert_eq(u.flags & (PROTO_NOFAULT | PROTO_FORWARD), cases[i].next_flags,
+                         "case %zu: %x", i, u.flags);
+        }
+        evbuffer_free(in);
+        framer_free(R, st);
+    }
+}
