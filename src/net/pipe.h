@@ -116,6 +116,7 @@ struct pipe {
     struct timespec pace_until;/* a paced part may not leave before */
     struct timespec stamp;     /* when the source's bytes being handled
                                   were read; zero: use the clock */
+    bool src_dry;              /* the last read took all the source had */
     struct event timer;        /* armed for the head's due time */
     bool timer_set;            /* event_assign done */
     bool eof;                  /* the source has ended */

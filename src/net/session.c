@@ -776,6 +776,11 @@ static bool framed_request(struct session *s, struct evbuffer *in)
         if (!s->up_in_unit)
             memset(u, 0, sizeof(*u));
         n = proto->frame(s->pstate, PROTO_UP, in, u);
+        if (n == 0 && proto->stalled != NULL && s->up.src_dry)
+            /* the client sent no more than this for now: the framer may
+             * send on what it holds rather than wait (proto.h), as the
+             * server would have seen it */
+            n = proto->stalled(s->pstate, in, u);
         if (n == 0)
             return true;
         if (n < 0) {
@@ -794,8 +799,13 @@ static bool framed_request(struct session *s, struct evbuffer *in)
             s->up_in_unit = false;
             s->up_entry = NULL;
             if (e != NULL && (e->state == ENTRY_READING ||
-                              e->state == ENTRY_READING_REPLYING))
+                              e->state == ENTRY_READING_REPLYING)) {
+                /* what the error reply can only know at the end (mysql:
+                 * the sequence id after a request of several packets) */
+                if (e->answer != NULL && proto->error_amend != NULL)
+                    proto->error_amend(s->pstate, u, e->answer);
                 entry_advance(e, ENTRY_REQ_END);
+            }
             flush_answers(s);
             check_mode(s, PROTO_UP);
         }
@@ -1015,8 +1025,13 @@ static void on_readable(struct session *s, struct bufferevent *bev,
     ssize_t got = read_into(bev);
 
     if (got > 0) {
+        char c;
         /* delays count from the read, not from when the unit is handled */
         clock_gettime(CLOCK_MONOTONIC, &from->stamp);
+        /* read dry: a short read, or a full one with nothing behind it */
+        from->src_dry = got < READ_MAX ||
+                        recv(bufferevent_getfd(bev), &c, 1,
+                             MSG_PEEK | MSG_DONTWAIT) < 0;
         read_cb(bev, s);
         from->stamp.tv_sec = from->stamp.tv_nsec = 0;
         return;
