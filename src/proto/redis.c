@@ -120,9 +120,29 @@ static bool push_level(struct resp *r, long long count, bool attr)
     return true;
 }
 
+/* RESP types whose value is one line: simple string, error, integer,
+ * null, double, boolean, big number. (A switch: strchr() would also match
+ * the NUL byte, and costs a call per value.) */
 static bool is_line_type(unsigned char t)
 {
-    return strchr("+-:_,#(", t) != NULL;
+    switch (t) {
+    case '+': case '-': case ':': case '_': case ',': case '#': case '(':
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* RESP types that start with a length or a count. */
+static bool is_counted_type(unsigned char t)
+{
+    switch (t) {
+    case '$': case '!': case '=': case '*': case '~': case '>': case '%':
+    case '|':
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* The length or count of r->type has been read. */
@@ -214,7 +234,7 @@ static size_t resp_feed(void *st, const unsigned char *p, size_t n)
             if (is_line_type(c)) {
                 r->phase = RP_LINE;
                 r->line = 0;
-            } else if (strchr("$!=*~>%|", c) != NULL) {
+            } else if (is_counted_type(c)) {
                 r->phase = RP_NUM;
                 r->neg = false;
                 r->num = 0;
