@@ -120,7 +120,10 @@ static void flush(struct session *s, struct fast_dir *d)
             d->rd_paused = true;
             session_update_reading(s);
             if (!d->wr_armed) {
-                event_add(&d->wr, NULL);
+                if (event_add(&d->wr, NULL) < 0) {
+                    session_close(s, true, "cannot watch a socket");
+                    return;
+                }
                 d->wr_armed = true;
             }
             return;
@@ -197,6 +200,7 @@ bool fast_enter(struct session *s)
     evutil_socket_t cfd, bfd;
 
     if (s->fast || s->no_fast || !fast_eligible(s) || s->up.eof || s->down.eof ||
+        s->up.discard || s->down.discard ||
         s->up.nheld != 0 || s->down.nheld != 0 || s->synth_blocked ||
         s->q.head != NULL ||
         evbuffer_get_length(bufferevent_get_input(c)) != 0 ||

@@ -10,6 +10,7 @@
 #include "net/pipe.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -88,6 +89,11 @@ void pipe_deinit(struct pipe *p)
         p->hbuf = NULL;
     }
     if (p->cork != NULL) {
+        /* what passed before the close still goes, as far as the socket
+         * takes it at once (as it would have uncorked) */
+        if (p->corked == PIPE_CORK_BUF && p->dst != NULL &&
+            bufferevent_getfd(p->dst) >= 0)
+            evbuffer_write(p->cork, bufferevent_getfd(p->dst));
         evbuffer_free(p->cork);
         p->cork = NULL;
     }
@@ -249,7 +255,9 @@ static bool unit_closes(struct pipe *p, enum behav_act then)
     return true;
 }
 
-static void arm_timer(struct pipe *p, bool now)
+/* Arms the timer for the head's due time (now: at the next loop pass).
+ * Returns 0 or -ENOMEM. */
+static int arm_timer(struct pipe *p, bool now)
 {
     struct held *h = held_head(p);
     struct timespec t;
@@ -257,7 +265,7 @@ static void arm_timer(struct pipe *p, bool now)
 
     if (h == NULL || (h->pace.stop && !now)) {
         evtimer_del(&p->timer);
-        return;
+        return 0;
     }
     if (!now) {
         const struct timespec *due = &h->due;
@@ -273,8 +281,17 @@ static void arm_timer(struct pipe *p, bool now)
             tv.tv_usec = (suseconds_t)(us % 1000000);
         }
     }
-    if (evtimer_add(&p->timer, &tv) < 0)
-        p->owner->close(p->ctx, true, "cannot arm a timer");
+    return evtimer_add(&p->timer, &tv) < 0 ? -ENOMEM : 0;
+}
+
+/* arm_timer() where a failure can only close the connection. Returns false
+ * when it did. */
+static bool rearm(struct pipe *p, bool now)
+{
+    if (arm_timer(p, now) == 0)
+        return true;
+    p->owner->close(p->ctx, true, "cannot arm a timer");
+    return false;
 }
 
 /* Resumes reading the source once the pipe is below its low-water marks. */
@@ -298,9 +315,12 @@ static size_t next_part(const struct held *h)
             size += (long long)rng_below(&rng_global, 2 * (uint64_t)h->pace.var + 1) -
                     (long long)h->pace.var;
     } else {
-        /* bandwidth alone: pieces of 100 ms worth, so the rate is smooth */
-        size = (long long)(h->pace.rate / 10);
+        size = LLONG_MAX;
     }
+    /* under a bandwidth, pieces of at most 100 ms worth, so the rate is
+     * smooth and the last piece's wait is short */
+    if (h->pace.rate != 0 && size > (long long)(h->pace.rate / 10))
+        size = (long long)(h->pace.rate / 10);
     if (size < 1)
         size = 1;
     return (size_t)size < h->len ? (size_t)size : h->len;
@@ -393,7 +413,8 @@ static void release(struct pipe *p)
                 break;
             if (parts++ == PIPE_PARTS_MAX) {
                 /* bounded work: the rest in the next loop pass */
-                arm_timer(p, true);
+                if (!rearm(p, true))
+                    return;
                 goto out;
             }
             part = next_part(h);
@@ -415,7 +436,8 @@ static void release(struct pipe *p)
                 return;
         }
     }
-    arm_timer(p, false);
+    if (!rearm(p, false))
+        return;
 out:
     if (!p->live)
         return;
@@ -575,6 +597,7 @@ static void tox_limit_data(struct pipe *p, struct tox_link *l, size_t *len,
     *len = take;
     plan->then = BEHAV_CLOSE;
     p->discard = true;
+    p->closing = true;
 }
 
 /* Data is dropped; the connection closes timeout ms after the last chunk
@@ -653,7 +676,8 @@ static int hold(struct pipe *p, struct evbuffer *from, size_t len,
         tail->due = *timespec_max(&tail->due, &plan->due);
         tail->len += len;
         tail->by |= plan->by;
-        tail->then = plan->then;
+        if (tail->then == BEHAV_PASS)
+            tail->then = plan->then;
     } else if (rc < 0) {
         return rc;
     } else {
@@ -663,26 +687,40 @@ static int hold(struct pipe *p, struct evbuffer *from, size_t len,
     }
     move_bytes(from, p->hbuf, len);
     if (p->nheld == 1)
-        arm_timer(p, false);
+        return arm_timer(p, false);
     return 0;
 }
 
-static void plan_start(struct pipe *p, double delay, enum behav_act then,
-                       struct held *plan)
+void pipe_due(const struct pipe *p, double delay, struct timespec *due)
 {
-    memset(plan, 0, sizeof(*plan));
     if (p->stamp.tv_sec != 0 || p->stamp.tv_nsec != 0)
-        plan->base = p->stamp;
+        *due = p->stamp;
     else
-        timespec_now(&plan->base);
+        timespec_now(due);
     if (delay > 0)
-        timespec_add(&plan->base, delay);
-    plan->due = plan->base;
-    plan->then = (uint8_t)then;
+        timespec_add(due, delay);
 }
 
 int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
               enum behav_act then)
+{
+    struct timespec due;
+
+    if (p->live && !p->closing && p->nchain == 0 && p->nheld == 0 &&
+        delay <= 0) {
+        /* nothing to wait for: the common case, without a clock read */
+        if (then != BEHAV_PASS)
+            p->closing = true;
+        out_put(p, from, len, true);
+        unit_closes(p, then);
+        return 0;
+    }
+    pipe_due(p, delay, &due);
+    return pipe_emit_until(p, from, len, &due, then);
+}
+
+int pipe_emit_until(struct pipe *p, struct evbuffer *from, size_t len,
+                    const struct timespec *due, enum behav_act then)
 {
     struct held plan;
     struct timespec now;
@@ -691,12 +729,16 @@ int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
 
     if (!p->live)
         return 0;
-    if (p->nchain == 0 && p->nheld == 0 && delay <= 0) {
-        out_put(p, from, len, true);
-        unit_closes(p, then);
+    if (p->closing) {
+        /* behind a unit that closes the connection: never written */
+        evbuffer_drain(from, len);
         return 0;
     }
-    plan_start(p, delay, then, &plan);
+    if (then != BEHAV_PASS)
+        p->closing = true;
+    memset(&plan, 0, sizeof(plan));
+    plan.base = plan.due = *due;
+    plan.then = (uint8_t)then;
     for (int i = 0; i < p->nchain; i++) {
         struct tox_link *l = &p->chain[i];
         if (!l->on)
@@ -883,7 +925,8 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
         }
     }
     if (changed != 0 && p->dst != NULL) {
-        arm_timer(p, false);
+        if (!rearm(p, false))
+            return 0;
         release(p);
     }
     return 0;

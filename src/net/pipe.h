@@ -124,6 +124,8 @@ struct pipe {
     bool full;                 /* the source is paused for backpressure */
     bool close_on_flush;       /* cut the session once dst output is empty */
     bool discard;              /* drop whatever the source sends */
+    bool closing;              /* a unit that closes is queued: nothing
+                                  after it is written */
     enum pipe_cork corked;     /* units only queue; pipe_uncork() writes */
     struct evbuffer *cork;     /* PIPE_CORK_BUF: what passed while corked,
                                   written by pipe_uncork() */
@@ -150,6 +152,16 @@ void pipe_deinit(struct pipe *p);
  * close the session once they are written. Returns 0 or -ENOMEM. */
 int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
               enum behav_act then);
+
+/* When a unit emitted now with delay seconds would be due: from p->stamp
+ * when set, else from the clock. */
+void pipe_due(const struct pipe *p, double delay, struct timespec *due);
+
+/* pipe_emit() with the due time given: the later steps of a held unit are
+ * due with its first, so that a delay applies once to a unit however many
+ * reads bring it. */
+int pipe_emit_until(struct pipe *p, struct evbuffer *from, size_t len,
+                    const struct timespec *due, enum behav_act then);
 
 /* Sets the byte toxics of this direction from a proxy's toxics (those of
  * the given stream). A toxic new to the connection is drawn against its

@@ -35,6 +35,10 @@
 #include "net/linger.h"
 #include "net/proxy.h"
 
+/* How long a client must stay silent in the middle of what a framer holds
+ * before the framer may send it on (proto.h, stalled). */
+#define STALL_MS 20
+
 /* Bytes read from a socket in one go (and the largest tunnel chunk). */
 #define READ_MAX (64 * 1024)
 
@@ -47,6 +51,7 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg);
 static void idle_cb(evutil_socket_t fd, short what, void *arg);
 static void try_connect(struct session *s);
 static void out_of_memory(struct session *s);
+static void session_pump(struct session *s);
 static void on_client_readable(evutil_socket_t fd, short what, void *arg);
 static void on_backend_readable(evutil_socket_t fd, short what, void *arg);
 
@@ -315,20 +320,15 @@ static void on_connected(struct session *s)
         session_update_reading(s);
 }
 
+/* hang: this request and everything after it is swallowed and never
+ * answered. What came before it still reaches the backend, and its replies
+ * still come back. The connection stays open until the client leaves or
+ * the idle timeout. */
 static void go_hang(struct session *s, struct evbuffer *in)
 {
     evbuffer_drain(in, evbuffer_get_length(in));
-    s->state = SESSION_HANG;
-    /* The backend is not needed any more; the client is kept. */
-    pipe_deinit(&s->up);
-    pipe_deinit(&s->down);
-    if (s->brd_on) {
-        event_del(&s->brd);
-        s->brd_on = false;
-    }
-    bufferevent_free(s->backend);
-    s->backend = NULL;
-    s->up.dst = s->down.src = NULL;
+    s->up.discard = true;
+    s->hanging = true;
     log_debug("session %llu: hanging", (unsigned long long)s->id);
 }
 
@@ -465,7 +465,8 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
 }
 
 /* Carries out a reply verdict on the first len bytes of in; first says
- * whether they are the first bytes of the reply (garbage goes there). */
+ * whether they are the first bytes of the reply (garbage goes there). A
+ * held reply is due at s->down_due, set at its first step. */
 static int reply_step(struct session *s, const struct behav_verdict *v,
                       struct evbuffer *in, size_t len, bool first)
 {
@@ -477,7 +478,9 @@ static int reply_step(struct session *s, const struct behav_verdict *v,
         evbuffer_drain(in, len);
         return 0;
     case BEHAV_HOLD:
-        return pipe_emit(&s->down, in, len, v->rep_delay, BEHAV_PASS);
+        if (first)
+            pipe_due(&s->down, v->rep_delay, &s->down_due);
+        return pipe_emit_until(&s->down, in, len, &s->down_due, BEHAV_PASS);
     case BEHAV_CORRUPT:
         if (!first)
             break;
@@ -693,6 +696,8 @@ static bool start_request(struct session *s, struct evbuffer *in)
     }
     s->up_in_unit = true;
     s->up_entry = NULL;
+    if (v->req == BEHAV_HOLD)
+        pipe_due(&s->up, v->req_delay, &s->up_due);
     if (u->flags & PROTO_NOREPLY)
         return true; /* an error drops it silently: a lost write */
     e = v->req == BEHAV_ERROR ? error_entry(s, u, v)
@@ -719,8 +724,11 @@ static int request_step(struct session *s, struct evbuffer *in, size_t len,
 
     switch (v->req) {
     case BEHAV_HOLD:
-        return pipe_emit(&s->up, in, len, v->req_delay, BEHAV_PASS);
+        /* the whole request is due at its first step's due time */
+        return pipe_emit_until(&s->up, in, len, &s->up_due, BEHAV_PASS);
     case BEHAV_ABORT:
+        if (end)
+            s->up.discard = true; /* nothing after it reaches the backend */
         return pipe_emit(&s->up, in, len, 0, end ? BEHAV_ABORT : BEHAV_PASS);
     case BEHAV_ERROR:
         if (s->up_entry != NULL && s->up_entry->kind == ENTRY_REPLACE)
@@ -744,6 +752,33 @@ static void degrade(struct session *s, enum proto_dir dir)
     } else {
         set_mode(s, PROTO_RAW, why, false);
     }
+}
+
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->state != SESSION_OPEN)
+        return;
+    s->stall_fired = true;
+    session_pump(s);
+    s->stall_fired = false;
+}
+
+/* Arms the stall timer (made on first use); new client bytes disarm it. */
+static void watch_stall(struct session *s)
+{
+    struct timeval tv = { 0, STALL_MS * 1000 };
+
+    if (s->stall_ev == NULL) {
+        s->stall_ev = evtimer_new(s->proxy->base, on_stall, s);
+        if (s->stall_ev == NULL)
+            return; /* the framer waits, as without the timer */
+    }
+    if (!evtimer_pending(s->stall_ev, NULL))
+        evtimer_add(s->stall_ev, &tv);
 }
 
 /* Frames the client's bytes into requests. Returns true when the framer
@@ -776,11 +811,15 @@ static bool framed_request(struct session *s, struct evbuffer *in)
         if (!s->up_in_unit)
             memset(u, 0, sizeof(*u));
         n = proto->frame(s->pstate, PROTO_UP, in, u);
-        if (n == 0 && proto->stalled != NULL && s->up.src_dry)
-            /* the client sent no more than this for now: the framer may
-             * send on what it holds rather than wait (proto.h), as the
-             * server would have seen it */
-            n = proto->stalled(s->pstate, in, u);
+        if (n == 0 && proto->stalled != NULL) {
+            /* The client stopped for STALL_MS in the middle of what the
+             * framer holds: it may send it on rather than wait (proto.h),
+             * so the server answers as it would have seen it. */
+            if (s->stall_fired)
+                n = proto->stalled(s->pstate, in, u);
+            else if (s->up.src_dry)
+                watch_stall(s);
+        }
         if (n == 0)
             return true;
         if (n < 0) {
@@ -794,6 +833,8 @@ static bool framed_request(struct session *s, struct evbuffer *in)
             out_of_memory(s);
             return false;
         }
+        if (s->state != SESSION_OPEN)
+            return false;
         if (end) {
             struct entry *e = s->up_entry;
             s->up_in_unit = false;
@@ -861,6 +902,8 @@ static bool framed_reply(struct session *s, struct evbuffer *in)
             out_of_memory(s);
             return false;
         }
+        if (s->state != SESSION_OPEN)
+            return false; /* a toxic closed it (limit_data): e is freed */
         if (!(u->flags & PROTO_END))
             continue;
         s->down_in_unit = false;
@@ -880,21 +923,12 @@ static bool framed_reply(struct session *s, struct evbuffer *in)
     return false;
 }
 
-/* Moves what both sides have sent as far as the modes, the queue and
- * backpressure allow, round after round while a round makes progress (a
- * reply that frees the queue lets more requests in; a mode change leaves
- * bytes for the other path). A side that ended with bytes that make no
- * whole unit gets them passed untouched. */
-static void session_pump(struct session *s)
+/* Rounds of framing both sides, while a round makes progress (a reply
+ * that frees the queue lets more requests in; a mode change leaves bytes
+ * for the other path). A side that ended with bytes that make no whole
+ * unit gets them passed untouched. */
+static void pump_rounds(struct session *s)
 {
-    if (framer_begin(s) < 0) {
-        out_of_memory(s);
-        return;
-    }
-    VASSERT(!s->pumping); /* nothing the pump calls pumps again */
-    s->pumping = true;
-    pipe_cork(&s->up);
-    pipe_cork(&s->down);
     while (s->state == SESSION_OPEN) {
         struct evbuffer *cin = bufferevent_get_input(s->client);
         struct evbuffer *bin = bufferevent_get_input(s->backend);
@@ -926,9 +960,33 @@ static void session_pump(struct session *s)
             s->q.n == inflight)
             break;
     }
-    s->pumping = false;
-    pipe_uncork(&s->up);
-    pipe_uncork(&s->down);
+}
+
+/* Moves what both sides have sent as far as the modes, the queue and
+ * backpressure allow. The pipes are corked meanwhile: what one read
+ * brought leaves in one write per direction. */
+static void session_pump(struct session *s)
+{
+    if (framer_begin(s) < 0) {
+        out_of_memory(s);
+        return;
+    }
+    for (;;) {
+        VASSERT(!s->pumping); /* nothing the pump calls pumps again */
+        s->pumping = true;
+        pipe_cork(&s->up);
+        pipe_cork(&s->down);
+        pump_rounds(s);
+        s->pumping = false;
+        pipe_uncork(&s->up);
+        pipe_uncork(&s->down);
+        /* the one write took every answer held back: no write callback
+         * will come to say so, and requests may be waiting */
+        if (s->state != SESSION_OPEN || !s->synth_blocked ||
+            pipe_buffered(&s->down) > PIPE_LOW)
+            break;
+        s->synth_blocked = false;
+    }
     if (s->state == SESSION_OPEN) {
         if (s->up.discard)
             evbuffer_drain(bufferevent_get_input(s->client),
@@ -954,9 +1012,7 @@ void session_update_reading(struct session *s)
 
     if (!s->rd_assigned || s->state == SESSION_CLOSED)
         return;
-    if (s->state == SESSION_HANG) {
-        want_c = true; /* swallow, and see the client leave */
-    } else if (s->state == SESSION_OPEN && s->fast) {
+    if (s->state == SESSION_OPEN && s->fast) {
         want_c = !s->fup.eof && !s->fup.rd_paused;
         want_b = !s->fdown.eof && !s->fdown.rd_paused;
     } else if (s->state == SESSION_OPEN) {
@@ -1032,6 +1088,8 @@ static void on_readable(struct session *s, struct bufferevent *bev,
         from->src_dry = got < READ_MAX ||
                         recv(bufferevent_getfd(bev), &c, 1,
                              MSG_PEEK | MSG_DONTWAIT) < 0;
+        if (from == &s->up && s->stall_ev != NULL)
+            evtimer_del(s->stall_ev); /* it did not stop */
         read_cb(bev, s);
         from->stamp.tv_sec = from->stamp.tv_nsec = 0;
         return;
@@ -1073,12 +1131,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
 
+    (void)bev;
     touch(s);
-    if (s->state == SESSION_HANG) {
-        struct evbuffer *in = bufferevent_get_input(bev);
-        evbuffer_drain(in, evbuffer_get_length(in));
-        return;
-    }
     session_pump(s);
 }
 
@@ -1146,7 +1200,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if (what & BEV_EVENT_EOF) {
-        if (s->state == SESSION_OPEN) {
+        if (s->state == SESSION_OPEN && !s->hanging) {
             s->up.eof = true; /* before pumping: no zero-copy after an end */
             session_pump(s); /* a partial request passes untouched */
             if (s->state == SESSION_OPEN)
@@ -1257,7 +1311,8 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     tv = seconds_tv(idle < p->timeout ? p->timeout - idle : p->timeout);
-    evtimer_add(&s->idle_ev, &tv);
+    if (evtimer_add(&s->idle_ev, &tv) < 0)
+        session_close(s, true, "cannot arm the idle timer");
 }
 
 void session_close(struct session *s, bool reset, const char *why)
@@ -1270,6 +1325,10 @@ void session_close(struct session *s, bool reset, const char *why)
     log_debug("session %llu: closed (%s), %llu bytes up, %llu down",
               (unsigned long long)s->id, why, s->up.bytes, s->down.bytes);
     evtimer_del(&s->idle_ev);
+    if (s->stall_ev != NULL) {
+        event_free(s->stall_ev);
+        s->stall_ev = NULL;
+    }
     if (s->rd_assigned) {
         event_del(&s->crd);
         event_del(&s->brd);

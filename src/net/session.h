@@ -35,7 +35,6 @@ enum session_state {
     SESSION_RESOLVING,  /* looking up the backend */
     SESSION_CONNECTING, /* connecting to one of its addresses */
     SESSION_OPEN,       /* relaying */
-    SESSION_HANG,       /* swallowing the client, never answering */
     SESSION_CLOSED,     /* waiting to be freed */
 };
 
@@ -70,6 +69,12 @@ struct session {
                                         being read */
     bool inflight_full;              /* client paused: the queue of
                                         requests in flight is at its cap */
+    bool hanging;                    /* hang: the client is swallowed, never
+                                        answered, until it leaves */
+    struct event *stall_ev;          /* the client stopped mid-request
+                                        (made on first use) */
+    bool stall_fired;                /* ... for STALL_MS: frame() may give
+                                        what it holds (proto.h, stalled) */
     bool client_spoke;               /* the client's first bytes were seen
                                         (TLS is looked for there) */
     bool backend_failed;             /* the backend reset: its last bytes
@@ -83,10 +88,12 @@ struct session {
     struct proto_unit up_unit;
     struct behav_verdict up_v;
     struct entry *up_entry;          /* NULL for requests without reply */
+    struct timespec up_due;          /* a held request: when it is due */
     /* the reply being read (framed mode) */
     bool down_in_unit;
     struct proto_unit down_unit;
     struct entry *down_entry;        /* NULL for unsolicited replies */
+    struct timespec down_due;        /* a held reply: when it is due */
     bool pumping;                    /* session_pump() is running (checked:
                                         it never runs twice at once) */
     struct event crd, brd;           /* client, backend readable: the

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import SANITIZED, Backend, recv_exactly, recv_until_eof, rss_kb
+from conftest import SANITIZED, Backend, recv_exactly, recv_until_eof, rss_kb, wait_until
 from test_toxics import proxy, toxic
 
 
@@ -548,3 +548,107 @@ def test_slicer_total_time_is_within_10_percent_of_nominal(api):
         "%d slices took %.2f s, nominal %.2f s" % (size, took, nominal))
 
 # Memory given back after closes and deletes (item 10): test_memory_return.py
+
+
+# --- found in review: closes inside a pump, corked answers, hang, abort, delay
+
+def test_a_downstream_limit_data_on_a_framed_proxy_closes_cleanly(api, redis_server):
+    port = proxy(api, redis_server, protocol="redis")
+    for limit in (5, 0):
+        toxic(api, name="cut", type="limit_data", stream="downstream",
+              attributes={"bytes": limit})
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(resp(b"ECHO", b"hello"))
+        got, eof = read_for(s, 3)
+        s.close()
+        assert got == b"$5\r\nhello\r\n"[:limit] and eof
+        st, _, _ = api.call("DELETE", "/proxies/t/toxics/cut")
+        assert st == 204
+    st, _, _ = api.call("GET", "/version")
+    assert st == 200, "the server survived"
+
+
+def test_a_pipelining_client_that_reads_gets_every_proxy_made_answer(vaurien, redis_server):
+    """50,000 PINGs under 100:error, read as they come: every one answered
+    by the proxy (the client is read again once its answers are written,
+    also when one write takes them all)."""
+    v = vaurien("--protocol", "redis", "--behavior", "100:error", "--log-level", "info",
+                backend_port=redis_server)
+    n = 50000
+    s = v.connect()
+    got = bytearray()
+    done = threading.Event()
+
+    def reader():
+        s.settimeout(10)
+        try:
+            while len(got) < n * len(INJECTED):
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                got.extend(d)
+        except OSError:
+            pass
+        done.set()
+    threading.Thread(target=reader, daemon=True).start()
+    s.sendall(resp(b"PING") * n)
+    assert done.wait(30)
+    s.close()
+    assert bytes(got) == INJECTED * n, "%d of %d answers" % (len(got) // len(INJECTED), n)
+
+
+def test_hang_still_answers_the_requests_before_it(vaurien, redis_server):
+    # every request hangs: nothing comes back, and the connection stays
+    v = vaurien("--protocol", "redis", "--behavior", "100:hang", "--log-level", "info",
+                backend_port=redis_server)
+    s = v.connect()
+    s.sendall(resp(b"PING"))
+    got, eof = read_for(s, 1)
+    assert got == b"" and not eof, "the first request hangs"
+    s.close()
+    v2 = vaurien("--protocol", "redis", "--behavior", "50:hang", "--seed", "3",
+                 "--log-level", "debug", backend_port=redis_server)
+    s = v2.connect()
+    s.sendall(b"".join(resp(b"ECHO", b"%02d" % i) for i in range(40)))
+    got, eof = read_for(s, 1.5)
+    s.close()
+    log = v2.log_text()
+    verdicts = [line.split("request: ")[1].split(" ")[0] for line in log.splitlines()
+                if "request: " in line]
+    first_hang = verdicts.index("hang")
+    assert got == b"".join(b"$2\r\n%02d\r\n" % i for i in range(first_hang)), (
+        first_hang, got[:200])
+    assert not eof, "the connection stays open"
+
+
+def test_abort_behind_a_delayed_request_lets_nothing_after_it_through(vaurien, redis_server):
+    redis = pytest.importorskip("redis")
+    r = redis.Redis(host="127.0.0.1", port=redis_server, socket_timeout=5)
+    r.delete(*["k%02d" % i for i in range(60)])
+    v = vaurien("--protocol", "redis", "--behavior", "30:delay,5:abort",
+                "--behavior-delay-sleep", "0.2", "--seed", "1", "--log-level", "debug",
+                backend_port=redis_server)
+    s = v.connect()
+    s.sendall(b"".join(resp(b"SET", b"k%02d" % i, b"v") for i in range(60)))
+    read_for(s, 2)
+    s.close()
+    verdicts = [line.split("request: ")[1].split(" ")[0] for line in v.log_text().splitlines()
+                if "request: " in line]
+    cut = verdicts.index("abort")
+    assert wait_until(lambda: r.exists("k%02d" % cut) == 1, timeout=3), "the aborted one is sent"
+    time.sleep(0.3)
+    sent = [i for i in range(60) if r.exists("k%02d" % i)]
+    assert max(sent) == cut, "requests after the abort reached the backend: %s" % sent
+
+
+def test_a_delay_applies_once_to_a_large_request(vaurien, redis_server):
+    v = vaurien("--protocol", "redis", "--behavior", "100:delay",
+                "--behavior-delay-sleep", "0.5", "--log-level", "info",
+                backend_port=redis_server)
+    s = v.connect(timeout=10)
+    t0 = time.monotonic()
+    s.sendall(resp(b"SET", b"big", b"x" * 3_000_000))
+    assert recv_exactly(s, 5, timeout=10) == b"+OK\r\n"
+    took = time.monotonic() - t0
+    s.close()
+    assert 0.5 <= took < 1.0, "a 3 MB request held %.2f s for a 0.5 s delay" % took
