@@ -51,10 +51,12 @@ asan: deps
 bench: build
 	@./scripts/install-bench-deps
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/pipelining.py
 
 bench-quick: build
 	@./scripts/install-bench-deps
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py --quick
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/pipelining.py --quick
 
 # Soak: mixed protocols while behaviors and toxics churn (SOAK_SECONDS).
 SOAK_SECONDS ?= 600
