@@ -82,3 +82,62 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks (0 once it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0
+
+
+class ForeignLoad:
+    """CPU that processes other than ours used while a measurement ran, in
+    percent of one core: the machine's busy ticks (/proc/stat) minus those
+    of our pids and of our waited-for children. On a shared machine this
+    says which runs to distrust."""
+
+    def __init__(self, pids):
+        self.pids = [p for p in pids if p]
+
+    @staticmethod
+    def _machine():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v) - v[3] - v[4]  # all but idle and iowait
+
+    def __enter__(self):
+        import resource
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.t0 = time.monotonic()
+        self.m0 = self._machine()
+        self.own0 = sum(cpu_ticks(p) for p in self.pids)
+        self.ch0 = ch.ru_utime + ch.ru_stime
+        return self
+
+    def __exit__(self, *exc):
+        import resource
+        hz = os.sysconf("SC_CLK_TCK")
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = max(1e-3, time.monotonic() - self.t0)
+        machine = (self._machine() - self.m0) / hz
+        own = (sum(cpu_ticks(p) for p in self.pids) - self.own0) / hz
+        own += ch.ru_utime + ch.ru_stime - self.ch0
+        self.percent = max(0.0, 100.0 * (machine - own) / wall)
+        return False
+
+
+def wait_quiet(limit=10.0, max_wait=10.0):
+    """Waits (at most max_wait s) until the machine is under limit percent of
+    one core busy over 0.5 s; returns the last reading."""
+    hz = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + max_wait
+    while True:
+        m0, t0 = ForeignLoad._machine(), time.monotonic()
+        time.sleep(0.5)
+        busy = 100.0 * (ForeignLoad._machine() - m0) / hz / (time.monotonic() - t0)
+        if busy <= limit or time.monotonic() >= deadline:
+            return busy
