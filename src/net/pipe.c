@@ -272,6 +272,9 @@ static int arm_timer(struct pipe *p, bool now)
         if (paced(h))
             due = timespec_max(due, &p->pace_until);
         timespec_now(&t);
+        /* libevent's clock counts whole microseconds: counting from ours
+         * truncated alike, its expiry never falls before the due time */
+        t.tv_nsec -= t.tv_nsec % 1000;
         if (!timespec_le(due, &t)) {
             long long ns = (due->tv_sec - t.tv_sec) * NS +
                            (due->tv_nsec - t.tv_nsec);
@@ -339,16 +342,6 @@ static long long part_wait_ns(const struct held *h, size_t len)
     return wait;
 }
 
-/* Writes what release() moved to an output that was empty: one write for
- * every unit that came due together. */
-static void write_out(struct pipe *p, bool now)
-{
-    evutil_socket_t fd = bufferevent_getfd(p->dst);
-
-    if (now && !p->corked && fd >= 0)
-        evbuffer_write(bufferevent_get_output(p->dst), fd);
-}
-
 void pipe_cork(struct pipe *p)
 {
     if (!p->live || p->dst == NULL || p->corked)
@@ -385,13 +378,17 @@ void pipe_uncork(struct pipe *p)
 static void release(struct pipe *p)
 {
     struct timespec now;
-    bool was_empty, moved = false;
+    size_t pending = 0; /* due bytes at the front of hbuf, to go together */
+    bool write_now;
     int parts = 0;
 
     if (!p->live || p->dst == NULL)
         return;
     VASSERT(p->nheld == 0 || pipe_held_bytes(p) > 0);
-    was_empty = out_len(p) == 0;
+    /* written at once (straight from the held buffer: a socket
+     * bufferevent's output is frozen against our own writes) when nothing
+     * is queued before them; else they queue behind */
+    write_now = out_len(p) == 0;
     timespec_now(&now);
     while (p->nheld > 0) {
         struct held *h = held_head(p);
@@ -404,8 +401,7 @@ static void release(struct pipe *p)
         if (!paced(h)) {
             if (!timespec_le(&at, &now))
                 break;
-            out_put(p, p->hbuf, h->len, false);
-            moved = true;
+            pending += h->len;
             h->len = 0;
         } else {
             at = *timespec_max(&at, &p->pace_until);
@@ -417,9 +413,13 @@ static void release(struct pipe *p)
                     return;
                 goto out;
             }
+            if (pending > 0) {
+                out_put(p, p->hbuf, pending, write_now);
+                pending = 0;
+            }
             part = next_part(h);
             /* a part of its own: written at once when nothing is queued */
-            out_put(p, p->hbuf, part, !moved);
+            out_put(p, p->hbuf, part, true);
             h->len -= part;
             p->pace_until = at;
             timespec_add_ns(&p->pace_until, part_wait_ns(h, part));
@@ -430,8 +430,10 @@ static void release(struct pipe *p)
         then = (enum behav_act)h->then;
         ring_pop(p);
         if (then != BEHAV_PASS) {
-            write_out(p, moved && was_empty);
-            moved = false;
+            if (pending > 0) {
+                out_put(p, p->hbuf, pending, write_now);
+                pending = 0;
+            }
             if (!unit_closes(p, then))
                 return;
         }
@@ -441,7 +443,8 @@ static void release(struct pipe *p)
 out:
     if (!p->live)
         return;
-    write_out(p, moved && was_empty);
+    if (pending > 0)
+        out_put(p, p->hbuf, pending, write_now);
     if (p->close_on_flush && p->nheld == 0 && out_len(p) == 0) {
         p->owner->close(p->ctx, false, "closed after the last write");
         return;
