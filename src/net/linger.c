@@ -15,7 +15,12 @@
 
 #include <event2/event_struct.h>
 
-#define RESET_POLL_MS 5 /* how often a reset waits to see the queue empty */
+/* A reset polls the kernel's send queue, from every 5 ms, backing off to
+ * every 100 ms while it stays put; its deadline moves on while the queue
+ * still drains (the client reads), up to LINGER_RESET_MAX_MS. */
+#define RESET_POLL_MS 5
+#define RESET_POLL_MAX_MS 100
+#define LINGER_RESET_MAX_MS 30000
 
 struct lingering {
     LIST_ENTRY(lingering) link;
@@ -24,7 +29,10 @@ struct lingering {
     evutil_socket_t fd;
     bool reset;               /* end with RST once everything is sent */
     bool peer_done;           /* the peer's EOF was read */
+    int poll_ms;              /* reset: the current poll interval */
+    int last_unsent;          /* reset: the send queue at the last poll */
     struct timespec deadline; /* CLOCK_MONOTONIC_COARSE */
+    struct timespec until;    /* reset: the deadline's furthest reach */
 };
 
 static LIST_HEAD(, lingering) all = LIST_HEAD_INITIALIZER(all);
@@ -41,6 +49,25 @@ static void finish(struct lingering *l)
     LIST_REMOVE(l, link);
     count--;
     free(l);
+}
+
+/* now + ms, but not beyond cap (a zero cap: no cap) */
+static struct timespec later(struct timespec cap, int ms)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    if ((cap.tv_sec != 0 || cap.tv_nsec != 0) &&
+        (t.tv_sec > cap.tv_sec ||
+         (t.tv_sec == cap.tv_sec && t.tv_nsec > cap.tv_nsec)))
+        return cap;
+    return t;
 }
 
 static bool past(const struct timespec *deadline)
@@ -67,7 +94,7 @@ static int watch(struct lingering *l)
     struct timeval tv = { LINGER_MS / 1000, (LINGER_MS % 1000) * 1000 };
 
     if (l->reset)
-        tv = (struct timeval){ 0, RESET_POLL_MS * 1000 };
+        tv = (struct timeval){ l->poll_ms / 1000, (l->poll_ms % 1000) * 1000 };
     event_assign(&l->ev, l->base, l->peer_done ? -1 : l->fd,
                  (l->peer_done ? 0 : EV_READ) | EV_PERSIST, on_event, l);
     return event_add(&l->ev, &tv);
@@ -103,7 +130,28 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
         }
         break;
     }
-    if (l->reset && unsent(l->fd) == 0)
+    if (!l->reset)
+        return;
+    int left = unsent(l->fd);
+    if (left == 0) {
+        finish(l);
+        return;
+    }
+    if (left < l->last_unsent) {
+        /* the client is reading: wait on, and poll as often again */
+        l->deadline = later(l->until, LINGER_MS);
+        l->poll_ms = RESET_POLL_MS;
+    } else if (l->poll_ms < RESET_POLL_MAX_MS) {
+        l->poll_ms *= 2;
+        if (l->poll_ms > RESET_POLL_MAX_MS)
+            l->poll_ms = RESET_POLL_MAX_MS;
+    } else {
+        l->last_unsent = left;
+        return;
+    }
+    l->last_unsent = left;
+    event_del(&l->ev);
+    if (watch(l) < 0)
         finish(l);
 }
 
@@ -111,6 +159,12 @@ void linger_close(struct event_base *base, evutil_socket_t fd, bool reset)
 {
     struct lingering *l;
 
+    if (count >= LINGER_MAX && reset) {
+        /* no room to wait: a plain close still sends what is queued (a
+         * reset now would drop it), then FIN instead of the reset */
+        evutil_closesocket(fd);
+        return;
+    }
     if (count >= LINGER_MAX || (!reset && shutdown(fd, SHUT_WR) < 0) ||
         (reset && unsent(fd) == 0) || (l = calloc(1, sizeof(*l))) == NULL) {
         if (reset) {
@@ -123,13 +177,10 @@ void linger_close(struct event_base *base, evutil_socket_t fd, bool reset)
     l->fd = fd;
     l->base = base;
     l->reset = reset;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &l->deadline);
-    l->deadline.tv_sec += LINGER_MS / 1000;
-    l->deadline.tv_nsec += (LINGER_MS % 1000) * 1000000L;
-    if (l->deadline.tv_nsec >= 1000000000L) {
-        l->deadline.tv_sec++;
-        l->deadline.tv_nsec -= 1000000000L;
-    }
+    l->poll_ms = RESET_POLL_MS;
+    l->last_unsent = reset ? unsent(fd) : 0;
+    l->until = later((struct timespec){ 0, 0 }, LINGER_RESET_MAX_MS);
+    l->deadline = later((struct timespec){ 0, 0 }, LINGER_MS);
     if (watch(l) < 0) {
         evutil_closesocket(fd);
         free(l);

@@ -559,6 +559,15 @@ static void flush_answers(struct session *s)
  * will answer the requests sent. */
 static void stop_framing_replies(struct session *s)
 {
+    struct evbuffer *bin = s->backend != NULL ? bufferevent_get_input(s->backend)
+                                              : NULL;
+
+    /* what the backend sent belongs to the replies before the answers */
+    if (bin != NULL && !s->down.discard && evbuffer_get_length(bin) > 0 &&
+        pipe_emit(&s->down, bin, evbuffer_get_length(bin), 0, BEHAV_PASS) < 0) {
+        out_of_memory(s);
+        return;
+    }
     while (s->q.head != NULL && s->state == SESSION_OPEN) {
         struct entry *e = s->q.head;
         entry_queue_remove(&s->q, e);
@@ -787,7 +796,7 @@ static bool framed_request(struct session *s, struct evbuffer *in)
 {
     const struct proto_ops *proto = s->proto;
 
-    if (!s->client_spoke && evbuffer_get_length(in) > 0) {
+    if (!s->client_spoke && !proto->tls_inside && evbuffer_get_length(in) > 0) {
         /* A TLS client at a server of this protocol: its records are not
          * the protocol, and cutting them at a newline stalls the handshake.
          * Passed through whole, as the README says of any such traffic. */
@@ -839,6 +848,9 @@ static bool framed_request(struct session *s, struct evbuffer *in)
             struct entry *e = s->up_entry;
             s->up_in_unit = false;
             s->up_entry = NULL;
+            if (e != NULL && e->close_after)
+                s->up.discard = true; /* answered, and then closed: nothing
+                                         after it is for the backend */
             if (e != NULL && (e->state == ENTRY_READING ||
                               e->state == ENTRY_READING_REPLYING)) {
                 /* what the error reply can only know at the end (mysql:

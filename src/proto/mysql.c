@@ -538,4 +538,5 @@ const struct proto_ops proto_mysql = {
     .mode = mysql_mode,
     .error_reply = mysql_error_reply,
     .error_amend = mysql_error_amend,
+    .tls_inside = true,
 };

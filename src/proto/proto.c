@@ -174,13 +174,12 @@ size_t proto_line_take(const unsigned char *p, size_t n, char *buf,
 
 int proto_tls_start(struct evbuffer *in)
 {
-    static const unsigned char hello[3] = { 0x16, 0x03, 0x04 };
-    unsigned char b[3];
+    unsigned char b[6];
     ev_ssize_t got = evbuffer_copyout(in, b, sizeof(b));
     size_t n = got > 0 ? (size_t)got : 0;
 
-    for (size_t i = 0; i < n; i++)
-        if (i < 2 ? b[i] != hello[i] : b[i] > hello[2])
-            return 0;
+    if ((n > 0 && b[0] != 0x16) || (n > 1 && b[1] != 0x03) ||
+        (n > 2 && b[2] > 0x04) || (n > 5 && b[5] != 0x01))
+        return 0;
     return n < sizeof(b) ? -1 : 1;
 }

@@ -98,6 +98,9 @@ struct proto_ops {
     const struct opt_decl *opts; /* terminated by a NULL name */
     size_t state_size;           /* per-session framer state */
     bool server_first;           /* the server speaks first (greeting) */
+    bool tls_inside;             /* TLS is negotiated inside the protocol
+                                    (mysql): a TLS handshake at the
+                                    client's first bytes is not looked for */
     /* Sets up a zeroed state; backend is the configured "host:port". May
      * be NULL. */
     void (*init)(void *st, const union opt_val *opts, const char *backend);
@@ -145,9 +148,10 @@ const char *proto_names(void);
 void proto_garbage_reply(struct rng *r, struct evbuffer *out);
 void proto_corrupt(struct rng *r, struct evbuffer *unit);
 
-/* Whether in starts with a TLS handshake record (0x16 0x03 0x00-0x04): a
- * TLS client speaking to a server of this protocol's port. Returns 1 yes,
- * 0 no, -1 too few bytes to tell yet. */
+/* Whether in starts with a TLS ClientHello (a handshake record, 0x16
+ * 0x03 0x00-0x04, two length bytes, handshake type 0x01): a TLS client
+ * speaking to a server of this protocol's port. Returns 1 yes, 0 no, -1
+ * too few bytes to tell yet. */
 int proto_tls_start(struct evbuffer *in);
 
 /* Helpers for framers. */

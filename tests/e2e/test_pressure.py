@@ -652,3 +652,37 @@ def test_a_delay_applies_once_to_a_large_request(vaurien, redis_server):
     took = time.monotonic() - t0
     s.close()
     assert 0.5 <= took < 1.0, "a 3 MB request held %.2f s for a 0.5 s delay" % took
+
+
+def test_what_the_backend_sent_goes_before_answers_when_its_reply_cannot_be_framed(vaurien):
+    """A reply the framer cannot read: the backend's bytes still reach the
+    client before the proxy's error for a later request."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+
+    def serve():
+        try:
+            c, _ = lst.accept()
+        except OSError:
+            return
+        c.settimeout(5)
+        try:
+            c.recv(65536)
+            c.sendall(b"?bogus\r\n")
+            time.sleep(0.2)
+        except OSError:
+            pass
+        c.close()
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        v = vaurien("--protocol", "redis", "--behavior", "100:transient",
+                    "--behavior-transient-warmup", "1", "--behavior-transient-agitate", "1",
+                    backend_port=lst.getsockname()[1])
+        s = v.connect()
+        s.sendall(resp(b"GET", b"a") + resp(b"SET", b"b", b"B"))
+        got, _ = read_for(s, 3)
+        s.close()
+    finally:
+        lst.close()
+    assert got == b"?bogus\r\n" + INJECTED, got

@@ -93,7 +93,9 @@ def tls_echo(tls_cert):
     lst.close()
 
 
-@pytest.mark.parametrize("protocol", ["redis", "memcache", "smtp", "http", "mysql"])
+# (mysql negotiates TLS inside its protocol: a mysql client's first packet
+# may begin with the same bytes, so it is not looked for there)
+@pytest.mark.parametrize("protocol", ["redis", "memcache", "smtp", "http"])
 def test_a_tls_client_through_a_framed_protocol_completes_its_handshake(
         vaurien, tls_echo, tls_cert, protocol):
     import ssl

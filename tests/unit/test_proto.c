@@ -74,9 +74,11 @@ Test(proto, a_tls_handshake_record_is_recognised_at_the_start)
         size_t len;
         int want;
     } cases[] = {
-        { "\x16\x03\x01\x02\x00", 5, 1 }, /* TLS 1.0-1.3 ClientHello */
-        { "\x16\x03\x03", 3, 1 },
-        { "\x16\x03", 2, -1 },            /* too few bytes yet */
+        { "\x16\x03\x01\x02\x00\x01", 6, 1 }, /* TLS 1.0-1.3 ClientHello */
+        { "\x16\x03\x03\x00\x10\x01\x00", 7, 1 },
+        { "\x16\x03\x03", 3, -1 },       /* too few bytes yet */
+        { "\x16\x03\x00\x01\x85\xa6", 6, 0 }, /* a 790-byte mysql packet */
+        { "\x16\x03", 2, -1 },
         { "\x16", 1, -1 },
         { "", 0, -1 },
         { "\x16\x03\x05", 3, 0 },         /* no such version */
