@@ -36,17 +36,17 @@ def recv_n_by(s, n, deadline, idle=3.0):
 
 # --- 1. splitting toxics lose bytes -----------------------------------------
 
-class BlockEcho:
-    """An echo server that sends back each `block` bytes in one write, once
-    all of them arrived (so the proxy reads the echo in one go)."""
+class ThreadedServer:
+    """A TCP server on 127.0.0.1 that hands each connection to
+    self.serve(c) on a thread of its own."""
 
-    def __init__(self, block):
-        self.block = block
+    def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
+        self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.conns = []
+        self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -55,10 +55,30 @@ class BlockEcho:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+            with self.lock:
+                self.conns.append(c)
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
-    def _serve(self, c):
+    def close(self):
+        self.sock.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+
+
+class BlockEcho(ThreadedServer):
+    """An echo server that sends back each `block` bytes in one write, once
+    all of them arrived (so the proxy reads the echo in one go)."""
+
+    def __init__(self, block):
+        self.block = block
+        super().__init__()
+
+    def serve(self, c):
         c.settimeout(30)
         buf = b""
         try:
@@ -72,11 +92,6 @@ class BlockEcho:
                     buf = buf[self.block:]
         except OSError:
             pass
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
 
 
 def test_stacked_slicers_echo_64_kib_intact(api):
@@ -378,36 +393,20 @@ def test_a_redis_client_pipelining_50_mb_without_reading_stays_bounded(vaurien, 
         s.close()
 
 
-class BufferingHttpBackend:
+class BufferingHttpBackend(ThreadedServer):
     """An HTTP/1.1 server that never stops reading (like nginx or redis with
     a large output buffer): each connection's requests are counted by one
     thread and answered, with a fixed response, by another."""
 
     RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+    def serve(self, c):
+        batches = []  # how many requests each read brought; None: EOF
+        cond = threading.Condition()
+        threading.Thread(target=self._write, args=(c, batches, cond), daemon=True).start()
+        self._read(c, batches, cond)
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns.append(c)
-            todo = []
-            cond = threading.Condition()
-            threading.Thread(target=self._read, args=(c, todo, cond), daemon=True).start()
-            threading.Thread(target=self._write, args=(c, todo, cond), daemon=True).start()
-
-    def _read(self, c, todo, cond):
+    def _read(self, c, batches, cond):
         tail = b""
         while True:
             try:
@@ -416,38 +415,28 @@ class BufferingHttpBackend:
                 d = b""
             with cond:
                 if not d:
-                    todo.append(None)
+                    batches.append(None)
                     cond.notify()
                     return
                 tail += d
                 n = tail.count(b"\r\n\r\n")
                 if n:
                     tail = tail[tail.rindex(b"\r\n\r\n") + 4:]
-                    todo.append(n)
+                    batches.append(n)
                     cond.notify()
 
-    def _write(self, c, todo, cond):
+    def _write(self, c, batches, cond):
         while True:
             with cond:
-                while not todo:
+                while not batches:
                     cond.wait()
-                n = todo.pop(0)
+                n = batches.pop(0)
             if n is None:
                 return
             try:
                 c.sendall(self.RESPONSE * n)
             except OSError:
                 return
-
-    def close(self):
-        self.sock.close()
-        with self.lock:
-            for c in self.conns:
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                c.close()
 
 
 def test_an_http_client_pipelining_50_mb_without_reading_stays_bounded(vaurien):

@@ -35,10 +35,11 @@ struct infos {
 /* Feeds data[0..len) in pieces: cut (0 < cut < len) splits it in two; when
  * cut is 0, piece bytes at a time. Frames the other direction first with
  * prep (if any), so a stateful framer sees the conversation in order. */
-static inline void frame_all(const struct proto_ops *ops, void *st,
-                             enum proto_dir dir, const void *data, size_t len,
-                             size_t cut, size_t piece, const struct infos *req,
-                             struct frames *out)
+static inline void frame_pieces(const struct proto_ops *ops, void *st,
+                                enum proto_dir dir, const void *data,
+                                size_t len, size_t cut, size_t piece,
+                                const struct infos *req, struct frames *out,
+                                size_t *stalled_at)
 {
     struct evbuffer *in = evbuffer_new();
     struct proto_unit u;
@@ -65,6 +66,14 @@ static inline void frame_all(const struct proto_ops *ops, void *st,
             if (evbuffer_get_length(in) == 0)
                 break;
             n = ops->frame(st, dir, in, &u);
+            /* the client pauses after the first part: stalled() may hand
+             * out what the framer holds */
+            if (n == 0 && stalled_at != NULL && fed <= cut &&
+                ops->stalled != NULL) {
+                n = ops->stalled(st, in, &u);
+                if (n > 0)
+                    *stalled_at += (size_t)n;
+            }
             if (n < 0) {
                 out->error = 1;
                 out->left = evbuffer_get_length(in);
@@ -93,6 +102,14 @@ static inline void frame_all(const struct proto_ops *ops, void *st,
     }
     out->left = evbuffer_get_length(in);
     evbuffer_free(in);
+}
+
+static inline void frame_all(const struct proto_ops *ops, void *st,
+                             enum proto_dir dir, const void *data, size_t len,
+                             size_t cut, size_t piece, const struct infos *req,
+                             struct frames *out)
+{
+    frame_pieces(ops, st, dir, data, len, cut, piece, req, out, NULL);
 }
 
 static inline void *framer_new(const struct proto_ops *ops)
@@ -162,52 +179,8 @@ static inline void frame_stalled(const struct proto_ops *ops, void *st,
                                  const void *data, size_t len, size_t cut,
                                  struct frames *out, size_t *stalled_at)
 {
-    struct evbuffer *in = evbuffer_new();
-    struct proto_unit u;
-    const unsigned char *p = data;
-    int in_unit = 0;
-
-    memset(out, 0, sizeof(*out));
     *stalled_at = 0;
-    for (int part = 0; part < 2; part++) {
-        if (part == 0)
-            evbuffer_add(in, p, cut);
-        else
-            evbuffer_add(in, p + cut, len - cut);
-        while (evbuffer_get_length(in) > 0) {
-            ssize_t n;
-            if (!in_unit)
-                memset(&u, 0, sizeof(u));
-            n = ops->frame(st, PROTO_UP, in, &u);
-            if (n == 0 && part == 0 && ops->stalled != NULL) {
-                n = ops->stalled(st, in, &u);
-                if (n > 0)
-                    *stalled_at += (size_t)n;
-            }
-            if (n < 0) {
-                out->error = 1;
-                out->left = evbuffer_get_length(in);
-                evbuffer_free(in);
-                return;
-            }
-            if (n == 0)
-                break;
-            cr_assert(in_unit || (u.flags & PROTO_HEAD), "first step without HEAD");
-            evbuffer_drain(in, (size_t)n);
-            in_unit = 1;
-            out->partial += (size_t)n;
-            if (u.flags & PROTO_END) {
-                cr_assert(out->n < FRAMES_MAX);
-                out->len[out->n] = out->partial;
-                out->flags[out->n] = u.flags;
-                out->n++;
-                out->partial = 0;
-                in_unit = 0;
-            }
-        }
-    }
-    out->left = evbuffer_get_length(in);
-    evbuffer_free(in);
+    frame_pieces(ops, st, PROTO_UP, data, len, cut, 0, NULL, out, stalled_at);
 }
 
 #endif
