@@ -391,6 +391,17 @@ void session_set_toxics(struct session *s)
         out_of_memory(s);
 }
 
+/* The client was paused because it did not read its answers; once they
+ * are written down to the low-water mark it is unpaused (and true is
+ * returned). */
+static bool answers_caught_up(struct session *s)
+{
+    if (!s->synth_blocked || pipe_buffered(&s->down) > PIPE_LOW)
+        return false;
+    s->synth_blocked = false;
+    return true;
+}
+
 /* Whether the client waits for the queue: past the in-flight cap, or a
  * tunnel that starts only once every earlier reply has been written. */
 static bool client_held(const struct session *s)
@@ -994,10 +1005,8 @@ static void session_pump(struct session *s)
         pipe_uncork(&s->down);
         /* the one write took every answer held back: no write callback
          * will come to say so, and requests may be waiting */
-        if (s->state != SESSION_OPEN || !s->synth_blocked ||
-            pipe_buffered(&s->down) > PIPE_LOW)
+        if (s->state != SESSION_OPEN || !answers_caught_up(s))
             break;
-        s->synth_blocked = false;
     }
     if (s->state == SESSION_OPEN) {
         if (s->up.discard)
@@ -1181,9 +1190,7 @@ static void backend_write_cb(struct bufferevent *bev, void *arg)
 
 void session_on_pipe_drained(struct session *s, struct pipe *p)
 {
-    if (p == &s->down && s->synth_blocked &&
-        pipe_buffered(&s->down) <= PIPE_LOW) {
-        s->synth_blocked = false;
+    if (p == &s->down && answers_caught_up(s)) {
         session_update_reading(s);
         /* requests already read may be waiting for a verdict */
         session_pump(s);
