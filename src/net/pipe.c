@@ -83,6 +83,9 @@ void pipe_init(struct pipe *p, const struct pipe_owner *owner, void *ctx,
 
 void pipe_deinit(struct pipe *p)
 {
+    if (p->live)
+        pipe_settle(p); /* passed before the close: goes with the cork */
+    p->owed_src = NULL;
     p->live = false;
     if (p->hbuf != NULL) {
         evbuffer_free(p->hbuf);
@@ -220,8 +223,7 @@ static void move_bytes(struct evbuffer *from, struct evbuffer *to, size_t len)
 static void out_put(struct pipe *p, struct evbuffer *from, size_t len,
                     bool write_now)
 {
-    struct evbuffer *out = bufferevent_get_output(p->dst);
-    evutil_socket_t fd = bufferevent_getfd(p->dst);
+    struct evbuffer *out;
 
     p->bytes += len;
     if (p->corked == PIPE_CORK_BUF) {
@@ -230,8 +232,10 @@ static void out_put(struct pipe *p, struct evbuffer *from, size_t len,
         move_bytes(from, p->cork, len);
         return;
     }
-    if (write_now && !p->corked && fd >= 0 && evbuffer_get_length(out) == 0) {
-        int w = evbuffer_write_atmost(from, fd, (ev_ssize_t)len);
+    out = bufferevent_get_output(p->dst);
+    if (write_now && !p->corked && evbuffer_get_length(out) == 0) {
+        evutil_socket_t fd = bufferevent_getfd(p->dst);
+        int w = fd >= 0 ? evbuffer_write_atmost(from, fd, (ev_ssize_t)len) : 0;
         if (w > 0)
             len -= (size_t)w;
     }
@@ -357,8 +361,10 @@ void pipe_cork(struct pipe *p)
 
 void pipe_uncork(struct pipe *p)
 {
-    enum pipe_cork was = p->corked;
+    enum pipe_cork was;
 
+    pipe_settle(p);
+    was = p->corked;
     p->corked = PIPE_CORK_NONE;
     if (!p->live || p->dst == NULL)
         return;
@@ -704,11 +710,37 @@ void pipe_due(const struct pipe *p, double delay, struct timespec *due)
         timespec_add(due, delay);
 }
 
+bool pipe_owe(struct pipe *p, struct evbuffer *from, size_t len)
+{
+    if (!p->live || p->closing || p->nchain != 0 || p->nheld != 0 ||
+        p->corked == PIPE_CORK_NONE || (p->owed > 0 && p->owed_src != from))
+        return false;
+    p->owed_src = from;
+    p->owed += len;
+    return true;
+}
+
+size_t pipe_owed(const struct pipe *p, const struct evbuffer *from)
+{
+    return p->owed_src == from ? p->owed : 0;
+}
+
+void pipe_settle(struct pipe *p)
+{
+    size_t n = p->owed;
+
+    if (n == 0)
+        return;
+    p->owed = 0;
+    out_put(p, p->owed_src, n, true);
+}
+
 int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
               enum behav_act then)
 {
     struct timespec due;
 
+    pipe_settle(p);
     if (p->live && !p->closing && p->nchain == 0 && p->nheld == 0 &&
         delay <= 0) {
         /* nothing to wait for: the common case, without a clock read */
@@ -730,6 +762,7 @@ int pipe_emit_until(struct pipe *p, struct evbuffer *from, size_t len,
     size_t cut = 0;
     int rc = 0;
 
+    pipe_settle(p);
     if (!p->live)
         return 0;
     if (p->closing) {

@@ -129,6 +129,8 @@ struct pipe {
     enum pipe_cork corked;     /* units only queue; pipe_uncork() writes */
     struct evbuffer *cork;     /* PIPE_CORK_BUF: what passed while corked,
                                   written by pipe_uncork() */
+    struct evbuffer *owed_src; /* pipe_owe(): the first `owed` bytes of */
+    size_t owed;               /* owed_src passed, and are not moved yet */
     unsigned long long bytes;  /* bytes written to dst so far */
     struct tox_link *chain;    /* this stream's byte toxics, in order */
     int nchain;
@@ -152,6 +154,19 @@ void pipe_deinit(struct pipe *p);
  * close the session once they are written. Returns 0 or -ENOMEM. */
 int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
               enum behav_act then);
+
+/* Passes len bytes of from, which follow the `pipe_owed(p, from)` bytes
+ * already owed at its front, without moving them yet: while corked and
+ * nothing else could time them (no byte toxic, nothing held), units that
+ * pass whole add up and move together, at pipe_settle(). Returns false,
+ * and does nothing, when they cannot wait (then pipe_emit() them). */
+bool pipe_owe(struct pipe *p, struct evbuffer *from, size_t len);
+/* The bytes at the front of from that are owed to p (0 if none). */
+size_t pipe_owed(const struct pipe *p, const struct evbuffer *from);
+/* Moves what is owed into the output. Every pipe_emit*() and
+ * pipe_uncork() settles first; anyone else touching the front of the
+ * owed buffer must settle before. */
+void pipe_settle(struct pipe *p);
 
 /* When a unit emitted now with delay seconds would be due: from p->stamp
  * when set, else from the clock. */

@@ -326,6 +326,7 @@ static void on_connected(struct session *s)
  * the idle timeout. */
 static void go_hang(struct session *s, struct evbuffer *in)
 {
+    pipe_settle(&s->up); /* what passed before goes */
     evbuffer_drain(in, evbuffer_get_length(in));
     s->up.discard = true;
     s->hanging = true;
@@ -484,6 +485,9 @@ static int reply_step(struct session *s, const struct behav_verdict *v,
     struct evbuffer *unit;
     int rc;
 
+    if (v->rep == BEHAV_PASS && pipe_owe(&s->down, in, len))
+        return 0; /* moved with the replies passing next to it */
+    pipe_settle(&s->down);
     switch (v->rep) {
     case BEHAV_DROP:
         evbuffer_drain(in, len);
@@ -597,6 +601,9 @@ static void stop_framing_replies(struct session *s)
 static void set_mode(struct session *s, enum proto_mode m, const char *why,
                      bool drain)
 {
+    /* the framed units that passed go before anything of the new mode */
+    pipe_settle(&s->up);
+    pipe_settle(&s->down);
     if (m != s->mode)
         log_info("session %llu: %s; %s from now on", (unsigned long long)s->id,
                  why, m == PROTO_TUNNEL ? "tcp behavior (faults per chunk)"
@@ -742,6 +749,9 @@ static int request_step(struct session *s, struct evbuffer *in, size_t len,
 {
     const struct behav_verdict *v = &s->up_v;
 
+    if (v->req == BEHAV_PASS && pipe_owe(&s->up, in, len))
+        return 0; /* moved with the requests passing next to it */
+    pipe_settle(&s->up);
     switch (v->req) {
     case BEHAV_HOLD:
         /* the whole request is due at its first step's due time */
@@ -801,9 +811,9 @@ static void watch_stall(struct session *s)
         evtimer_add(s->stall_ev, &tv);
 }
 
-/* Frames the client's bytes into requests. Returns true when the framer
- * waits for more bytes than there are. */
-static bool framed_request(struct session *s, struct evbuffer *in)
+/* framed_request() but for the requests that passed: they stay owed to
+ * the up pipe, at the front of in. */
+static bool frame_requests(struct session *s, struct evbuffer *in)
 {
     const struct proto_ops *proto = s->proto;
 
@@ -823,13 +833,14 @@ static bool framed_request(struct session *s, struct evbuffer *in)
 
     while (s->state == SESSION_OPEN && s->mode == PROTO_FRAMED &&
            !s->up.discard && !client_held(s) &&
-           evbuffer_get_length(in) > 0) {
+           evbuffer_get_length(in) > pipe_owed(&s->up, in)) {
         struct proto_unit *u = &s->up_unit;
         bool end;
         ssize_t n;
 
         if (!s->up_in_unit)
             memset(u, 0, sizeof(*u));
+        u->skip = pipe_owed(&s->up, in);
         n = proto->frame(s->pstate, PROTO_UP, in, u);
         if (n == 0 && proto->stalled != NULL) {
             /* The client stopped for STALL_MS in the middle of what the
@@ -877,16 +888,25 @@ static bool framed_request(struct session *s, struct evbuffer *in)
     return false;
 }
 
-/* Frames the backend's bytes into replies, each carried out with the
- * verdict of the request it answers. Returns true when the framer waits
- * for more bytes than there are. */
-static bool framed_reply(struct session *s, struct evbuffer *in)
+/* Frames the client's bytes into requests. Returns true when the framer
+ * waits for more bytes than there are. */
+static bool framed_request(struct session *s, struct evbuffer *in)
+{
+    bool more = frame_requests(s, in);
+
+    pipe_settle(&s->up);
+    return more;
+}
+
+/* framed_reply() but for the replies that passed: they stay owed to the
+ * down pipe, at the front of in. */
+static bool frame_replies(struct session *s, struct evbuffer *in)
 {
     const struct proto_ops *proto = s->proto;
     static const struct behav_verdict pass = { .by = &behav_dummy };
 
     while (s->state == SESSION_OPEN && down_framed(s) && !s->down.discard &&
-           evbuffer_get_length(in) > 0) {
+           evbuffer_get_length(in) > pipe_owed(&s->down, in)) {
         struct proto_unit *u = &s->down_unit;
         bool first = !s->down_in_unit;
         struct entry *e;
@@ -901,6 +921,7 @@ static bool framed_reply(struct session *s, struct evbuffer *in)
             }
         }
         e = s->down_entry;
+        u->skip = pipe_owed(&s->down, in);
         n = proto->frame(s->pstate, PROTO_DOWN, in, u);
         if (n == 0)
             return true;
@@ -919,6 +940,7 @@ static bool framed_reply(struct session *s, struct evbuffer *in)
                 entry_advance(e, ENTRY_REPLY_START);
         }
         if (e != NULL && e->kind == ENTRY_REPLACE) {
+            pipe_settle(&s->down);
             evbuffer_drain(in, (size_t)n); /* replaced by the answer */
         } else if (reply_step(s, e != NULL ? &e->v : &pass, in, (size_t)n,
                               first) < 0) {
@@ -944,6 +966,17 @@ static bool framed_reply(struct session *s, struct evbuffer *in)
         check_mode(s, PROTO_DOWN);
     }
     return false;
+}
+
+/* Frames the backend's bytes into replies, each carried out with the
+ * verdict of the request it answers. Returns true when the framer waits
+ * for more bytes than there are. */
+static bool framed_reply(struct session *s, struct evbuffer *in)
+{
+    bool more = frame_replies(s, in);
+
+    pipe_settle(&s->down);
+    return more;
 }
 
 /* Rounds of framing both sides, while a round makes progress (a reply

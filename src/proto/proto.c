@@ -120,7 +120,7 @@ ssize_t proto_drive(struct proto_framer *f, struct evbuffer *in,
     size_t n;
 
     if (!f->done && !f->error)
-        f->scanned += proto_scan(in, f->scanned, fn, f);
+        f->scanned += proto_scan(in, u->skip + f->scanned, fn, f);
     if (f->error)
         return -1;
     if (!f->head) {

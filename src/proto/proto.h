@@ -80,6 +80,9 @@ struct proto_unit {
     uint32_t info;  /* what the framer learned: http method and version,
                        mysql command and sequence id, ... */
     uint32_t info2;
+    size_t skip;    /* set by the caller: bytes at the front of in that
+                       belong to units before this one (passed, not moved
+                       yet); the unit starts after them */
 };
 
 /* What an error reply should say: the error behavior's options, read by

@@ -21,6 +21,7 @@
  */
 #include <ctype.h>
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -54,8 +55,6 @@ struct resp {
     long long left_bytes;      /* RP_BULK: bytes left, CRLF included */
     size_t line;               /* RP_LINE / RP_INLINE: bytes so far */
     int depth;
-    long long left[RESP_DEPTH]; /* elements left at each level */
-    bool attr[RESP_DEPTH];      /* the level is an attribute map */
     /* request only: the command name */
     int arg;                   /* index of the bulk being read */
     char cmd[RESP_CMD_MAX + 1];
@@ -64,6 +63,10 @@ struct resp {
     bool noargs;               /* "*0", a blank line: the server says nothing */
     bool classified;           /* request_flags() has seen it */
     bool push;                 /* the top-level value is a push */
+    /* last, and not reset between values: only levels below depth,
+     * each set by push_level(), are ever read */
+    long long left[RESP_DEPTH]; /* elements left at each level */
+    bool attr[RESP_DEPTH];      /* the level is an attribute map */
 };
 
 struct redis_state {
@@ -245,16 +248,26 @@ static size_t resp_feed(void *st, const unsigned char *p, size_t n)
             }
             break;
         case RP_NUM:
-            i++;
-            if (c == '\r') {
-                r->phase = RP_NUM_LF;
-            } else if (c == '-' && r->digits == 0 && !r->neg) {
-                r->neg = true;
-            } else if (c >= '0' && c <= '9' && r->digits < 18) {
+            /* the digits in one go, and the CRLF after them when it is
+             * here: a count or a length is most of a small request */
+            while (c >= '0' && c <= '9' && r->digits < 18) {
                 if (r->digits == 0)
                     r->lead0 = c == '0';
                 r->num = r->num * 10 + (c - '0');
                 r->digits++;
+                if (++i == n)
+                    return i;
+                c = p[i];
+            }
+            i++;
+            if (c == '\r' && i < n && p[i] == '\n') {
+                i++;
+                if (!number_done(r))
+                    r->f.error = true;
+            } else if (c == '\r') {
+                r->phase = RP_NUM_LF;
+            } else if (c == '-' && r->digits == 0 && !r->neg) {
+                r->neg = true;
             } else {
                 r->f.error = true;
             }
@@ -326,7 +339,7 @@ static size_t resp_feed(void *st, const unsigned char *p, size_t n)
 
 static void resp_start(struct resp *r, bool request)
 {
-    memset(r, 0, sizeof(*r));
+    memset(r, 0, offsetof(struct resp, left));
     r->request = request;
 }
 

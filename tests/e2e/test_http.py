@@ -209,6 +209,24 @@ def test_overwrite_host_header(http_server, vaurien):
     assert get(conn(v2), "/host", headers={"Host": "public.example"})[1] == b"public.example"
 
 
+def test_overwrite_host_header_in_every_pipelined_request(http_server, vaurien):
+    # requests that pass are moved to the backend together, after framing
+    # all of them: the Host of each, not only the first, is rewritten, and
+    # nothing around the rewritten heads moves
+    port = http_server.server_port
+    v = vaurien("--protocol", "http", "--protocol-http-overwrite-host-header", "true",
+                backend_port=port)
+    s = v.connect()
+    burst = b"".join(b"GET /host HTTP/1.1\r\nHost: public%d.example\r\nX-N: %d\r\n\r\n"
+                     b"GET /n/%d HTTP/1.1\r\nHost: h\r\n\r\n" % (i, i, i) for i in range(20))
+    s.sendall(burst)
+    r = Responses(s)
+    for i in range(20):
+        assert r.response() == (200, b"127.0.0.1:%d" % port)
+        assert r.response() == (200, b"path=/n/%d" % i)
+    s.close()
+
+
 def test_not_http_degrades_to_pass_through(http_server, vaurien):
     v = vaurien("--protocol", "http", "--behavior", "100:error", backend_port=http_server.server_port)
     s = v.connect()

@@ -30,6 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct evbuffer *in[2] = { evbuffer_new(), evbuffer_new() };
     struct proto_unit u[2];
     bool in_unit[2] = { false, false };
+    size_t owed[2] = { 0, 0 }; /* units that ended, left at the front (the
+                                  session moves passing units together) */
     struct evbuffer *answer = NULL; /* the error reply of the request */
     struct rng r;
     size_t i = 0;
@@ -52,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         stop = i >= size || (data[i] & 1) != dir;
         for (int guard = 0; guard < 10000; guard++) {
             ssize_t n;
-            if (evbuffer_get_length(in[dir]) == 0)
+            if (evbuffer_get_length(in[dir]) == owed[dir])
                 break;
             if (!in_unit[dir]) {
                 uint32_t info = u[PROTO_UP].info, info2 = u[PROTO_UP].info2;
@@ -62,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     u[dir].info2 = info2;
                 }
             }
+            u[dir].skip = owed[dir];
             n = ops->frame(st, (enum proto_dir)dir, in[dir], &u[dir]);
             if (n == 0 && dir == PROTO_UP && stop && ops->stalled != NULL) {
                 n = ops->stalled(st, in[dir], &u[dir]);
@@ -69,11 +72,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     abort(); /* a request sent unnamed must pass */
             }
             if (n <= 0) {
-                if (n < 0)
+                if (n < 0) {
                     evbuffer_drain(in[dir], evbuffer_get_length(in[dir]));
+                    owed[dir] = 0;
+                }
                 break;
             }
-            if ((size_t)n > evbuffer_get_length(in[dir]))
+            if ((size_t)n > evbuffer_get_length(in[dir]) - owed[dir])
                 abort(); /* handed out more than it was given */
             if (!in_unit[dir] && !(u[dir].flags & PROTO_HEAD))
                 abort(); /* a unit must start with its head */
@@ -97,8 +102,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 evbuffer_free(answer);
                 answer = NULL;
             }
-            evbuffer_drain(in[dir], (size_t)n);
             in_unit[dir] = !(u[dir].flags & PROTO_END);
+            if (!in_unit[dir] && rng_below(&r, 2) == 0) {
+                owed[dir] += (size_t)n; /* passed whole: moved later */
+            } else {
+                evbuffer_drain(in[dir], owed[dir] + (size_t)n);
+                owed[dir] = 0;
+            }
         }
         if (ops->mode != NULL && ops->mode(st) != PROTO_FRAMED)
             break;

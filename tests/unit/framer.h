@@ -44,7 +44,8 @@ static inline void frame_pieces(const struct proto_ops *ops, void *st,
     struct evbuffer *in = evbuffer_new();
     struct proto_unit u;
     const unsigned char *p = data;
-    size_t fed = 0;
+    size_t fed = 0, owed = 0; /* owed: units left at the front, as the
+                                 session leaves those that pass */
     int in_unit = 0, r = 0;
 
     memset(out, 0, sizeof(*out));
@@ -63,8 +64,9 @@ static inline void frame_pieces(const struct proto_ops *ops, void *st,
                     u.info2 = req->info2[r];
                 }
             }
-            if (evbuffer_get_length(in) == 0)
+            if (evbuffer_get_length(in) == owed)
                 break;
+            u.skip = owed;
             n = ops->frame(st, dir, in, &u);
             /* the client pauses after the first part: stalled() may hand
              * out what the framer holds */
@@ -76,14 +78,13 @@ static inline void frame_pieces(const struct proto_ops *ops, void *st,
             }
             if (n < 0) {
                 out->error = 1;
-                out->left = evbuffer_get_length(in);
+                out->left = evbuffer_get_length(in) - owed;
                 evbuffer_free(in);
                 return;
             }
             if (n == 0)
                 break;
             cr_assert(in_unit || (u.flags & PROTO_HEAD), "first step without HEAD");
-            evbuffer_drain(in, (size_t)n);
             in_unit = 1;
             out->partial += (size_t)n;
             if (u.flags & PROTO_END) {
@@ -96,11 +97,17 @@ static inline void frame_pieces(const struct proto_ops *ops, void *st,
                 if (!(u.flags & (PROTO_PUSH | PROTO_INTERIM)))
                     r++;
             }
+            if (!in_unit && out->n % 2 == 1) {
+                owed += (size_t)n; /* every other unit stays at the front */
+            } else {
+                evbuffer_drain(in, owed + (size_t)n);
+                owed = 0;
+            }
         }
         if (fed == len)
             break;
     }
-    out->left = evbuffer_get_length(in);
+    out->left = evbuffer_get_length(in) - owed;
     evbuffer_free(in);
 }
 
