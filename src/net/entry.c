@@ -61,9 +61,9 @@ enum entry_state entry_advance(struct entry *e, enum entry_event ev)
  * freed per reply, more at a time than malloc's per-thread cache keeps.
  * Off in debug builds, where a use after free must reach the sanitizer. */
 #ifdef VAURIEN_DEBUG
-#define ENTRY_SPARE_MAX 0
+static const unsigned spare_max = 0;
 #else
-#define ENTRY_SPARE_MAX 256
+static const unsigned spare_max = 256;
 #endif
 static struct entry *spare;
 static unsigned nspare;
@@ -91,7 +91,7 @@ void entry_destroy(struct entry *e)
         return;
     if (e->answer != NULL)
         evbuffer_free(e->answer);
-    if (nspare < ENTRY_SPARE_MAX) {
+    if (nspare < spare_max) {
         e->next = spare;
         spare = e;
         nspare++;
