@@ -233,6 +233,7 @@ static int run_server(int argc, char **argv)
     struct api *api = NULL;
     struct addr a;
     char err[4400], config[4096] = "";
+    bool proxy_metrics = false, runtime_metrics = false;
     int rc = 1;
 
     settings_init(&st);
@@ -267,8 +268,19 @@ static int run_server(int argc, char **argv)
             return 0;
         }
         if (strcmp(name, "proxy-metrics") == 0 ||
-            strcmp(name, "runtime-metrics") == 0)
-            continue; /* GET /metrics always has them */
+            strcmp(name, "runtime-metrics") == 0) {
+            /* Go's boolean flags: -x, -x=true, -x=false */
+            bool on = eq == NULL || strcmp(eq + 1, "true") == 0 ||
+                      strcmp(eq + 1, "1") == 0;
+            if (eq != NULL && !on && strcmp(eq + 1, "false") != 0 &&
+                strcmp(eq + 1, "0") != 0) {
+                snprintf(err, sizeof(err), "-%s: expected true or false, got "
+                         "'%s'", name, eq + 1);
+                usage_error(err);
+            }
+            *(name[0] == 'p' ? &proxy_metrics : &runtime_metrics) = on;
+            continue;
+        }
         if (eq != NULL)
             value = eq + 1;
         else if (i + 1 < argc)
@@ -332,6 +344,7 @@ static int run_server(int argc, char **argv)
     }
     if (start_api(&l, &srv, &a, st.api_token, &api) < 0)
         goto out;
+    api_set_metrics(api, proxy_metrics, runtime_metrics);
     event_base_dispatch(l.base);
     rc = 0;
 out:

@@ -19,7 +19,7 @@
 #include "behav/behav.h"
 
 #define TOXIC_MAX 64       /* toxics on one proxy */
-#define TOXIC_NAME_MAX 128
+#define TOXIC_NAME_MAX 1025 /* a proxy's or toxic's name: 1024 bytes, NUL */
 
 enum toxic_kind {
     TOXIC_LATENCY,

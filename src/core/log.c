@@ -61,7 +61,9 @@ void log_write(enum log_level level, const char *fmt, ...)
     char stamp[32];
     time_t now;
     struct tm tm;
+    char line[8192];
     va_list ap;
+    int n;
 
     if (level < log_min)
         return;
@@ -70,7 +72,22 @@ void log_write(enum log_level level, const char *fmt, ...)
     strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
     fprintf(f, "%s [%d] [%s] ", stamp, (int)getpid(), level_names[level]);
     va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof(line))
+        n = sizeof(line) - 1; /* cut, never split into lines */
+    /* One event, one line: control bytes in names and paths that users
+     * chose (a proxy named "x\n... [ERROR] ...") are escaped, not written. */
+    for (int i = 0, run = 0; i <= n; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if (i < n && c >= 0x20 && c != 0x7f && c != '\\')
+            continue;
+        fwrite(line + run, 1, (size_t)(i - run), f);
+        run = i + 1;
+        if (i < n)
+            fprintf(f, c == '\\' ? "\\\\" : "\\x%02x", c);
+    }
     fputc('\n', f);
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +40,8 @@ struct api {
     int fds[API_LISTEN_MAX];
     int nfds;
     unsigned long long requests;
+    bool proxy_metrics;        /* Toxiproxy's own series too */
+    bool runtime_metrics;      /* and the process_* series */
 };
 
 /* ---- responses ---------------------------------------------------------- */
@@ -70,8 +74,7 @@ static void send_text(struct evhttp_request *req, int code, const char *type,
 /* Sends j (consumed) as the body. */
 static void send_json(struct evhttp_request *req, int code, json_t *j)
 {
-    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                   JSON_ENCODE_ANY);
+    char *text = ctl_json_text(j);
     size_t n = text != NULL ? strlen(text) : 0;
     char *body = malloc(n + 2);
 
@@ -288,6 +291,29 @@ static void toxic_update(struct proxy *p, struct toxic *t,
     send_json(req, 200, ctl_toxic_json(t));
 }
 
+/* A label value as the Prometheus text format writes it: \\, \" and \n
+ * escaped, so no name can end its label or its line. */
+static void label_value(struct evbuffer *out, const char *v)
+{
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p == '\\')
+            evbuffer_add(out, "\\\\", 2);
+        else if (*p == '"')
+            evbuffer_add(out, "\\\"", 2);
+        else if (*p == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else
+            evbuffer_add(out, p, 1);
+    }
+}
+
+static void family(struct evbuffer *out, const char *name, const char *type,
+                   const char *help)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+                        type);
+}
+
 /* One metric family with a value per proxy. */
 static void metric(struct evbuffer *out, const struct server *srv,
                    const char *name, const char *type, const char *help,
@@ -295,11 +321,12 @@ static void metric(struct evbuffer *out, const struct server *srv,
 {
     const struct proxy *p;
 
-    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-                        type);
-    TAILQ_FOREACH(p, &srv->proxies, link)
-        evbuffer_add_printf(out, "%s{proxy=\"%s\"} %llu\n", name, p->name,
-                            value(p));
+    family(out, name, type, help);
+    TAILQ_FOREACH(p, &srv->proxies, link) {
+        evbuffer_add_printf(out, "%s{proxy=\"", name);
+        label_value(out, p->name);
+        evbuffer_add_printf(out, "\"} %llu\n", value(p));
+    }
 }
 
 static unsigned long long m_accepted(const struct proxy *p) { return p->accepted; }
@@ -307,6 +334,105 @@ static unsigned long long m_active(const struct proxy *p) { return p->active; }
 static unsigned long long m_refused(const struct proxy *p) { return p->refused; }
 static unsigned long long m_up(const struct proxy *p) { return p->bytes_up; }
 static unsigned long long m_down(const struct proxy *p) { return p->bytes_down; }
+
+/* Toxiproxy's series (-proxy-metrics): bytes received and sent per proxy
+ * and direction, with its labels, so its dashboards keep working. */
+static void toxiproxy_metrics(struct evbuffer *out, const struct server *srv)
+{
+    static const struct {
+        const char *name, *help;
+        bool sent;
+    } fam[] = {
+        { "toxiproxy_proxy_received_bytes_total", "Bytes read, per proxy "
+          "and direction (upstream: from clients).", false },
+        { "toxiproxy_proxy_sent_bytes_total", "Bytes written, per proxy and "
+          "direction (upstream: to the backend).", true },
+    };
+    const struct proxy *p;
+
+    for (size_t f = 0; f < sizeof(fam) / sizeof(*fam); f++) {
+        family(out, fam[f].name, "counter", fam[f].help);
+        TAILQ_FOREACH(p, &srv->proxies, link) {
+            for (int up = 1; up >= 0; up--) {
+                unsigned long long v =
+                    fam[f].sent ? (up ? p->bytes_up : p->bytes_down)
+                                : (up ? p->received_up : p->received_down);
+                evbuffer_add_printf(out, "%s{direction=\"%s\",listener=\"",
+                                    fam[f].name, up ? "upstream" : "downstream");
+                label_value(out, p->listen_text);
+                evbuffer_add(out, "\",proxy=\"", 9);
+                label_value(out, p->name);
+                evbuffer_add(out, "\",upstream=\"", 12);
+                label_value(out, p->upstream_text);
+                evbuffer_add_printf(out, "\"} %llu\n", v);
+            }
+        }
+    }
+}
+
+/* The standard process metrics (-runtime-metrics), read from /proc as
+ * Prometheus' own process collector does. */
+static void runtime_metrics(struct evbuffer *out)
+{
+    long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    unsigned long long utime = 0, stime = 0, start = 0, vsize = 0, btime = 0;
+    long rss = 0;
+    char buf[1024], num[64];
+    FILE *f = fopen("/proc/self/stat", "r");
+    struct rlimit rl;
+    int fds = 0;
+    DIR *d;
+
+    if (f != NULL) {
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        char *p;
+        buf[n] = '\0';
+        fclose(f);
+        p = strrchr(buf, ')'); /* the name may hold spaces */
+        if (p != NULL)
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+                   "%llu %*d %*d %*d %*d %*d %*d %llu %llu %ld", &utime,
+                   &stime, &start, &vsize, &rss);
+    }
+    f = fopen("/proc/stat", "r");
+    while (f != NULL && fgets(buf, sizeof(buf), f) != NULL)
+        if (sscanf(buf, "btime %llu", &btime) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    d = opendir("/proc/self/fd");
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        fds += e->d_name[0] != '.';
+    if (d != NULL) {
+        closedir(d);
+        fds--; /* the directory's own */
+    }
+    family(out, "process_cpu_seconds_total", "counter",
+           "Total user and system CPU time spent in seconds.");
+    evbuffer_add_printf(out, "process_cpu_seconds_total %s\n",
+                        ctl_json_number((double)(utime + stime) / (double)tick,
+                                        num, sizeof(num)));
+    family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+    evbuffer_add_printf(out, "process_open_fds %d\n", fds);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        family(out, "process_max_fds", "gauge",
+               "Maximum number of open file descriptors.");
+        evbuffer_add_printf(out, "process_max_fds %llu\n",
+                            (unsigned long long)rl.rlim_cur);
+    }
+    family(out, "process_virtual_memory_bytes", "gauge",
+           "Virtual memory size in bytes.");
+    evbuffer_add_printf(out, "process_virtual_memory_bytes %llu\n", vsize);
+    family(out, "process_resident_memory_bytes", "gauge",
+           "Resident memory size in bytes.");
+    evbuffer_add_printf(out, "process_resident_memory_bytes %llu\n",
+                        (unsigned long long)rss * (unsigned long long)page);
+    family(out, "process_start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.");
+    evbuffer_add_printf(out, "process_start_time_seconds %s\n",
+                        ctl_json_number((double)btime + (double)start / (double)tick,
+                                        num, sizeof(num)));
+}
 
 static void metrics_get(struct api *api, struct evhttp_request *req)
 {
@@ -324,20 +450,25 @@ static void metrics_get(struct api *api, struct evhttp_request *req)
     metric(out, api->srv, "vaurien_proxy_refused_total", "counter",
            "Clients closed at a connection limit.", m_refused);
     metric(out, api->srv, "vaurien_proxy_upstream_bytes_total", "counter",
-           "Bytes sent to the backend by closed connections.", m_up);
+           "Bytes sent to the backend.", m_up);
     metric(out, api->srv, "vaurien_proxy_downstream_bytes_total", "counter",
-           "Bytes sent to clients by closed connections.", m_down);
-    evbuffer_add_printf(out, "# HELP vaurien_proxy_faults_total Requests that "
-                        "drew a behavior other than dummy from the mix.\n"
-                        "# TYPE vaurien_proxy_faults_total counter\n");
+           "Bytes sent to clients.", m_down);
+    family(out, "vaurien_proxy_faults_total", "counter",
+           "Requests that drew a behavior other than dummy from the mix.");
     TAILQ_FOREACH(p, &api->srv->proxies, link)
         for (int i = 0; i < behav_count(); i++)
-            if (p->faults[i] > 0)
-                evbuffer_add_printf(out, "vaurien_proxy_faults_total{proxy="
-                                    "\"%s\",behavior=\"%s\"} %llu\n", p->name,
+            if (p->faults[i] > 0) {
+                evbuffer_add(out, "vaurien_proxy_faults_total{proxy=\"", 34);
+                label_value(out, p->name);
+                evbuffer_add_printf(out, "\",behavior=\"%s\"} %llu\n",
                                     behav_at(i)->name, p->faults[i]);
+            }
+    if (api->proxy_metrics)
+        toxiproxy_metrics(out, api->srv);
+    if (api->runtime_metrics)
+        runtime_metrics(out);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4");
+                      "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, 200, NULL, out);
     evbuffer_free(out);
 }
@@ -482,10 +613,13 @@ static bool token_ok(const char *header, const char *token)
 /* ---- routing ------------------------------------------------------------ */
 
 #define SEG_MAX 6
+#define SEG_LEN TOXIC_NAME_MAX /* a name, whole, and its NUL */
+#define PATH_NUL (-2)
 
-/* Splits the path into decoded segments; returns their count, or -1 for a
- * path that has a trailing slash or an empty segment. */
-static int split_path(const char *path, char seg[SEG_MAX][256])
+/* Splits the path into decoded segments; returns their count, -1 for a
+ * path that has a trailing slash, an empty segment or one longer than any
+ * name, PATH_NUL for a segment that decodes to a NUL byte. */
+static int split_path(const char *path, char seg[SEG_MAX][SEG_LEN])
 {
     int n = 0;
     const char *p = path;
@@ -496,16 +630,24 @@ static int split_path(const char *path, char seg[SEG_MAX][256])
         return 0;
     while (*p == '/') {
         const char *start = ++p, *end = strchr(start, '/');
-        size_t len = end != NULL ? (size_t)(end - start) : strlen(start);
-        char raw[256], *dec;
+        size_t len = end != NULL ? (size_t)(end - start) : strlen(start), declen;
+        char raw[3 * SEG_LEN], *dec;
         if (len == 0 || len >= sizeof(raw) || n == SEG_MAX)
             return -1;
         memcpy(raw, start, len);
         raw[len] = '\0';
-        dec = evhttp_uridecode(raw, 0, NULL);
+        dec = evhttp_uridecode(raw, 0, &declen);
         if (dec == NULL)
             return -1;
-        snprintf(seg[n++], 256, "%s", dec);
+        if (strlen(dec) != declen) {
+            mem_ev_free(dec);
+            return PATH_NUL; /* "/version%00x" is not /version */
+        }
+        if (declen >= SEG_LEN) {
+            mem_ev_free(dec);
+            return -1;
+        }
+        memcpy(seg[n++], dec, declen + 1);
         mem_ev_free(dec); /* libevent's allocator made it (net/mem.h) */
         p = start + len;
     }
@@ -533,7 +675,7 @@ static int method_bit(enum evhttp_cmd_type c)
 }
 
 /* The methods a path allows, 0 if the path is unknown. */
-static int route_methods(char seg[SEG_MAX][256], int n)
+static int route_methods(char seg[SEG_MAX][SEG_LEN], int n)
 {
     if (n == 1 && strcmp(seg[0], "version") == 0)
         return M_GET;
@@ -562,13 +704,17 @@ static void api_cb(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *ua = evhttp_find_header(in, "User-Agent");
-    char seg[SEG_MAX][256];
+    static char seg[SEG_MAX][SEG_LEN]; /* one request at a time */
     int n = split_path(uri != NULL ? evhttp_uri_get_path(uri) : NULL, seg);
     int allowed = n >= 0 ? route_methods(seg, n) : 0;
     int m = method_bit(evhttp_request_get_command(req));
     struct proxy *p = NULL;
     struct toxic *t = NULL;
 
+    if (n == PATH_NUL) {
+        send_error(req, 400, "bad request: a NUL byte in the path");
+        return;
+    }
     if (allowed == 0) {
         send_text(req, 404, "text/plain; charset=utf-8", "404 page not found\n");
         return;
@@ -608,7 +754,9 @@ static void api_cb(struct evhttp_request *req, void *arg)
         }
     }
     if (n == 1 && strcmp(seg[0], "version") == 0) {
-        send_json(req, 200, json_pack("{s:s}", "version", API_TOXIPROXY_VERSION));
+        /* Toxiproxy's text to the byte: its Go API tests compare it */
+        send_text(req, 200, "application/json;charset=utf-8",
+                  "{\"version\": \"" API_TOXIPROXY_VERSION "\"}\n");
     } else if (n == 1 && strcmp(seg[0], "proxies") == 0) {
         if (m == M_GET)
             proxies_get(api, req);
@@ -722,6 +870,12 @@ char *api_bound_addr(const struct api *api, char *buf, size_t len)
         getsockname(api->fds[0], (struct sockaddr *)&ss, &sl) < 0)
         return buf;
     return addr_format_sockaddr((struct sockaddr *)&ss, buf, len);
+}
+
+void api_set_metrics(struct api *api, bool proxy, bool runtime)
+{
+    api->proxy_metrics = proxy;
+    api->runtime_metrics = runtime;
 }
 
 void api_stop(struct api *api)

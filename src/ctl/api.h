@@ -25,6 +25,9 @@ struct api;
 struct api *api_start(struct event_base *base, struct server *srv,
                       const struct addr *a, const char *token, char *err,
                       size_t errlen);
+/* Adds Toxiproxy's proxy series (-proxy-metrics) and the process_*
+ * series (-runtime-metrics) to GET /metrics. */
+void api_set_metrics(struct api *api, bool proxy, bool runtime);
 void api_stop(struct api *api);
 
 /* "host:port" the API really listens on. */

@@ -9,7 +9,109 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <event2/buffer.h>
+
+const char *ctl_json_number(double v, char *buf, size_t len)
+{
+    char e[40];
+    double a = fabs(v);
+    int digits;
+
+    if (!isfinite(v)) {
+        snprintf(buf, len, "null"); /* JSON has no infinities */
+        return buf;
+    }
+    if (v == 0) {
+        snprintf(buf, len, "0");
+        return buf;
+    }
+    /* the fewest significant digits that read back as v */
+    for (digits = 1; digits < 17; digits++) {
+        snprintf(e, sizeof(e), "%.*e", digits - 1, v);
+        if (strtod(e, NULL) == v)
+            break;
+    }
+    snprintf(e, sizeof(e), "%.*e", digits - 1, v);
+    if (a >= 1e-6 && a < 1e21) {
+        /* fixed notation, as Go does in this range */
+        int exp10 = atoi(strchr(e, 'e') + 1);
+        int decimals = digits - 1 - exp10;
+        snprintf(buf, len, "%.*f", decimals > 0 ? decimals : 0, v);
+    } else {
+        snprintf(buf, len, "%s", e); /* "1e+21", "1.5e-07" */
+    }
+    return buf;
+}
+
+static int json_text_add(struct evbuffer *out, const json_t *j)
+{
+    char num[64];
+    const char *key;
+    json_t *v;
+    size_t i;
+    int first = 1;
+
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        evbuffer_add(out, "{", 1);
+        json_object_foreach((json_t *)j, key, v) {
+            json_t *k = json_string(key);
+            int rc = k != NULL ? 0 : -1;
+            if (!first)
+                evbuffer_add(out, ",", 1);
+            first = 0;
+            if (rc == 0)
+                rc = json_text_add(out, k);
+            json_decref(k);
+            if (rc < 0)
+                return -1;
+            evbuffer_add(out, ":", 1);
+            if (json_text_add(out, v) < 0)
+                return -1;
+        }
+        return evbuffer_add(out, "}", 1);
+    case JSON_ARRAY:
+        evbuffer_add(out, "[", 1);
+        json_array_foreach(j, i, v) {
+            if (i > 0)
+                evbuffer_add(out, ",", 1);
+            if (json_text_add(out, v) < 0)
+                return -1;
+        }
+        return evbuffer_add(out, "]", 1);
+    case JSON_REAL:
+        ctl_json_number(json_real_value(j), num, sizeof(num));
+        return evbuffer_add(out, num, strlen(num));
+    default: {
+        /* strings (escaped by jansson), integers, true, false, null */
+        char *text = json_dumps(j, JSON_ENCODE_ANY);
+        int rc = text != NULL ? evbuffer_add(out, text, strlen(text)) : -1;
+        free(text);
+        return rc;
+    }
+    }
+}
+
+char *ctl_json_text(const json_t *j)
+{
+    struct evbuffer *out = evbuffer_new();
+    char *text = NULL;
+
+    if (out != NULL && json_text_add(out, j) == 0) {
+        size_t n = evbuffer_get_length(out);
+        text = malloc(n + 1);
+        if (text != NULL) {
+            evbuffer_remove(out, text, n);
+            text[n] = '\0';
+        }
+    }
+    if (out != NULL)
+        evbuffer_free(out);
+    return text;
+}
 
 json_t *ctl_opt_json(const struct opt_decl *d, const union opt_val *v)
 {
@@ -163,6 +265,29 @@ static int set_toxicity(struct toxic *t, json_t *j, char *err, size_t errlen)
     return 0;
 }
 
+/* A name as given: refused (400) when it holds a NUL byte or is longer
+ * than a name is kept, never cut. Returns 0, or -1 with a message. */
+static int name_check(json_t *o, const char *what, char *err, size_t errlen)
+{
+    json_t *j = json_object_get(o, "name");
+    size_t n;
+
+    if (j == NULL || !json_is_string(j))
+        return 0;
+    n = json_string_length(j);
+    if (strlen(json_string_value(j)) != n) {
+        snprintf(err, errlen, "bad request body: a %s name may not hold a "
+                 "NUL byte", what);
+        return -1;
+    }
+    if (n >= TOXIC_NAME_MAX) {
+        snprintf(err, errlen, "bad request body: a %s name is at most %d "
+                 "bytes (this one has %zu)", what, TOXIC_NAME_MAX - 1, n);
+        return -1;
+    }
+    return 0;
+}
+
 static const char *str_field(json_t *o, const char *key, bool *bad)
 {
     json_t *j = json_object_get(o, key);
@@ -199,6 +324,8 @@ struct toxic *ctl_toxic_create(struct proxy *p, json_t *body, int *status,
                  "strings");
         return NULL;
     }
+    if (name_check(body, "toxic", err, errlen) < 0)
+        return NULL;
     if (stream_text == NULL)
         stream_text = "downstream";
     if (toxic_stream_parse(stream_text, &stream) < 0) {
@@ -284,6 +411,8 @@ struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
                  "protocol are strings, enabled a boolean, toxics an array");
         return NULL;
     }
+    if (name_check(body, "proxy", err, errlen) < 0)
+        return NULL;
     if (name == NULL || name[0] == '\0') {
         snprintf(err, errlen, "missing required field: name");
         return NULL;
@@ -359,6 +488,11 @@ json_t *ctl_populate(struct server *srv, json_t *body, int *status,
         if (up == NULL || up[0] == '\0') {
             snprintf(err, errlen,
                      "missing required field: upstream at proxy %zu", i + 1);
+            return NULL;
+        }
+        if (name_check(e, "proxy", err, errlen) < 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " at proxy %zu", i + 1);
             return NULL;
         }
     }

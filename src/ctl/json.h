@@ -22,6 +22,14 @@ json_t *ctl_toxic_json(const struct toxic *t);
 json_t *ctl_toxics_json(const struct proxy *p);
 
 json_t *ctl_opt_json(const struct opt_decl *d, const union opt_val *v);
+
+/* j as compact JSON text, numbers as Go's encoding/json writes them
+ * (Toxiproxy's): a real in the shortest form that reads back the same,
+ * "0.3" and "1", never "0.29999999999999999" or "1.0". Returns a malloc'd
+ * string, or NULL on ENOMEM. */
+char *ctl_json_text(const json_t *j);
+/* A double as ctl_json_text() writes it, in buf. */
+const char *ctl_json_number(double v, char *buf, size_t len);
 /* Sets *v from j as d declares; null means the default. Returns 0, or -1
  * with a message in err. */
 int ctl_opt_from_json(const struct opt_decl *d, json_t *j, union opt_val *v,

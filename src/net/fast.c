@@ -107,10 +107,7 @@ static void flush(struct session *s, struct fast_dir *d)
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (w > 0) {
             d->in_pipe -= (size_t)w;
-            if (d == &s->fup)
-                s->up.bytes += (unsigned long long)w;
-            else
-                s->down.bytes += (unsigned long long)w;
+            pipe_count_sent(d == &s->fup ? &s->up : &s->down, (size_t)w);
             continue;
         }
         if (w < 0 && errno == EINTR)
@@ -182,6 +179,7 @@ void fast_on_readable(struct session *s, bool up)
         session_update_reading(s);
     }
     d->in_pipe += (size_t)n;
+    pipe_count_received(d == &s->fup ? &s->up : &s->down, (size_t)n);
     flush(s, d);
 }
 
@@ -241,7 +239,7 @@ static void unload(struct fast_dir *d, struct bufferevent *dst, struct pipe *p)
         if (n <= 0)
             break;
         d->in_pipe -= (size_t)n;
-        p->bytes += (unsigned long long)n;
+        pipe_count_sent(p, (size_t)n);
     }
     pipe_put(d->pipe, d->in_pipe == 0);
     d->in_pipe = 0;

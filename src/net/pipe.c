@@ -225,7 +225,7 @@ static void out_put(struct pipe *p, struct evbuffer *from, size_t len,
 {
     struct evbuffer *out;
 
-    p->bytes += len;
+    pipe_count_sent(p, len);
     if (p->corked == PIPE_CORK_BUF) {
         /* kept apart from the output until pipe_uncork(): the bufferevent
          * is not woken for bytes that one write will take */

@@ -132,6 +132,8 @@ struct pipe {
     struct evbuffer *owed_src; /* pipe_owe(): the first `owed` bytes of */
     size_t owed;               /* owed_src passed, and are not moved yet */
     unsigned long long bytes;  /* bytes written to dst so far */
+    unsigned long long *sent_total;     /* the proxy's counters, counted */
+    unsigned long long *received_total; /* as bytes flow (NULL: none) */
     struct tox_link *chain;    /* this stream's byte toxics, in order */
     int nchain;
     uint64_t bits_used;        /* tox_link.bit values taken */
@@ -141,6 +143,20 @@ struct pipe {
     bool shut_delayed;         /* slow_close: the shutdown is waiting */
     bool slow_closed;          /* slow_close: its delay has been applied */
 };
+
+/* n bytes were handed to the destination / read from the source. */
+static inline void pipe_count_sent(struct pipe *p, size_t n)
+{
+    p->bytes += n;
+    if (p->sent_total != NULL)
+        *p->sent_total += n;
+}
+
+static inline void pipe_count_received(struct pipe *p, size_t n)
+{
+    if (p->received_total != NULL)
+        *p->received_total += n;
+}
 
 void pipe_init(struct pipe *p, const struct pipe_owner *owner, void *ctx,
                uint64_t id, const char *name, struct bufferevent *src,

@@ -55,8 +55,7 @@ struct proxy_conf *proxy_conf_clone(const struct proxy_conf *c)
     opt_copy(c->proto->opts, n->proto_vals, c->proto_vals);
     n->mix = c->mix;
     for (int i = 0; i < behav_count(); i++) {
-        n->behav[i].ops = c->behav[i].ops;
-        n->behav[i].calls = c->behav[i].calls;
+        n->behav[i].ops = c->behav[i].ops; /* counters start at zero */
         opt_copy(behav_at(i)->opts, n->behav[i].vals, c->behav[i].vals);
     }
     return n;

@@ -40,7 +40,7 @@ LIST_HEAD(session_list, session);
 
 struct proxy {
     TAILQ_ENTRY(proxy) link;     /* in the server's list */
-    char name[128];
+    char name[TOXIC_NAME_MAX];
     bool enabled;                /* listening (false: refused, closed) */
     char listen_text[300];       /* listen address (the bound port once a
                                     port 0 was bound) */
@@ -72,8 +72,10 @@ struct proxy {
     bool paused_full;              /* listeners paused by the limit */
     uint64_t refused;              /* clients closed at a limit */
     time_t limit_logged;           /* last time a limit was logged */
-    unsigned long long bytes_up;   /* of closed sessions, for metrics */
-    unsigned long long bytes_down;
+    unsigned long long bytes_up;   /* sent to the backend, as they go */
+    unsigned long long bytes_down; /* sent to clients */
+    unsigned long long received_up;   /* read from clients */
+    unsigned long long received_down; /* read from the backend */
     unsigned long long faults[SETTINGS_BEHAV_MAX]; /* requests per behavior
                                                       that was not dummy */
 };

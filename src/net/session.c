@@ -288,6 +288,10 @@ static void on_connected(struct session *s)
     bufferevent_setwatermark(s->backend, EV_WRITE, PIPE_LOW, 0);
     pipe_init(&s->up, &pipe_owner, s, s->id, "up", s->client, s->backend);
     pipe_init(&s->down, &pipe_owner, s, s->id, "down", s->backend, s->client);
+    s->up.sent_total = &s->proxy->bytes_up;
+    s->up.received_total = &s->proxy->received_up;
+    s->down.sent_total = &s->proxy->bytes_down;
+    s->down.received_total = &s->proxy->received_down;
     s->reply.rep = BEHAV_PASS;
     start_framing(s);
     if (p->ntoxics > 0)
@@ -1136,6 +1140,7 @@ static void on_readable(struct session *s, struct bufferevent *bev,
 
     if (got > 0) {
         char c;
+        pipe_count_received(from, (size_t)got);
         /* delays count from the read, not from when the unit is handled */
         clock_gettime(CLOCK_MONOTONIC, &from->stamp);
         /* read dry: a short read, or a full one with nothing behind it */
@@ -1418,8 +1423,6 @@ void session_close(struct session *s, bool reset, const char *why)
     LIST_INSERT_HEAD(&p->graveyard, s, link);
     p->active--;
     proxy_session_closed(p);
-    p->bytes_up += s->up.bytes;
-    p->bytes_down += s->down.bytes;
     event_active(&p->reap_ev, EV_TIMEOUT, 1);
 }
 

@@ -22,7 +22,7 @@ def port_of(proxy):
 def test_version_and_request_id(api):
     status, body, r = api.call("GET", "/version")
     assert status == 200 and body == {"version": "2.12.0"}
-    assert r.getheader("Content-Type") == "application/json"
+    assert r.getheader("Content-Type") == "application/json;charset=utf-8"
     assert r.getheader("X-Toxiproxy-Request-Id")
 
 

@@ -1,0 +1,157 @@
+"""The control API under hostile input, and Toxiproxy's wire text to the
+byte (issue 12): names kept whole or refused, /metrics that no name can
+forge, NUL bytes in paths, numbers in their shortest form."""
+import http.client
+import socket
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import Api, Backend, free_port, recv_exactly
+
+
+def make(api, name, upstream="127.0.0.1:1", **extra):
+    body = {"name": name, "listen": "127.0.0.1:0", "upstream": upstream}
+    body.update(extra)
+    return api.call("POST", "/proxies", body)
+
+
+def raw_get(port, path):
+    """The raw response to GET path (no client-side normalization)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def quoted(name):
+    from urllib.parse import quote
+    return quote(name, safe="")
+
+
+@pytest.mark.parametrize("length", [127, 128, 200, 1024])
+def test_a_long_proxy_name_is_kept_whole(api, length):
+    name = "n" * (length - 2) + "é"  # ends in a 2-byte UTF-8 character
+    assert len(name.encode()) == length
+    s, p, _ = make(api, name)
+    assert s == 201 and p["name"] == name
+    s, b, _ = make(api, name)
+    assert s == 409, b  # the same name again: the same proxy
+    assert list(api.call("GET", "/proxies")[1]) == [name]
+    assert api.call("GET", "/proxies/" + quoted(name))[1]["name"] == name
+    s, t, _ = api.call("POST", "/proxies/%s/toxics" % quoted(name),
+                       {"name": name, "type": "latency", "attributes": {"latency": 1}})
+    assert s == 200 and t["name"] == name
+    assert api.call("GET", "/proxies/%s/toxics/%s" % (quoted(name), quoted(name)))[1]["name"] == name
+    assert api.call("DELETE", "/proxies/%s/toxics/%s" % (quoted(name), quoted(name)))[0] == 204
+    assert api.call("DELETE", "/proxies/" + quoted(name))[0] == 204
+    assert api.call("GET", "/proxies")[1] == {}
+
+
+def test_a_name_too_long_or_holding_a_nul_is_refused(api):
+    s, b, _ = make(api, "x" * 1025)
+    assert s == 400 and "at most 1024 bytes" in b["error"], b
+    s, b, _ = make(api, "a\u0000b")
+    assert s == 400 and "NUL" in b["error"], b
+    s, b, _ = api.call("POST", "/populate", [{"name": "ok", "upstream": "x:1"},
+                                             {"name": "y" * 2000, "upstream": "x:1"}])
+    assert s == 400 and "at proxy 2" in b["error"], b
+    assert api.call("GET", "/proxies")[1] == {}  # checked before anything is made
+    assert make(api, "p")[0] == 201
+    s, b, _ = api.call("POST", "/proxies/p/toxics", {"name": "t" * 1025, "type": "latency"})
+    assert s == 400 and "at most 1024 bytes" in b["error"], b
+    assert api.call("GET", "/proxies/p/toxics")[1] == []
+
+
+FORGER = 'x"} 1\nvaurien_proxy_refused_total{proxy="victim'
+
+
+def test_metrics_escape_every_name_and_parse_back():
+    port = free_port()
+    api = Api(["server", "-host", "127.0.0.1", "-port", str(port), "-proxy-metrics",
+               "-runtime-metrics"], port)
+    backend = Backend("echo")
+    try:
+        names = [FORGER, 'back\\slash', 'quote"d', "new\nline", "plain", "ünï"]
+        for n in names:
+            s, p, _ = make(api, n, "127.0.0.1:%d" % backend.port)
+            assert s == 201, p
+        s, text, r = api.call("GET", "/metrics")
+        assert s == 200
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        for fam in ("vaurien_proxy_connections", "vaurien_proxy_refused"):
+            got = sorted(sm.labels["proxy"] for sm in fams[fam].samples)
+            assert got == sorted(names), got  # one series per proxy, no forged one
+        sent = [sm for sm in fams["toxiproxy_proxy_sent_bytes"].samples]
+        assert sorted({sm.labels["proxy"] for sm in sent}) == sorted(names)
+        assert {sm.labels["direction"] for sm in sent} == {"upstream", "downstream"}
+        assert all(set(sm.labels) == {"direction", "listener", "proxy", "upstream"}
+                   for sm in sent)
+        for fam in ("process_cpu_seconds", "process_open_fds", "process_resident_memory_bytes",
+                    "process_start_time_seconds", "process_virtual_memory_bytes",
+                    "process_max_fds"):
+            assert fam in fams, sorted(fams)
+        assert fams["process_resident_memory_bytes"].samples[0].value > 1e5
+        assert fams["process_open_fds"].samples[0].value >= 3
+    finally:
+        backend.close()
+        assert api.stop()[0] == 0
+
+
+def test_metrics_without_the_flags_have_no_toxiproxy_series(api):
+    make(api, "p")
+    text = api.call("GET", "/metrics")[1]
+    assert "toxiproxy_proxy" not in text and "process_" not in text
+    assert "vaurien_proxy_connections{" in text
+
+
+def test_metrics_count_bytes_while_a_connection_stays_open(api):
+    backend = Backend("echo")
+    try:
+        s, p, _ = make(api, "live", "127.0.0.1:%d" % backend.port)
+        c = socket.create_connection(("127.0.0.1", int(p["listen"].rsplit(":", 1)[1])), timeout=5)
+        c.sendall(b"x" * 1000)
+        recv_exactly(c, 1000)
+        text = api.call("GET", "/metrics")[1]
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        up = [sm.value for sm in fams["vaurien_proxy_upstream_bytes"].samples
+              if sm.labels["proxy"] == "live"]
+        down = [sm.value for sm in fams["vaurien_proxy_downstream_bytes"].samples
+                if sm.labels["proxy"] == "live"]
+        assert (up, down) == ([1000], [1000])  # counted before the close
+        c.close()
+    finally:
+        backend.close()
+
+
+def test_a_nul_in_the_path_is_a_400(api):
+    data = raw_get(api.port, b"/version%00x")
+    assert data.startswith(b"HTTP/1.1 400"), data[:200]
+    assert b'"status":400' in data
+    assert raw_get(api.port, b"/version").startswith(b"HTTP/1.1 200")
+    make(api, "p")
+    assert raw_get(api.port, b"/proxies/p%00").startswith(b"HTTP/1.1 400")
+
+
+def test_version_text_to_the_byte(api):
+    data = raw_get(api.port, b"/version")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert body == b'{"version": "2.12.0"}\n'
+    assert b"\r\nContent-Type: application/json;charset=utf-8\r\n" in head
+
+
+@pytest.mark.parametrize("value,text", [(0.3, b'"toxicity":0.3'), (0.2, b'"toxicity":0.2'),
+                                        (1, b'"toxicity":1}'), (0.1 + 0.2, b'"toxicity":0.30000000000000004'),
+                                        (1e-7, b'"toxicity":1e-07')])
+def test_numbers_print_in_their_shortest_form(api, value, text):
+    make(api, "p")
+    s, t, _ = api.call("POST", "/proxies/p/toxics", {"name": "t", "type": "latency",
+                                                     "toxicity": value})
+    assert s == 200
+    body = raw_get(api.port, b"/proxies/p/toxics/t").partition(b"\r\n\r\n")[2]
+    assert text in body, body
+    assert t["toxicity"] == value
