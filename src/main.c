@@ -66,6 +66,7 @@ static int loop_init(struct loop *l)
     /* libevent's per-descriptor slots packed apart: freed connections
      * leave whole pages free (mem.h) */
     mem_init();
+    event_set_log_callback(log_libevent); /* to --log-output, as ours */
     cfg = event_config_new();
 
     /* each proxied connection needs two descriptors, more on the fast

@@ -10,12 +10,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 static const char *const level_names[] = {
     "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL",
 };
 
 static FILE *log_out;
 static enum log_level log_min = LOG_INFO;
+static char log_path[4096]; /* "" for stderr */
 
 int log_level_parse(const char *name)
 {
@@ -40,7 +43,34 @@ int log_init(const char *output, enum log_level level)
     log_deinit();
     log_out = f;
     log_min = level;
+    snprintf(log_path, sizeof(log_path), "%s", f == stderr ? "" : output);
     return 0;
+}
+
+int log_reopen(void)
+{
+    FILE *f;
+
+    if (log_path[0] == '\0')
+        return 0;
+    f = fopen(log_path, "a");
+    if (f == NULL)
+        return -errno;
+    setvbuf(f, NULL, _IOLBF, 0);
+    if (log_out != NULL && log_out != stderr)
+        fclose(log_out);
+    log_out = f;
+    return 0;
+}
+
+void log_libevent(int severity, const char *msg)
+{
+    enum log_level l = severity == EVENT_LOG_DEBUG  ? LOG_DEBUG
+                       : severity == EVENT_LOG_MSG  ? LOG_INFO
+                       : severity == EVENT_LOG_WARN ? LOG_WARNING
+                                                    : LOG_ERROR;
+
+    log_write(l, "libevent: %s", msg);
 }
 
 void log_deinit(void)

@@ -15,6 +15,12 @@ int log_level_parse(const char *name);
 /* Opens the output ("-" = stderr) and sets the level. Returns 0 or -errno. */
 int log_init(const char *output, enum log_level level);
 void log_deinit(void);
+/* Opens the output again (after logrotate moved it: SIGHUP). Returns 0,
+ * or -errno with the old output kept. */
+int log_reopen(void);
+
+/* libevent's messages, through here (event_set_log_callback). */
+void log_libevent(int severity, const char *msg);
 
 int log_enabled(enum log_level level);
 

@@ -155,3 +155,48 @@ def test_numbers_print_in_their_shortest_form(api, value, text):
     body = raw_get(api.port, b"/proxies/p/toxics/t").partition(b"\r\n\r\n")[2]
     assert text in body, body
     assert t["toxicity"] == value
+
+
+def test_a_behavior_put_again_starts_its_counters_at_zero(redis_server):
+    import redis
+    port, proxy_port = free_port(), free_port()
+    a = Api(["--proxy", "127.0.0.1:%d" % proxy_port, "--backend", "127.0.0.1:%d" % redis_server,
+             "--protocol", "redis", "--http", "--http-host", "127.0.0.1", "--http-port", str(port)],
+            port)
+    try:
+        def outcomes():
+            r = redis.Redis(host="127.0.0.1", port=proxy_port, socket_timeout=5)
+            got = []
+            for _ in range(4):
+                try:
+                    r.ping()
+                    got.append("ok")
+                except redis.exceptions.ResponseError:
+                    got.append("error")
+            r.close()
+            return got
+        for _ in range(3):  # each PUT: a new configuration, counted from 0
+            assert a.call("PUT", "/behavior", {"name": "error", "warmup": 2})[0] == 200
+            assert outcomes() == ["ok", "ok", "error", "error"]
+        for _ in range(2):
+            assert a.call("PUT", "/behavior", {"name": "transient", "agitate": 1})[0] == 200
+            assert outcomes() == ["error", "ok", "ok", "ok"]
+    finally:
+        rc, err = a.stop()
+    assert rc == 0, err
+
+
+def test_the_ini_http_keys_start_the_api_where_they_say(tmp_path):
+    port, proxy_port = free_port(), free_port()
+    ini = tmp_path / "v.ini"
+    ini.write_text("[vaurien]\nproxy = 127.0.0.1:%d\nbackend = 127.0.0.1:1\nhttp = true\n"
+                   "http_host = 127.0.0.1\nhttp_port = %d\npool_max_size = 10\n"
+                   % (proxy_port, port))
+    a = Api(["--config", str(ini)], port)
+    try:
+        assert a.call("GET", "/behavior")[1]["behavior"] == "dummy"
+    finally:
+        rc, err = a.stop()
+    assert rc == 0, err
+    assert "[vaurien] pool_max_size is not supported by this build; ignored" in err
+    assert "http" not in err.replace("pool_max_size", "")  # http keys act, unwarned
