@@ -5,20 +5,21 @@
  *       toggle P | delete P | toxic add|update|remove ... P |
  *       list-behaviors | get-behavior | set-behavior NAME [--OPT VALUE ...]
  *
- * One blocking HTTP/1.1 request per command, over plain sockets.
+ * One HTTP/1.1 request per command, with libevent's HTTP client (it reads
+ * bodies by Content-Length or chunks, not to EOF).
  */
 #include "ctl/client.h"
 
-#include <errno.h>
-#include <netdb.h>
-#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
 #define EXIT_API 1
@@ -93,96 +94,146 @@ static int parse_url(const char *url, char *host, size_t hostlen, char *port,
     return host[0] != '\0' ? 0 : -1;
 }
 
-static int dial(const char *host, const char *port)
-{
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-    int fd = -1;
+/* One request and what came back, for the evhttp callbacks. */
+struct exchange {
+    struct event_base *base;
+    struct response *r;
+    enum evhttp_request_error error;
+    bool failed;
+};
 
-    if (getaddrinfo(host, port, &hints, &res) != 0)
-        return -1;
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        struct timeval tv = { CLIENT_TIMEOUT_MS / 1000, 0 };
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0)
-            continue;
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        close(fd);
-        fd = -1;
+static void on_response(struct evhttp_request *req, void *arg)
+{
+    struct exchange *x = arg;
+
+    if (req != NULL && evhttp_request_get_response_code(req) > 0) {
+        /* evhttp has read the whole body, by its Content-Length or its
+         * chunks: what is in the buffer is the body */
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t n = evbuffer_get_length(in);
+        x->r->status = evhttp_request_get_response_code(req);
+        x->r->body = malloc(n + 1);
+        if (x->r->body != NULL) {
+            evbuffer_remove(in, x->r->body, n);
+            x->r->body[n] = '\0';
+        }
+    } else {
+        x->failed = true;
     }
-    freeaddrinfo(res);
-    return fd;
+    event_base_loopexit(x->base, NULL);
 }
 
-/* Sends one request; fills r. Returns 0, or EXIT_CONNECT. */
+static void on_error(enum evhttp_request_error e, void *arg)
+{
+    struct exchange *x = arg;
+
+    x->error = e;
+    x->failed = true;
+}
+
+static const char *request_error(enum evhttp_request_error e)
+{
+    switch (e) {
+    case EVREQ_HTTP_TIMEOUT:
+        return "timed out";
+    case EVREQ_HTTP_EOF:
+        return "the connection closed before an answer";
+    case EVREQ_HTTP_INVALID_HEADER:
+        return "not an HTTP answer";
+    case EVREQ_HTTP_BUFFER_ERROR:
+        return "connection failed";
+    default:
+        return "no answer";
+    }
+}
+
+/* Sends one request with libevent's HTTP client; fills r. Returns 0, or
+ * EXIT_CONNECT. */
 static int request(const char *url, const char *method, const char *path,
                    const char *body, struct response *r)
 {
-    char host[256], port[16], head[1024];
-    size_t blen = body != NULL ? strlen(body) : 0, cap = 65536, n = 0;
-    char *buf;
-    int fd, hl;
-    const char *sep;
+    static const struct {
+        const char *name;
+        enum evhttp_cmd_type cmd;
+    } methods[] = {
+        { "GET", EVHTTP_REQ_GET }, { "POST", EVHTTP_REQ_POST },
+        { "PUT", EVHTTP_REQ_PUT }, { "DELETE", EVHTTP_REQ_DELETE },
+        { "PATCH", EVHTTP_REQ_PATCH },
+    };
+    char host[256], port[16], hostport[300], auth[300];
+    struct exchange x = { .r = r };
+    struct evhttp_connection *conn = NULL;
+    struct evhttp_request *req;
+    struct evkeyvalq *h;
+    enum evhttp_cmd_type cmd = EVHTTP_REQ_GET;
+    char *end;
+    long portnum;
+    int rc = EXIT_CONNECT;
 
     r->status = 0;
     r->body = NULL;
-    if (parse_url(url, host, sizeof(host), port, sizeof(port)) < 0) {
+    if (parse_url(url, host, sizeof(host), port, sizeof(port)) < 0 ||
+        (portnum = strtol(port, &end, 10)) <= 0 || portnum > 65535 || *end != '\0') {
         fprintf(stderr, "vaurien ctl: bad URL '%s'\n", url);
         return EXIT_CONNECT;
     }
-    fd = dial(host, port);
-    if (fd < 0) {
-        fprintf(stderr, "vaurien ctl: cannot reach %s: %s\n", url,
-                strerror(errno));
-        return EXIT_CONNECT;
+    for (size_t i = 0; i < sizeof(methods) / sizeof(*methods); i++)
+        if (strcmp(methods[i].name, method) == 0)
+            cmd = methods[i].cmd;
+    x.base = event_base_new();
+    if (x.base != NULL)
+        conn = evhttp_connection_base_new(x.base, NULL, host,
+                                          (unsigned short)portnum);
+    if (conn == NULL) {
+        fprintf(stderr, "vaurien ctl: out of memory\n");
+        goto out;
     }
-    hl = snprintf(head, sizeof(head),
-                  "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: vaurien-ctl\r\n"
-                  "Connection: close\r\nContent-Type: application/json\r\n"
-                  "%s%s%sContent-Length: %zu\r\n\r\n",
-                  method, path, host, port, token != NULL ? "Authorization: Bearer " : "",
-                  token != NULL ? token : "", token != NULL ? "\r\n" : "", blen);
-    if (hl >= (int)sizeof(head)) {
-        close(fd);
-        fprintf(stderr, "vaurien ctl: request too long\n");
-        return EXIT_USAGE;
+    evhttp_connection_set_timeout(conn, CLIENT_TIMEOUT_MS / 1000);
+    evhttp_connection_set_max_body_size(conn, RESPONSE_MAX);
+    req = evhttp_request_new(on_response, &x);
+    if (req == NULL) {
+        fprintf(stderr, "vaurien ctl: out of memory\n");
+        goto out;
     }
-    if (write(fd, head, (size_t)hl) != hl ||
-        (blen > 0 && write(fd, body, blen) != (ssize_t)blen)) {
-        close(fd);
+    evhttp_request_set_error_cb(req, on_error);
+    h = evhttp_request_get_output_headers(req);
+    snprintf(hostport, sizeof(hostport), strchr(host, ':') != NULL ? "[%s]:%s"
+                                                                    : "%s:%s",
+             host, port);
+    evhttp_add_header(h, "Host", hostport);
+    evhttp_add_header(h, "User-Agent", "vaurien-ctl");
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Connection", "close");
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Bearer %s", token);
+        evhttp_add_header(h, "Authorization", auth);
+    }
+    if (body != NULL) {
+        char len[32];
+        /* evhttp adds a Content-Length only to POST and PUT */
+        snprintf(len, sizeof(len), "%zu", strlen(body));
+        evhttp_add_header(h, "Content-Length", len);
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    }
+    if (evhttp_make_request(conn, req, cmd, path) < 0) {
         fprintf(stderr, "vaurien ctl: cannot send to %s\n", url);
-        return EXIT_CONNECT;
+        goto out;
     }
-    buf = malloc(cap + 1);
-    for (;;) {
-        ssize_t got;
-        if (buf == NULL)
-            break;
-        if (n == cap) {
-            char *bigger = cap < RESPONSE_MAX ? realloc(buf, cap * 2 + 1) : NULL;
-            if (bigger == NULL)
-                break;
-            buf = bigger;
-            cap *= 2;
-        }
-        got = read(fd, buf + n, cap - n);
-        if (got <= 0)
-            break;
-        n += (size_t)got;
+    event_base_dispatch(x.base);
+    if (x.failed || r->body == NULL) {
+        free(r->body);
+        r->body = NULL;
+        fprintf(stderr, "vaurien ctl: cannot reach %s: %s\n", url,
+                request_error(x.error));
+        goto out;
     }
-    close(fd);
-    if (buf == NULL || n < 12 || sscanf(buf, "HTTP/%*d.%*d %d", &r->status) != 1) {
-        free(buf);
-        fprintf(stderr, "vaurien ctl: no HTTP answer from %s\n", url);
-        return EXIT_CONNECT;
-    }
-    buf[n] = '\0';
-    sep = strstr(buf, "\r\n\r\n");
-    r->body = strdup(sep != NULL ? sep + 4 : "");
-    free(buf);
-    return 0;
+    rc = 0;
+out:
+    if (conn != NULL)
+        evhttp_connection_free(conn);
+    if (x.base != NULL)
+        event_base_free(x.base);
+    return rc;
 }
 
 /* Runs a request and handles failure: prints the API's message. Returns 0
@@ -410,9 +461,11 @@ done:
 int ctl_client_main(int argc, char **argv)
 {
     const char *host = NULL, *cmd = NULL;
-    char url[512], path[1400];
+    char url[512], path[8192];
     json_t *out = NULL;
     int i = 1, rc;
+
+    signal(SIGPIPE, SIG_IGN); /* an API that closes early: an error, not death */
 
     for (; i < argc && argv[i][0] == '-'; i++) {
         if ((strcmp(argv[i], "--host") == 0 || strcmp(argv[i], "-h") == 0) &&

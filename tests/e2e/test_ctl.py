@@ -76,3 +76,47 @@ def test_vaurienctl_commands(backend):
     finally:
         rc, err = a.stop()
     assert rc == 0, err
+
+
+def test_ctl_reads_by_length_and_chunks_not_to_eof():
+    # an API that keeps its connection open after a chunked answer: a client
+    # reading to EOF would wait for its timeout (10 s)
+    import socket
+    import threading
+    import time
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    body = json.dumps({"kept": {"name": "kept", "listen": "127.0.0.1:1", "upstream": "x:1",
+                                "enabled": True, "toxics": []}}).encode()
+    conns = []
+
+    def serve():
+        for _ in range(2):
+            c, _ = srv.accept()
+            conns.append(c)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += c.recv(4096)
+            if b"GET /proxies " in data:
+                half = len(body) // 2
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n" +
+                          b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, body[:half],
+                                                                len(body) - half, body[half:]))
+            else:
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        r = ctl(port, "list")
+        assert r.returncode == 0 and "kept" in r.stdout, (r.stdout, r.stderr)
+        r = ctl(port, "--json", "inspect", "x")
+        assert r.returncode == 0 and json.loads(r.stdout) == {}, (r.stdout, r.stderr)
+        assert time.monotonic() - t0 < 5
+    finally:
+        for c in conns:
+            c.close()
+        srv.close()
