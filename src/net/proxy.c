@@ -261,8 +261,9 @@ int proxy_start(struct proxy *p, char *err, size_t errlen)
         p->lev[p->nlev++] = lev;
     }
     proxy_bound_addr(p, bound, sizeof(bound));
-    if (p->listen.port == 0) {
-        /* as Toxiproxy: the port picked is the proxy's from now on */
+    if (p->listen.port == 0 || net_is_wildcard(&p->listen)) {
+        /* as Toxiproxy: the port picked is the proxy's from now on, and a
+         * wildcard is reported as its socket is, "[::]:8666" */
         char why[300];
         if (addr_parse(bound, &p->listen, why, sizeof(why)) == 0)
             snprintf(p->listen_text, sizeof(p->listen_text), "%s", bound);

@@ -200,3 +200,84 @@ def test_the_ini_http_keys_start_the_api_where_they_say(tmp_path):
     assert rc == 0, err
     assert "[vaurien] pool_max_size is not supported by this build; ignored" in err
     assert "http" not in err.replace("pool_max_size", "")  # http keys act, unwarned
+
+
+def taken_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s, s.getsockname()[1]
+
+
+def test_a_bind_failure_names_the_resolved_address(api):
+    busy, port = taken_port()
+    try:
+        s, b, _ = api.call("POST", "/proxies", {"name": "b", "listen": "localhost:%d" % port,
+                                                 "upstream": "x:1"})
+        assert (s, b["error"]) == (500, "listen tcp 127.0.0.1:%d: bind: address already in use"
+                                   % port), b
+        # all or nothing: ::1 was not left bound
+        if socket.has_ipv6:
+            with socket.socket(socket.AF_INET6) as s6:
+                s6.bind(("::1", port))
+        # a wildcard is one dual-stack socket: it fails when 127.0.0.1:P is taken
+        for listen in ("0.0.0.0:%d" % port, ":%d" % port):
+            s, b, _ = api.call("POST", "/proxies", {"name": "w", "listen": listen,
+                                                     "upstream": "x:1"})
+            assert (s, b["error"]) == (500, "listen tcp %s: bind: address already in use"
+                                       % listen), b
+        assert api.call("GET", "/proxies")[1] == {}
+    finally:
+        busy.close()
+
+
+WILDCARD_SCRIPT = r"""
+import http.client, json, socket, subprocess, sys, time
+bin, port = sys.argv[1], int(sys.argv[2])
+p = subprocess.Popen([bin, "server", "-host", "127.0.0.1", "-port", str(port)],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    out = []
+    for listen in (":%d" % (port + 1), "0.0.0.0:%d" % (port + 2)):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("POST", "/proxies", json.dumps({"name": listen, "listen": listen,
+                                                  "upstream": "127.0.0.1:%d" % port}))
+        r = c.getresponse()
+        body = json.loads(r.read())
+        reach = []
+        for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            with socket.socket(fam) as s:
+                s.settimeout(2)
+                reach.append(s.connect_ex((host, int(body["listen"].rsplit(":", 1)[1]))) == 0)
+        out.append([r.status, body["listen"], reach])
+    print(json.dumps(out))
+finally:
+    p.terminate()
+    p.wait()
+"""
+
+
+def test_a_wildcard_listens_dual_stack_as_go_does(tmp_path):
+    # in a network namespace of its own: nothing is exposed beyond it
+    import shutil
+    import subprocess
+    from conftest import BIN
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs unshare and ip")
+    script = tmp_path / "w.py"
+    script.write_text(WILDCARD_SCRIPT)
+    r = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
+                        "/usr/bin/python3", str(script), BIN, "18474"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 and "Operation not permitted" in r.stderr:
+        pytest.skip("no network namespaces here")
+    assert r.returncode == 0, r.stderr
+    import json
+    got = json.loads(r.stdout)
+    assert got == [[201, "[::]:18475", [True, True]], [201, "[::]:18476", [True, True]]], got
