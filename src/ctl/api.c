@@ -12,12 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -33,16 +37,135 @@
 #define API_TIMEOUT_S 10
 #define API_LISTEN_MAX 4
 
+/* A connection to the API and the deadline of the request it owes. */
+struct api_conn {
+    LIST_ENTRY(api_conn) link;
+    struct bufferevent *bev;          /* held (a reference) until adopted */
+    struct evhttp_connection *evcon;  /* NULL until adopted */
+    struct event *deadline;
+};
+
 struct api {
     struct evhttp *http;
+    LIST_HEAD(, api_conn) conns;
     struct server *srv;
     char token[256];           /* required bearer token, "" = none */
     int fds[API_LISTEN_MAX];
     int nfds;
     unsigned long long requests;
+    bool loopback;             /* every address it listens on is */
+    unsigned port;             /* the port it listens on */
     bool proxy_metrics;        /* Toxiproxy's own series too */
     bool runtime_metrics;      /* and the process_* series */
 };
+
+/* ---- connections: a deadline for each request ----------------------------- */
+
+/* evhttp's own timeout is an idle one: a client sending a byte every few
+ * seconds would hold its connection forever. We make each connection's
+ * bufferevent (evhttp_set_bevcb), learn its evhttp connection once evhttp
+ * has set it up (the bufferevent's callback argument, read at the next
+ * loop pass; a reference keeps the bufferevent alive until then), and give
+ * it API_TIMEOUT_S to send each request whole. */
+
+static void conn_free(struct api_conn *c)
+{
+    LIST_REMOVE(c, link);
+    event_free(c->deadline);
+    free(c);
+}
+
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    conn_free(arg);
+}
+
+static void conn_arm(struct api_conn *c)
+{
+    struct timeval tv = { API_TIMEOUT_S, 0 };
+
+    evtimer_add(c->deadline, &tv);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct api_conn *c = arg;
+    bufferevent_data_cb readcb;
+    void *cbarg;
+
+    (void)fd;
+    (void)what;
+    if (c->evcon == NULL) {
+        /* adopt: evhttp set the bufferevent's callbacks, its argument is
+         * the connection (none left: evhttp is already done with it) */
+        struct bufferevent *bev = c->bev;
+        bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
+        if (readcb == NULL || cbarg == NULL) {
+            conn_free(c);
+        } else {
+            c->evcon = cbarg;
+            evhttp_connection_set_closecb(c->evcon, conn_closed, c);
+            conn_arm(c);
+        }
+        c = NULL;
+        bufferevent_decref(bev); /* evhttp's alone from now on */
+        return;
+    }
+    log_info("control API: a request not whole in %d s; connection closed",
+             API_TIMEOUT_S);
+    evhttp_connection_free(c->evcon); /* conn_closed frees c */
+}
+
+static struct bufferevent *conn_new(struct event_base *base, void *arg)
+{
+    struct api *api = arg;
+    struct api_conn *c = calloc(1, sizeof(*c));
+    struct timeval now = { 0, 0 };
+
+    if (c == NULL)
+        return NULL;
+    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    c->deadline = evtimer_new(base, conn_timer_cb, c);
+    if (c->bev == NULL || c->deadline == NULL) {
+        if (c->bev != NULL)
+            bufferevent_free(c->bev);
+        if (c->deadline != NULL)
+            event_free(c->deadline);
+        free(c);
+        return NULL;
+    }
+    bufferevent_incref(c->bev);
+    LIST_INSERT_HEAD(&api->conns, c, link);
+    evtimer_add(c->deadline, &now); /* adopted at the next loop pass */
+    return c->bev;
+}
+
+/* The request on req's connection came whole: the next request's
+ * deadline runs from now. */
+static void conn_request_done(struct api *api, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct api_conn *c;
+
+    LIST_FOREACH(c, &api->conns, link)
+        if (c->evcon == evcon && evcon != NULL) {
+            conn_arm(c);
+            return;
+        }
+}
+
+/* After evhttp_free(): the connections it had not handed over yet. */
+static void conn_free_all(struct api *api)
+{
+    while (!LIST_EMPTY(&api->conns)) {
+        struct api_conn *c = LIST_FIRST(&api->conns);
+        struct bufferevent *bev = c->evcon == NULL ? c->bev : NULL;
+        conn_free(c);
+        if (bev != NULL)
+            bufferevent_decref(bev);
+    }
+}
 
 /* ---- responses ---------------------------------------------------------- */
 
@@ -574,25 +697,88 @@ static void backend_put(struct proxy *p, struct evhttp_request *req)
 
 /* ---- guards ------------------------------------------------------------- */
 
-/* A request that names an Origin (a browser's) is let in only from this
- * machine's own pages: DNS rebinding and cross-site requests are refused. */
-static bool origin_allowed(const char *origin)
+/* Splits "host[:port]" or "[v6][:port]" (a Host header, an origin's
+ * authority) into host and port (0 when absent). Returns -1 if malformed. */
+static int split_authority(const char *a, char *host, size_t hostlen,
+                           unsigned *port)
 {
-    static const char *const local[] = { "localhost", "127.0.0.1", "[::1]" };
-    const char *host;
+    const char *colon;
+    size_t n;
 
-    if (origin == NULL)
-        return true;
-    host = strstr(origin, "://");
-    if (host == NULL)
-        return false;
-    host += 3;
-    for (size_t i = 0; i < sizeof(local) / sizeof(*local); i++) {
-        size_t n = strlen(local[i]);
-        if (strncmp(host, local[i], n) == 0 && (host[n] == '\0' || host[n] == ':'))
-            return true;
+    *port = 0;
+    if (a[0] == '[') {
+        const char *close = strchr(a, ']');
+        if (close == NULL)
+            return -1;
+        n = (size_t)(close - a + 1); /* host keeps its brackets */
+        colon = close[1] == ':' ? close + 1 : NULL;
+        if (close[1] != '\0' && colon == NULL)
+            return -1;
+    } else {
+        colon = strrchr(a, ':');
+        n = colon != NULL ? (size_t)(colon - a) : strlen(a);
     }
-    return false;
+    if (n == 0 || n >= hostlen)
+        return -1;
+    memcpy(host, a, n);
+    host[n] = '\0';
+    if (colon != NULL) {
+        char *end;
+        unsigned long p = strtoul(colon + 1, &end, 10);
+        if (*end != '\0' || end == colon + 1 || p == 0 || p > 65535)
+            return -1;
+        *port = (unsigned)p;
+    }
+    return 0;
+}
+
+/* localhost (and names under .localhost), 127.0.0.0/8, [::1]. */
+static bool loopback_host(const char *h)
+{
+    size_t n = strlen(h);
+    struct in_addr a4;
+
+    if (strcasecmp(h, "localhost") == 0 ||
+        (n > 10 && strcasecmp(h + n - 10, ".localhost") == 0) ||
+        strcmp(h, "[::1]") == 0)
+        return true;
+    return inet_pton(AF_INET, h, &a4) == 1 &&
+           (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/* Whether a request may reach the API. On a loopback address the API is a
+ * developer's: its Host must be a loopback name (a DNS-rebound page sends
+ * its own), and an Origin (a browser's) must be the API's own. On any
+ * other address it was exposed on purpose (a container, -host 0.0.0.0):
+ * clients send their own Host; a browser's Origin must still be the host
+ * it asked. Returns NULL, or why not. */
+static const char *guard(const struct api *api, struct evkeyvalq *in)
+{
+    const char *host = evhttp_find_header(in, "Host");
+    const char *origin = evhttp_find_header(in, "Origin");
+    char hname[300], oname[300];
+    unsigned hport, oport;
+
+    if (api->loopback) {
+        if (host == NULL || split_authority(host, hname, sizeof(hname), &hport) < 0 ||
+            !loopback_host(hname))
+            return "host not allowed: the API answers loopback names only";
+    }
+    if (origin == NULL)
+        return NULL;
+    if (strncmp(origin, "http://", 7) != 0 ||
+        split_authority(origin + 7, oname, sizeof(oname), &oport) < 0)
+        return "origin not allowed";
+    if (oport == 0)
+        oport = 80;
+    if (api->loopback)
+        return loopback_host(oname) && oport == api->port ? NULL
+                                                          : "origin not allowed";
+    /* exposed: same origin as the Host the client asked */
+    if (host == NULL || split_authority(host, hname, sizeof(hname), &hport) < 0 ||
+        strcasecmp(hname, oname) != 0 || (hport == 0 ? 80 : hport) != oport)
+        return "origin not allowed";
+    return NULL;
 }
 
 /* Compares "Bearer TOKEN" in constant time. */
@@ -710,7 +896,9 @@ static void api_cb(struct evhttp_request *req, void *arg)
     int m = method_bit(evhttp_request_get_command(req));
     struct proxy *p = NULL;
     struct toxic *t = NULL;
+    const char *why;
 
+    conn_request_done(api, req);
     if (n == PATH_NUL) {
         send_error(req, 400, "bad request: a NUL byte in the path");
         return;
@@ -730,8 +918,8 @@ static void api_cb(struct evhttp_request *req, void *arg)
                   "User agent not allowed\n");
         return;
     }
-    if (!origin_allowed(evhttp_find_header(in, "Origin"))) {
-        send_error(req, 403, "origin not allowed");
+    if ((why = guard(api, in)) != NULL) {
+        send_error(req, 403, why);
         return;
     }
     if (api->token[0] != '\0' &&
@@ -837,6 +1025,8 @@ struct api *api_start(struct event_base *base, struct server *srv,
     evhttp_set_max_body_size(api->http, API_BODY_MAX);
     evhttp_set_max_headers_size(api->http, API_HEADERS_MAX);
     evhttp_set_timeout(api->http, API_TIMEOUT_S);
+    LIST_INIT(&api->conns);
+    evhttp_set_bevcb(api->http, conn_new, api);
     evhttp_set_gencb(api->http, api_cb, api);
     n = net_bind_all(a, api->fds, API_LISTEN_MAX, err, errlen);
     if (n < 0) {
@@ -857,6 +1047,24 @@ struct api *api_start(struct event_base *base, struct server *srv,
         }
     }
     api->nfds = n;
+    api->loopback = n > 0;
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getsockname(api->fds[i], (struct sockaddr *)&ss, &sl) < 0) {
+            api->loopback = false;
+            continue;
+        }
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+            api->port = ntohs(s4->sin_port);
+            api->loopback &= (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+        } else {
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+            api->port = ntohs(s6->sin6_port);
+            api->loopback &= IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+        }
+    }
     return api;
 }
 
@@ -883,5 +1091,6 @@ void api_stop(struct api *api)
     if (api == NULL)
         return;
     evhttp_free(api->http); /* closes the sockets it accepted on */
+    conn_free_all(api);
     free(api);
 }

@@ -801,6 +801,69 @@ static void on_stall(evutil_socket_t fd, short what, void *arg)
     s->stall_fired = false;
 }
 
+/* The protocol's head_timeout option (http): seconds a request's head may
+ * take from its first byte; 0 for none. */
+static double head_timeout(const struct session *s)
+{
+    int i = opt_find(s->proto->opts, "head_timeout");
+
+    return i >= 0 ? s->proxy->conf->proto_vals[i].f : 0;
+}
+
+/* A request's head did not come whole in time: the protocol's answer to
+ * that (408), in its turn behind the replies still due, then the close. */
+static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    struct proto_error pe = { .status = "408", .message = "" };
+    struct proto_unit none = { 0 };
+    struct entry *e;
+    struct evbuffer *in;
+
+    (void)fd;
+    (void)what;
+    if (s->state != SESSION_OPEN || s->up.discard)
+        return;
+    log_info("session %llu: no whole request head in %g s: 408, closing",
+             (unsigned long long)s->id, head_timeout(s));
+    e = entry_create(ENTRY_ANSWER, true);
+    if (e == NULL || (e->answer = evbuffer_new()) == NULL) {
+        entry_destroy(e);
+        out_of_memory(s);
+        return;
+    }
+    s->proto->error_reply(s->pstate, &pe, &none, &rng_global, e->answer,
+                          &e->close_after);
+    e->close_after = true;
+    e->v.by = &behav_dummy;
+    entry_queue_push(&s->q, e);
+    s->up.discard = true; /* the rest of that head goes nowhere */
+    in = bufferevent_get_input(s->client);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    flush_answers(s); /* now, or after the last reply due */
+}
+
+/* Arms the head deadline when a request's head has started and the
+ * protocol has one. */
+static void watch_head(struct session *s)
+{
+    double t = head_timeout(s);
+    struct timeval tv;
+
+    if (t <= 0)
+        return;
+    if (s->head_ev == NULL) {
+        s->head_ev = evtimer_new(s->proxy->base, on_head_timeout, s);
+        if (s->head_ev == NULL)
+            return;
+    }
+    if (evtimer_pending(s->head_ev, NULL))
+        return;
+    tv.tv_sec = (time_t)t;
+    tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
+    evtimer_add(s->head_ev, &tv);
+}
+
 /* Arms the stall timer (made on first use); new client bytes disarm it. */
 static void watch_stall(struct session *s)
 {
@@ -855,12 +918,17 @@ static bool frame_requests(struct session *s, struct evbuffer *in)
             else if (s->up.src_dry)
                 watch_stall(s);
         }
-        if (n == 0)
+        if (n == 0) {
+            if (!s->up_in_unit)
+                watch_head(s);
             return true;
+        }
         if (n < 0) {
             degrade(s, PROTO_UP);
             return false;
         }
+        if (!s->up_in_unit && s->head_ev != NULL)
+            evtimer_del(s->head_ev); /* the head came in time */
         if (!s->up_in_unit && !start_request(s, in))
             return false;
         end = (u->flags & PROTO_END) != 0;
@@ -1382,6 +1450,10 @@ void session_close(struct session *s, bool reset, const char *why)
     log_debug("session %llu: closed (%s), %llu bytes up, %llu down",
               (unsigned long long)s->id, why, s->up.bytes, s->down.bytes);
     evtimer_del(&s->idle_ev);
+    if (s->head_ev != NULL) {
+        event_free(s->head_ev);
+        s->head_ev = NULL;
+    }
     if (s->stall_ev != NULL) {
         event_free(s->stall_ev);
         s->stall_ev = NULL;

@@ -73,6 +73,8 @@ struct session {
                                         answered, until it leaves */
     struct event *stall_ev;          /* the client stopped mid-request
                                         (made on first use) */
+    struct event *head_ev;           /* head_timeout: the request head
+                                        started is due (made on first use) */
     bool stall_fired;                /* ... for STALL_MS: frame() may give
                                         what it holds (proto.h, stalled) */
     bool client_spoke;               /* the client's first bytes were seen

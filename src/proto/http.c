@@ -29,7 +29,7 @@
 
 #define HTTP_HEAD_MAX (80 * 1024) /* http_parser's own header limit */
 
-enum { HTTP_OVERWRITE_HOST };
+enum { HTTP_OVERWRITE_HOST, HTTP_HEAD_TIMEOUT };
 
 /* u->info of a request: method, version, and what the head said. */
 #define INFO_METHOD(i)   ((i) & 0xffu)
@@ -434,6 +434,12 @@ static const struct opt_decl http_opts[] = {
     [HTTP_OVERWRITE_HOST] = { "overwrite_host_header", OPT_BOOL, "false",
                               "Replace the Host header with the backend's "
                               "HOST:PORT", 0, 0 },
+    /* read by the session (a head that takes longer gets a 408) */
+    [HTTP_HEAD_TIMEOUT] = { "head_timeout", OPT_FLOAT, "0",
+                            "Seconds a client has to send a request's head, "
+                            "from its first byte; then 408 and close (0: no "
+                            "limit, so that slow clients can be tested)",
+                            0, 86400 },
     { 0 },
 };
 

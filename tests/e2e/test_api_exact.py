@@ -281,3 +281,41 @@ def test_a_wildcard_listens_dual_stack_as_go_does(tmp_path):
     import json
     got = json.loads(r.stdout)
     assert got == [[201, "[::]:18475", [True, True]], [201, "[::]:18476", [True, True]]], got
+
+
+def test_a_slow_request_head_to_the_api_is_cut_at_its_deadline(api):
+    # 20 clients send a byte every 2 s (evhttp's idle timeout alone would
+    # never fire); each has 10 s for the whole request
+    import select
+    import time
+    socks = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", api.port), timeout=5)
+        s.sendall(b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        socks.append(s)
+    t0 = time.monotonic()
+    closed = {}
+    last_byte = t0
+    while len(closed) < len(socks) and time.monotonic() - t0 < 16:
+        if time.monotonic() - last_byte >= 2:
+            last_byte = time.monotonic()
+            for s in socks:
+                if s not in closed:
+                    try:
+                        s.send(b"a")
+                    except OSError:
+                        closed[s] = time.monotonic() - t0
+        r, _, _ = select.select([s for s in socks if s not in closed], [], [], 0.2)
+        for s in r:
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                closed[s] = time.monotonic() - t0
+    # meanwhile the API answers others at once
+    assert api.call("GET", "/version")[0] == 200
+    assert len(closed) == len(socks), "%d of %d still open" % (len(socks) - len(closed), len(socks))
+    assert all(8.5 < t < 13 for t in closed.values()), sorted(closed.values())
+    for s in socks:
+        s.close()

@@ -369,3 +369,49 @@ def test_a_connect_that_gets_an_error_stays_http(http_server, vaurien):
     assert r.response() == (200, b"path=/next")
     s.close()
     assert http_server.hits == ["/next"]
+
+
+def test_a_head_deadline_answers_408_after_the_replies_due(http_server, vaurien):
+    v = vaurien("--protocol", "http", "--protocol-http-head-timeout", "0.5",
+                backend_port=http_server.server_port)
+    s = v.connect()
+    # one whole request, then a slow-loris head: a byte every 0.1 s
+    s.sendall(b"GET /n/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /n/2 HTTP/1.1\r\n")
+    t0 = time.monotonic()
+    s.settimeout(0.1)
+    got = b""
+    slow = b"X-Slow: 1\r\n" * 100
+    for i in range(len(slow)):
+        if time.monotonic() - t0 > 5:
+            break
+        try:
+            s.send(slow[i:i + 1])
+        except OSError:
+            break
+        try:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        except socket.timeout:
+            pass
+    elapsed = time.monotonic() - t0
+    s.close()
+    first, _, rest = got.partition(b"path=/n/1")
+    assert first.startswith(b"HTTP/1.1 200"), got
+    assert rest.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), got
+    assert b"Connection: close\r\n" in rest
+    assert 0.4 < elapsed < 3, elapsed
+    assert "no whole request head" in v.log_text()
+
+
+def test_without_a_head_deadline_a_slow_head_is_waited_for(http_server, vaurien):
+    v = vaurien("--protocol", "http", backend_port=http_server.server_port)
+    s = v.connect()
+    head = b"GET /n/3 HTTP/1.1\r\nHost: x\r\n\r\n"
+    for i in range(len(head)):  # about 2 s in all
+        s.sendall(head[i:i + 1])
+        time.sleep(0.06)
+    s.settimeout(5)
+    assert s.recv(65536).startswith(b"HTTP/1.1 200")
+    s.close()

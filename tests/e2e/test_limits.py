@@ -2,6 +2,7 @@
 the API's guards."""
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import time
@@ -98,12 +99,67 @@ def test_out_of_descriptors_it_pauses_logs_once_and_recovers(backend):
     assert p.returncode == 0
 
 
-def test_the_api_refuses_other_origins_and_accepts_local_ones(api):
+def test_the_api_refuses_other_origins_and_accepts_its_own(api):
     st, b, _ = api.call("GET", "/proxies", headers={"Origin": "http://evil.example"})
     assert st == 403 and b == {"error": "origin not allowed", "status": 403}
     st, b, _ = api.call("POST", "/reset", headers={"Origin": "http://127.0.0.1.evil.example"})
     assert st == 403
-    assert api.call("GET", "/proxies", headers={"Origin": "http://localhost:3000"})[0] == 200
+    # another page on this machine (a dev server on another port) is not the API
+    assert api.call("GET", "/proxies", headers={"Origin": "http://localhost:3000"})[0] == 403
+    for own in ("http://localhost:%d", "http://127.0.0.1:%d", "http://[::1]:%d"):
+        assert api.call("GET", "/proxies", headers={"Origin": own % api.port})[0] == 200
+
+
+def test_a_loopback_api_refuses_a_foreign_host_header(api):
+    # DNS rebinding: evil.example resolves to 127.0.0.1, the page sends its own Host
+    for host in ("evil.example:%d" % api.port, "evil.example", "127.0.0.1.evil.example",
+                 "10.0.0.1:%d" % api.port, "[::2]:%d" % api.port, ""):
+        st, b, _ = api.call("GET", "/proxies", headers={"Host": host})
+        assert st == 403 and "host not allowed" in b["error"], (host, st, b)
+    for host in ("localhost:%d", "127.0.0.1:%d", "127.1.2.3:%d", "[::1]:%d", "a.localhost:%d"):
+        assert api.call("GET", "/proxies", headers={"Host": host % api.port})[0] == 200, host
+    assert api.call("GET", "/proxies", headers={"Host": "localhost"})[0] == 200
+
+
+def test_an_exposed_api_takes_any_host(tmp_path):
+    # an API on another address (a container's) was exposed on purpose:
+    # remote clients and Testcontainers send their own Host. Run in a
+    # network namespace of its own, so nothing is exposed beyond it.
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs unshare and ip")
+    script = tmp_path / "e.py"
+    script.write_text(EXPOSED_SCRIPT)
+    r = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
+                        "/usr/bin/python3", str(script), BIN, "18474"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 and "Operation not permitted" in r.stderr:
+        pytest.skip("no network namespaces here")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["200", "200", "403", "200"], r.stdout
+
+
+EXPOSED_SCRIPT = r'''
+import http.client, socket, subprocess, sys, time
+bin, port = sys.argv[1], int(sys.argv[2])
+p = subprocess.Popen([bin, "server", "-host", "0.0.0.0", "-port", str(port)],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    for headers in ({"Host": "toxiproxy:8474"}, {"Host": "192.168.1.5:%d" % port},
+                    {"Host": "toxiproxy:8474", "Origin": "http://evil.example"},
+                    {"Host": "toxiproxy:8474", "Origin": "http://toxiproxy:8474"}):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/version", headers=headers)
+        print(c.getresponse().status)
+finally:
+    p.terminate()
+    p.wait()
+'''
 
 
 def test_an_api_token_is_required_when_set():
