@@ -95,36 +95,62 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy *p = arg;
+static LIST_HEAD(, proxy) all_proxies = LIST_HEAD_INITIALIZER(all_proxies);
 
-    (void)fd;
-    (void)what;
-    for (int i = 0; i < p->nlev; i++)
-        evconnlistener_enable(p->lev[i]);
+static bool own_limit(const struct proxy *p)
+{
+    return p->max_connections > 0 && p->active >= (uint64_t)p->max_connections;
 }
 
-void proxy_set_global_limit(long max)
+static bool total_limit(void)
 {
-    global_max = max;
+    return global_max > 0 && global_active >= (uint64_t)global_max;
 }
 
 static bool at_limit(const struct proxy *p)
 {
-    return (p->max_connections > 0 && p->active >= (uint64_t)p->max_connections) ||
-           (global_max > 0 && global_active >= (uint64_t)global_max);
+    return own_limit(p) || total_limit();
 }
 
-static void pause_listeners(struct proxy *p, bool pause)
+/* Listeners are enabled unless an accept error paused them, or a limit is
+ * reached under --overflow backlog: the proxy's own, or the total, which
+ * pauses every proxy at once. */
+static void update_listening(struct proxy *p)
 {
+    bool pause = p->accept_paused || (p->overflow_backlog && at_limit(p));
+
+    if (pause == p->paused)
+        return;
     for (int i = 0; i < p->nlev; i++) {
         if (pause)
             evconnlistener_disable(p->lev[i]);
         else
             evconnlistener_enable(p->lev[i]);
     }
-    p->paused_full = pause;
+    p->paused = pause;
+}
+
+static void update_all_listening(void)
+{
+    struct proxy *p;
+
+    LIST_FOREACH(p, &all_proxies, all_link)
+        update_listening(p);
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy *p = arg;
+
+    (void)fd;
+    (void)what;
+    p->accept_paused = false;
+    update_listening(p); /* a limit reached meanwhile keeps it paused */
+}
+
+void proxy_set_global_limit(long max)
+{
+    global_max = max;
 }
 
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
@@ -149,13 +175,16 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
         }
         return;
     }
-    if (session_create(p, fd, sa) == 0) {
-        if (p->overflow_backlog && at_limit(p)) {
-            /* the next clients wait in the kernel's backlog */
-            pause_listeners(p, true);
-            log_info("proxy %s: connection limit reached; new clients wait",
-                     p->name);
-        }
+    if (session_create(p, fd, sa) == 0 && at_limit(p)) {
+        /* --overflow backlog: the next clients wait in the kernel's
+         * backlog (of every proxy, at the total limit) */
+        if (total_limit())
+            update_all_listening();
+        else
+            update_listening(p);
+        if (p->paused)
+            log_info("proxy %s: %s connection limit reached; new clients "
+                     "wait", p->name, own_limit(p) ? "its" : "the total");
     }
 }
 
@@ -168,10 +197,14 @@ void proxy_session_opened(struct proxy *p)
 
 void proxy_session_closed(struct proxy *p)
 {
+    bool was_full = total_limit();
+
     if (global_active > 0)
         global_active--;
-    if (p->paused_full && !at_limit(p))
-        pause_listeners(p, false);
+    if (was_full && !total_limit())
+        update_all_listening(); /* every proxy resumes, as they paused */
+    else
+        update_listening(p);
 }
 
 static void accept_error_cb(struct evconnlistener *lev, void *arg)
@@ -189,8 +222,8 @@ static void accept_error_cb(struct evconnlistener *lev, void *arg)
             log_error("accept: %s; pausing new connections", strerror(e));
             p->accept_err_logged = now;
         }
-        for (int i = 0; i < p->nlev; i++)
-            evconnlistener_disable(p->lev[i]);
+        p->accept_paused = true;
+        update_listening(p);
         evtimer_add(&p->accept_retry_ev, &tv);
         return;
     }
@@ -230,6 +263,7 @@ struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
     LIST_INIT(&p->graveyard);
     event_assign(&p->reap_ev, base, -1, 0, reap_cb, p);
     evtimer_assign(&p->accept_retry_ev, base, accept_retry_cb, p);
+    LIST_INSERT_HEAD(&all_proxies, p, all_link);
     return p;
 }
 
@@ -260,6 +294,7 @@ int proxy_start(struct proxy *p, char *err, size_t errlen)
         evconnlistener_set_error_cb(lev, accept_error_cb);
         p->lev[p->nlev++] = lev;
     }
+    update_listening(p); /* a total limit reached pauses it from the start */
     proxy_bound_addr(p, bound, sizeof(bound));
     if (p->listen.port == 0 || net_is_wildcard(&p->listen)) {
         /* as Toxiproxy: the port picked is the proxy's from now on, and a
@@ -292,6 +327,7 @@ void proxy_stop(struct proxy *p)
     for (int i = 0; i < p->nlev; i++)
         evconnlistener_free(p->lev[i]);
     p->nlev = 0;
+    p->paused = p->accept_paused = false;
     evtimer_del(&p->accept_retry_ev);
     while ((s = LIST_FIRST(&p->sessions)) != NULL)
         session_close(s, false, "proxy stopped");
@@ -314,6 +350,7 @@ void proxy_destroy(struct proxy *p)
         session_destroy(s);
     }
     event_del(&p->reap_ev);
+    LIST_REMOVE(p, all_link);
     proxy_conf_destroy(p->conf);
     for (int i = 0; i < p->ntoxics; i++)
         toxic_destroy(p->toxics[i]);

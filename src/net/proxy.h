@@ -40,6 +40,8 @@ LIST_HEAD(session_list, session);
 
 struct proxy {
     TAILQ_ENTRY(proxy) link;     /* in the server's list */
+    LIST_ENTRY(proxy) all_link;  /* among every proxy of the process, which
+                                    pause together at the total limit */
     char name[TOXIC_NAME_MAX];
     bool enabled;                /* listening (false: refused, closed) */
     char listen_text[300];       /* listen address (the bound port once a
@@ -69,7 +71,8 @@ struct proxy {
     uint64_t active;               /* sessions open now */
     long max_connections;          /* 0: no limit */
     bool overflow_backlog;         /* at the limit, stop accepting */
-    bool paused_full;              /* listeners paused by the limit */
+    bool paused;                   /* listeners disabled now */
+    bool accept_paused;            /* by an accept error, for a moment */
     uint64_t refused;              /* clients closed at a limit */
     time_t limit_logged;           /* last time a limit was logged */
     unsigned long long bytes_up;   /* sent to the backend, as they go */

@@ -64,6 +64,47 @@ def test_overflow_backlog_leaves_clients_waiting(backend, vaurien):
     held[1].close()
 
 
+def test_at_the_total_limit_every_proxy_pauses_and_resumes_together(backend):
+    # proxy B fills the total: clients of A wait in A's backlog too (not
+    # reset), and both resume when any session closes
+    port = free_port()
+    a = Api(["server", "-host", "127.0.0.1", "-port", str(port), "-max-connections-total", "2",
+             "-overflow", "backlog"], port)
+    try:
+        ports = {}
+        for name in ("A", "B"):
+            st, p, _ = a.call("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0",
+                                                    "upstream": "127.0.0.1:%d" % backend.port})
+            assert st == 201
+            ports[name] = int(p["listen"].rsplit(":", 1)[1])
+
+        def conn(name):
+            return socket.create_connection(("127.0.0.1", ports[name]), timeout=5)
+        held = [conn("B"), conn("B")]
+        for s in held:
+            s.sendall(b"b")
+            assert recv_exactly(s, 1) == b"b"
+        waiting = {}
+        for name in ("A", "B"):
+            w = conn(name)  # in the backlog: connected, neither served nor reset
+            w.sendall(name.encode())
+            w.settimeout(0.5)
+            with pytest.raises(socket.timeout):
+                w.recv(1)
+            waiting[name] = w
+        held[0].close()  # one slot: one of the waiting is served
+        held[1].close()  # two: both are
+        for name, w in waiting.items():
+            assert recv_exactly(w, 1, timeout=5) == name.encode()
+            w.close()
+        m = a.call("GET", "/metrics")[1]
+        assert 'vaurien_proxy_refused_total{proxy="A"} 0' in m
+        assert 'vaurien_proxy_refused_total{proxy="B"} 0' in m
+    finally:
+        rc, err = a.stop()
+    assert rc == 0, err
+
+
 def test_out_of_descriptors_it_pauses_logs_once_and_recovers(backend):
     def low_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
