@@ -138,6 +138,7 @@ static void seed_rng(const struct settings *st)
     uint64_t seed = st->seed_set ? st->seed : rng_os_seed();
 
     rng_seed(&rng_global, seed);
+    rng_run_seed = seed;
     log_info("seed %llu (replay with --seed %llu)", (unsigned long long)seed,
              (unsigned long long)seed);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 struct rng rng_global;
+uint64_t rng_run_seed;
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -22,6 +23,25 @@ static uint64_t splitmix64(uint64_t *x)
 static inline uint64_t rotl(uint64_t x, int k)
 {
     return (x << k) | (x >> (64 - k));
+}
+
+void rng_derive(struct rng *r, uint64_t seed, const char *name, uint64_t a,
+                uint64_t b)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a of the name */
+
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        h = (h ^ *p) * 0x100000001b3ULL;
+    /* each part through splitmix64, so that near inputs seed far apart */
+    h ^= splitmix64(&seed);
+    h ^= splitmix64(&a) * 3;
+    h ^= splitmix64(&b) * 5;
+    rng_seed(r, h);
+}
+
+void rng_fork(struct rng *r, struct rng *out)
+{
+    rng_seed(out, rng_next(r));
 }
 
 void rng_seed(struct rng *r, uint64_t seed)

@@ -75,6 +75,7 @@ void pipe_init(struct pipe *p, const struct pipe_owner *owner, void *ctx,
     p->src = src;
     p->dst = dst;
     p->live = true;
+    rng_fork(&rng_global, &p->rng); /* the owner may derive its own */
     if (!p->timer_set) {
         evtimer_assign(&p->timer, bufferevent_get_base(src), pipe_timer_cb, p);
         p->timer_set = true;
@@ -312,14 +313,14 @@ static void maybe_resume(struct pipe *p)
 }
 
 /* The size of the next part of a paced unit. */
-static size_t next_part(const struct held *h)
+static size_t next_part(struct pipe *p, const struct held *h)
 {
     long long size;
 
     if (h->pace.slice != 0) {
         size = h->pace.slice;
         if (h->pace.var > 0)
-            size += (long long)rng_below(&rng_global, 2 * (uint64_t)h->pace.var + 1) -
+            size += (long long)rng_below(&p->rng, 2 * (uint64_t)h->pace.var + 1) -
                     (long long)h->pace.var;
     } else {
         size = LLONG_MAX;
@@ -423,7 +424,7 @@ static void release(struct pipe *p)
                 out_put(p, p->hbuf, pending, write_now);
                 pending = 0;
             }
-            part = next_part(h);
+            part = next_part(p, h);
             /* a part of its own: written at once when nothing is queued */
             out_put(p, p->hbuf, part, true);
             h->len -= part;
@@ -537,12 +538,13 @@ static uint64_t link_mask(const struct tox_link *l)
     return 1ULL << l->bit;
 }
 
-static void tox_latency(const struct tox_link *l, struct held *plan)
+static void tox_latency(struct rng *rng, const struct tox_link *l,
+                        struct held *plan)
 {
     long long ms = l->a[TOX_LATENCY_MS], j = l->a[TOX_JITTER_MS];
 
     if (j > 0)
-        ms += (long long)rng_below(&rng_global, (uint64_t)(2 * j + 1)) - j;
+        ms += (long long)rng_below(rng, (uint64_t)(2 * j + 1)) - j;
     if (ms <= 0)
         return;
     timespec_add_ns(&plan->due, ms * 1000000LL);
@@ -628,11 +630,12 @@ static int tox_reset_peer(struct pipe *p, struct tox_link *l)
 }
 
 /* The timing of link l applied to a unit (emit and re-timing). */
-static void apply_timing(const struct tox_link *l, struct held *plan)
+static void apply_timing(struct rng *rng, const struct tox_link *l,
+                         struct held *plan)
 {
     switch (l->t->type->kind) {
     case TOXIC_LATENCY:
-        tox_latency(l, plan);
+        tox_latency(rng, l, plan);
         break;
     case TOXIC_SLICER:
         tox_slicer(l, plan);
@@ -790,7 +793,7 @@ int pipe_emit_until(struct pipe *p, struct evbuffer *from, size_t len,
             evbuffer_drain(from, len + cut);
             return tox_reset_peer(p, l);
         default:
-            apply_timing(l, &plan);
+            apply_timing(&p->rng, l, &plan);
             break;
         }
     }
@@ -854,11 +857,11 @@ static uint8_t take_bit(struct pipe *p)
     return 63; /* cannot happen: at most TOXIC_MAX (64) toxics */
 }
 
-static bool draw_on(double toxicity)
+static bool draw_on(struct rng *rng, double toxicity)
 {
     /* toxicity 0 never applies, 1 always; drawn per connection */
     return toxicity > 0 &&
-           (toxicity >= 1 || rng_double(&rng_global) < toxicity);
+           (toxicity >= 1 || rng_double(rng) < toxicity);
 }
 
 /* Re-times a held unit that a removed or changed toxic had timed: from its
@@ -872,7 +875,7 @@ static void retime(struct pipe *p, struct held *h)
     h->by = 0;
     for (int i = 0; i < p->nchain; i++)
         if (p->chain[i].on && (by & link_mask(&p->chain[i])))
-            apply_timing(&p->chain[i], h);
+            apply_timing(&p->rng, &p->chain[i], h);
 }
 
 int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
@@ -902,7 +905,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
             memcpy(a, l->a, sizeof(a));
             link_read_attrs(l);
             if (l->toxicity != t->toxicity) {
-                bool on = draw_on(t->toxicity);
+                bool on = draw_on(&p->rng, t->toxicity);
                 if (l->on && !on)
                     changed |= link_mask(l);
                 l->on = on;
@@ -915,7 +918,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
             l->t = t;
             l->uid = t->uid;
             l->toxicity = t->toxicity;
-            l->on = draw_on(t->toxicity);
+            l->on = draw_on(&p->rng, t->toxicity);
             l->bit = take_bit(p);
             link_read_attrs(l);
             kept_bits |= link_mask(l);

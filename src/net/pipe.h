@@ -36,6 +36,7 @@
 
 #include "behav/behav.h"
 #include "behav/toxic.h"
+#include "core/rng.h"
 
 #define PIPE_CAP (256 * 1024)
 #define PIPE_LOW (PIPE_CAP / 2)
@@ -131,6 +132,8 @@ struct pipe {
                                   written by pipe_uncork() */
     struct evbuffer *owed_src; /* pipe_owe(): the first `owed` bytes of */
     size_t owed;               /* owed_src passed, and are not moved yet */
+    struct rng rng;            /* this direction's draws (toxicity,
+                                  jitter, slices): core/rng.h */
     unsigned long long bytes;  /* bytes written to dst so far */
     unsigned long long *sent_total;     /* the proxy's counters, counted */
     unsigned long long *received_total; /* as bytes flow (NULL: none) */

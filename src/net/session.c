@@ -288,6 +288,12 @@ static void on_connected(struct session *s)
     bufferevent_setwatermark(s->backend, EV_WRITE, PIPE_LOW, 0);
     pipe_init(&s->up, &pipe_owner, s, s->id, "up", s->client, s->backend);
     pipe_init(&s->down, &pipe_owner, s, s->id, "down", s->backend, s->client);
+    /* --seed replays per connection: each draws from generators of its
+     * own, derived from the seed, its proxy's name and its ordinal there
+     * (core/rng.h), whatever other connections do meanwhile */
+    rng_derive(&s->rng, rng_run_seed, s->proxy->name, s->id, 0);
+    rng_derive(&s->up.rng, rng_run_seed, s->proxy->name, s->id, 1);
+    rng_derive(&s->down.rng, rng_run_seed, s->proxy->name, s->id, 2);
     s->up.sent_total = &s->proxy->bytes_up;
     s->up.received_total = &s->proxy->received_up;
     s->down.sent_total = &s->proxy->bytes_down;
@@ -371,12 +377,12 @@ static void draw(struct session *s, struct behav_verdict *v)
         struct toxic *t = p->toxics[i];
         if (t->type->kind != TOXIC_BEHAVIOR || t->toxicity <= 0)
             continue;
-        if (t->toxicity >= 1 || rng_double(&rng_global) < t->toxicity) {
+        if (t->toxicity >= 1 || rng_double(&s->rng) < t->toxicity) {
             behav_decide(&t->inst, v);
             return;
         }
     }
-    idx = mix_draw(&c->mix, &rng_global);
+    idx = mix_draw(&c->mix, &s->rng);
     behav_decide(&c->behav[idx], v);
     if (v->by != &behav_dummy)
         p->faults[idx]++;
@@ -429,6 +435,7 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
            evbuffer_get_length(in) > 0) {
         struct behav_verdict v;
         struct evbuffer *answer;
+        struct rng bytes;
         size_t len = evbuffer_get_length(in);
         int rc = 0;
 
@@ -459,7 +466,8 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
                 rc = -ENOMEM;
                 break;
             }
-            proto_garbage_reply(&rng_global, answer);
+            rng_fork(&s->rng, &bytes); /* one draw, whatever the size */
+            proto_garbage_reply(&bytes, answer);
             send_answer(s, answer, false);
             evbuffer_free(answer);
             break;
@@ -487,6 +495,7 @@ static int reply_step(struct session *s, const struct behav_verdict *v,
                       struct evbuffer *in, size_t len, bool first)
 {
     struct evbuffer *unit;
+    struct rng bytes;
     int rc;
 
     if (v->rep == BEHAV_PASS && pipe_owe(&s->down, in, len))
@@ -507,7 +516,8 @@ static int reply_step(struct session *s, const struct behav_verdict *v,
         if (unit == NULL)
             return -ENOMEM;
         evbuffer_remove_buffer(in, unit, len);
-        proto_corrupt(&rng_global, unit);
+        rng_fork(&s->rng, &bytes);
+        proto_corrupt(&bytes, unit);
         rc = pipe_emit(&s->down, unit, evbuffer_get_length(unit), 0,
                        BEHAV_PASS);
         evbuffer_free(unit);
@@ -687,7 +697,10 @@ static struct entry *error_entry(struct session *s, const struct proto_unit *u,
             evbuffer_free(answer);
         return NULL;
     }
-    s->proto->error_reply(s->pstate, &pe, u, &rng_global, answer,
+    struct rng bytes;
+
+    rng_fork(&s->rng, &bytes); /* one draw, whatever the reply takes */
+    s->proto->error_reply(s->pstate, &pe, u, &bytes, answer,
                           &e->close_after);
     e->answer = answer;
     if (u->flags & PROTO_EARLY) {
@@ -833,7 +846,7 @@ static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     s->proto->error_reply(s->pstate, &pe, &none, &rng_global, e->answer,
-                          &e->close_after);
+                          &e->close_after); /* 408: nothing drawn */
     e->close_after = true;
     e->v.by = &behav_dummy;
     entry_queue_push(&s->q, e);

@@ -73,6 +73,8 @@ struct session {
                                         answered, until it leaves */
     struct event *stall_ev;          /* the client stopped mid-request
                                         (made on first use) */
+    struct rng rng;                  /* this connection's draws: verdicts,
+                                        and one per error's bytes */
     struct event *head_ev;           /* head_timeout: the request head
                                         started is due (made on first use) */
     bool stall_fired;                /* ... for STALL_MS: frame() may give
