@@ -55,8 +55,27 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 struct loop {
     struct event_base *base;
     struct evdns_base *dns;
-    struct event *sigint, *sigterm;
+    struct event *sigint, *sigterm, *sighup;
+    void (*reload)(void *arg); /* what SIGHUP reloads, if anything */
+    void *reload_arg;
 };
+
+/* SIGHUP: the log file opened again (logrotate moved it), then the
+ * configuration read again, as the mode says. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    struct loop *l = arg;
+    int rc = log_reopen();
+
+    (void)sig;
+    (void)what;
+    if (rc < 0)
+        log_error("SIGHUP: cannot open the log again: %s", strerror(-rc));
+    log_info("received SIGHUP: log reopened%s",
+             l->reload != NULL ? ", reloading the configuration" : "");
+    if (l->reload != NULL)
+        l->reload(l->reload_arg);
+}
 
 static int loop_init(struct loop *l)
 {
@@ -97,10 +116,13 @@ static int loop_init(struct loop *l)
         evdns_base_load_hosts(l->dns, NULL);
     l->sigint = evsignal_new(l->base, SIGINT, on_signal, l->base);
     l->sigterm = evsignal_new(l->base, SIGTERM, on_signal, l->base);
-    if (l->dns == NULL || l->sigint == NULL || l->sigterm == NULL)
+    l->sighup = evsignal_new(l->base, SIGHUP, on_sighup, l);
+    if (l->dns == NULL || l->sigint == NULL || l->sigterm == NULL ||
+        l->sighup == NULL)
         return -1;
     evsignal_add(l->sigint, NULL);
     evsignal_add(l->sigterm, NULL);
+    evsignal_add(l->sighup, NULL);
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }
@@ -113,6 +135,8 @@ static void loop_deinit(struct loop *l)
         event_free(l->sigint);
     if (l->sigterm != NULL)
         event_free(l->sigterm);
+    if (l->sighup != NULL)
+        event_free(l->sighup);
     if (l->dns != NULL)
         evdns_base_free(l->dns, 0);
     mem_loop_deinit();
@@ -163,7 +187,104 @@ static int start_api(struct loop *l, struct server *srv,
     return 0;
 }
 
-static int run_proxy(const struct settings *st, const struct addr *demo)
+/* What SIGHUP reloads in single-proxy mode: the command line again, the
+ * --config file with it, applied to the running proxy. */
+struct proxy_reload {
+    struct proxy *p;
+    int argc;
+    char **argv;
+    int first;
+};
+
+static void reload_proxy(void *arg)
+{
+    struct proxy_reload *r = arg;
+    struct proxy *p = r->p;
+    struct settings nst;
+    struct proxy_conf *c;
+    char err[1024], text[300];
+
+    settings_init(&nst);
+    if (cli_parse(r->argc, r->argv, r->first, &nst, err, sizeof(err)) != CLI_RUN) {
+        log_error("SIGHUP: %s; nothing changed", err);
+        settings_deinit(&nst);
+        return;
+    }
+    c = proxy_conf_create(&nst);
+    if (c == NULL) {
+        log_error("SIGHUP: out of memory; nothing changed");
+        settings_deinit(&nst);
+        return;
+    }
+    proxy_set_conf(p, c); /* open connections draw from it from now on */
+    addr_format(&nst.backend, text, sizeof(text));
+    if (strcmp(text, p->upstream_text) != 0)
+        proxy_set_backend(p, &nst.backend, text); /* for new connections */
+    p->timeout = nst.timeout;
+    p->stay_connected = nst.stay_connected;
+    if (addr_format(&nst.proxy, text, sizeof(text)) != NULL &&
+        strcmp(text, p->listen_asked) != 0)
+        log_warn("SIGHUP: the proxy's address (%s) changes only with a "
+                 "restart", text);
+    if (log_init(nst.log_output, nst.log_level) < 0)
+        log_error("SIGHUP: cannot open --log-output %s", nst.log_output);
+    log_info("SIGHUP: %s reloaded: protocol %s, behavior %s",
+             nst.config[0] != '\0' ? nst.config : "the command line",
+             nst.protocol, nst.behavior);
+    settings_deinit(&nst);
+}
+
+/* What SIGHUP reloads in server mode: the -config file, applied with the
+ * rules of POST /populate; proxies it no longer names are deleted. */
+struct server_reload {
+    struct server *srv;
+    const char *config;
+};
+
+static void reload_server(void *arg)
+{
+    struct server_reload *r = arg;
+    json_error_t je;
+    json_t *j = json_load_file(r->config, 0, &je), *out, *done;
+    struct proxy *p, *next;
+    char err[4400];
+    int status, removed = 0;
+
+    if (j == NULL) {
+        log_error("SIGHUP: -config %s: %s (line %d); nothing changed",
+                  r->config, je.text, je.line);
+        return;
+    }
+    out = ctl_populate(r->srv, j, &status, &done, err, sizeof(err));
+    json_decref(j);
+    if (out == NULL) {
+        log_error("SIGHUP: -config %s: %s; %s", r->config, err,
+                  json_array_size(done) > 0 ? "the proxies before it were "
+                                              "applied" : "nothing changed");
+        json_decref(done);
+        return;
+    }
+    for (p = TAILQ_FIRST(&r->srv->proxies); p != NULL; p = next) {
+        bool named = false;
+        size_t i;
+        json_t *e;
+        next = TAILQ_NEXT(p, link);
+        json_array_foreach(out, i, e) {
+            const char *n = json_string_value(json_object_get(e, "name"));
+            named |= n != NULL && strcmp(n, p->name) == 0;
+        }
+        if (!named) {
+            server_delete(r->srv, p);
+            removed++;
+        }
+    }
+    log_info("SIGHUP: -config %s: %zu proxies, %d removed", r->config,
+             json_array_size(out), removed);
+    json_decref(out);
+}
+
+static int run_proxy(const struct settings *st, const struct addr *demo,
+                     struct proxy_reload *reload)
 {
     struct loop l = { 0 };
     struct server srv;
@@ -197,6 +318,11 @@ static int run_proxy(const struct settings *st, const struct addr *demo)
         goto out;
     }
     server_add(&srv, p);
+    if (reload != NULL) {
+        reload->p = p;
+        l.reload = reload_proxy;
+        l.reload_arg = reload;
+    }
     log_info("proxying %s -> %s, protocol %s, behavior %s",
              proxy_bound_addr(p, bound, sizeof(bound)),
              addr_format(&st->backend, b, sizeof(b)), st->protocol,
@@ -236,6 +362,7 @@ static int run_server(int argc, char **argv)
     struct addr a;
     char err[4400], config[4096] = "";
     bool proxy_metrics = false, runtime_metrics = false;
+    struct server_reload reload = { 0 };
     int rc = 1;
 
     settings_init(&st);
@@ -347,6 +474,12 @@ static int run_server(int argc, char **argv)
     if (start_api(&l, &srv, &a, st.api_token, &api) < 0)
         goto out;
     api_set_metrics(api, proxy_metrics, runtime_metrics);
+    if (config[0] != '\0') {
+        reload.srv = &srv;
+        reload.config = config;
+        l.reload = reload_server;
+        l.reload_arg = &reload;
+    }
     event_base_dispatch(l.base);
     rc = 0;
 out:
@@ -445,7 +578,10 @@ int main(int argc, char **argv)
         demo.port = st.backend.port;
     start_logging(&st);
     seed_rng(&st);
-    rc = run_proxy(&st, is_demo ? &demo : NULL);
+    {
+        struct proxy_reload reload = { .argc = argc, .argv = argv, .first = first };
+        rc = run_proxy(&st, is_demo ? &demo : NULL, is_demo ? NULL : &reload);
+    }
     settings_deinit(&st);
     log_deinit();
     return rc;
