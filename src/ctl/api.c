@@ -752,14 +752,13 @@ static bool loopback_host(const char *h)
  * other address it was exposed on purpose (a container, -host 0.0.0.0):
  * clients send their own Host; a browser's Origin must still be the host
  * it asked. Returns NULL, or why not. */
-static const char *guard(const struct api *api, struct evkeyvalq *in)
+const char *api_guard(bool loopback, unsigned port, const char *host,
+                      const char *origin)
 {
-    const char *host = evhttp_find_header(in, "Host");
-    const char *origin = evhttp_find_header(in, "Origin");
     char hname[300], oname[300];
     unsigned hport, oport;
 
-    if (api->loopback) {
+    if (loopback) {
         if (host == NULL || split_authority(host, hname, sizeof(hname), &hport) < 0 ||
             !loopback_host(hname))
             return "host not allowed: the API answers loopback names only";
@@ -771,9 +770,8 @@ static const char *guard(const struct api *api, struct evkeyvalq *in)
         return "origin not allowed";
     if (oport == 0)
         oport = 80;
-    if (api->loopback)
-        return loopback_host(oname) && oport == api->port ? NULL
-                                                          : "origin not allowed";
+    if (loopback)
+        return loopback_host(oname) && oport == port ? NULL : "origin not allowed";
     /* exposed: same origin as the Host the client asked */
     if (host == NULL || split_authority(host, hname, sizeof(hname), &hport) < 0 ||
         strcasecmp(hname, oname) != 0 || (hport == 0 ? 80 : hport) != oport)
@@ -918,7 +916,8 @@ static void api_cb(struct evhttp_request *req, void *arg)
                   "User agent not allowed\n");
         return;
     }
-    if ((why = guard(api, in)) != NULL) {
+    if ((why = api_guard(api->loopback, api->port, evhttp_find_header(in, "Host"),
+                         evhttp_find_header(in, "Origin"))) != NULL) {
         send_error(req, 403, why);
         return;
     }

@@ -30,6 +30,12 @@ struct api *api_start(struct event_base *base, struct server *srv,
 void api_set_metrics(struct api *api, bool proxy, bool runtime);
 void api_stop(struct api *api);
 
+/* Whether a request with these Host and Origin headers (NULL: absent) may
+ * reach an API on port, listening on loopback or not (see README). Returns
+ * NULL, or why not. */
+const char *api_guard(bool loopback, unsigned port, const char *host,
+                      const char *origin);
+
 /* "host:port" the API really listens on. */
 char *api_bound_addr(const struct api *api, char *buf, size_t len);
 

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "core/log.h"
+#include "ctl/api.h"
 #include "ctl/json.h"
 #include "net/server.h"
 
@@ -51,6 +52,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
+    if (data[0] == 0xff) {
+        /* the Host and Origin guard: two NUL-separated headers */
+        char *text = malloc(size + 1), *origin;
+        memcpy(text, data + 1, size - 1);
+        text[size - 1] = '\0';
+        origin = text + strlen(text) + 1;
+        for (int loopback = 0; loopback < 2; loopback++)
+            (void)api_guard(loopback, 8474, text,
+                            origin < text + size ? origin : NULL);
+        free(text);
+        return 0;
+    }
     body = json_loadb((const char *)data + 1, size - 1, JSON_DECODE_ANY, NULL);
     if (body == NULL)
         return 0;
@@ -85,7 +98,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     while ((p = TAILQ_FIRST(&srv.proxies)) != NULL) {
-        json_decref(ctl_proxy_json(p));
+        json_t *j = ctl_proxy_json(p);
+        free(ctl_json_text(j)); /* the writer of every API answer */
+        json_decref(j);
         server_delete(&srv, p);
     }
     json_decref(body);
