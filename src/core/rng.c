@@ -1,5 +1,6 @@
 /*
- * rng: xoshiro256** (Blackman and Vigna), seeded with splitmix64.
+ * rng: splitmix64 (Steele, Lea and Flood; Java's SplittableRandom): 8 bytes
+ * of state, so that every connection and direction can have its own.
  */
 #include "core/rng.h"
 
@@ -18,11 +19,6 @@ static uint64_t splitmix64(uint64_t *x)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
 }
 
 void rng_derive(struct rng *r, uint64_t seed, const char *name, uint64_t a,
@@ -46,23 +42,12 @@ void rng_fork(struct rng *r, struct rng *out)
 
 void rng_seed(struct rng *r, uint64_t seed)
 {
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
+    r->s = splitmix64(&seed); /* near seeds start far apart */
 }
 
 uint64_t rng_next(struct rng *r)
 {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    return splitmix64(&r->s);
 }
 
 double rng_double(struct rng *r)

@@ -4,7 +4,7 @@
  * Every draw that decides a fault (which behavior a request gets, the bytes
  * of a garbage reply, where bytes are injected, jitter) comes from here, so
  * a run started with --seed N and given the same traffic injects the same
- * faults. xoshiro256** seeded through splitmix64.
+ * faults. splitmix64: one 64-bit word of state.
  */
 #ifndef VAURIEN_RNG_H
 #define VAURIEN_RNG_H
@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 struct rng {
-    uint64_t s[4];
+    uint64_t s;
 };
 
 void rng_seed(struct rng *r, uint64_t seed);

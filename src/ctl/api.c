@@ -455,8 +455,8 @@ static void metric(struct evbuffer *out, const struct server *srv,
 static unsigned long long m_accepted(const struct proxy *p) { return p->accepted; }
 static unsigned long long m_active(const struct proxy *p) { return p->active; }
 static unsigned long long m_refused(const struct proxy *p) { return p->refused; }
-static unsigned long long m_up(const struct proxy *p) { return p->bytes_up; }
-static unsigned long long m_down(const struct proxy *p) { return p->bytes_down; }
+static unsigned long long m_up(const struct proxy *p) { return p->bytes[0][0]; }
+static unsigned long long m_down(const struct proxy *p) { return p->bytes[1][0]; }
 
 /* Toxiproxy's series (-proxy-metrics): bytes received and sent per proxy
  * and direction, with its labels, so its dashboards keep working. */
@@ -477,9 +477,7 @@ static void toxiproxy_metrics(struct evbuffer *out, const struct server *srv)
         family(out, fam[f].name, "counter", fam[f].help);
         TAILQ_FOREACH(p, &srv->proxies, link) {
             for (int up = 1; up >= 0; up--) {
-                unsigned long long v =
-                    fam[f].sent ? (up ? p->bytes_up : p->bytes_down)
-                                : (up ? p->received_up : p->received_down);
+                unsigned long long v = p->bytes[up ? 0 : 1][fam[f].sent ? 0 : 1];
                 evbuffer_add_printf(out, "%s{direction=\"%s\",listener=\"",
                                     fam[f].name, up ? "upstream" : "downstream");
                 label_value(out, p->listen_text);

@@ -86,7 +86,6 @@ void pipe_deinit(struct pipe *p)
 {
     if (p->live)
         pipe_settle(p); /* passed before the close: goes with the cork */
-    p->owed_src = NULL;
     p->live = false;
     if (p->hbuf != NULL) {
         evbuffer_free(p->hbuf);
@@ -716,16 +715,15 @@ void pipe_due(const struct pipe *p, double delay, struct timespec *due)
 bool pipe_owe(struct pipe *p, struct evbuffer *from, size_t len)
 {
     if (!p->live || p->closing || p->nchain != 0 || p->nheld != 0 ||
-        p->corked == PIPE_CORK_NONE || (p->owed > 0 && p->owed_src != from))
+        p->corked == PIPE_CORK_NONE || from != bufferevent_get_input(p->src))
         return false;
-    p->owed_src = from;
     p->owed += len;
     return true;
 }
 
 size_t pipe_owed(const struct pipe *p, const struct evbuffer *from)
 {
-    return p->owed_src == from ? p->owed : 0;
+    return from == bufferevent_get_input(p->src) ? p->owed : 0;
 }
 
 void pipe_settle(struct pipe *p)
@@ -735,7 +733,7 @@ void pipe_settle(struct pipe *p)
     if (n == 0)
         return;
     p->owed = 0;
-    out_put(p, p->owed_src, n, true);
+    out_put(p, bufferevent_get_input(p->src), n, true);
 }
 
 int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,

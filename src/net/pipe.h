@@ -130,13 +130,14 @@ struct pipe {
     enum pipe_cork corked;     /* units only queue; pipe_uncork() writes */
     struct evbuffer *cork;     /* PIPE_CORK_BUF: what passed while corked,
                                   written by pipe_uncork() */
-    struct evbuffer *owed_src; /* pipe_owe(): the first `owed` bytes of */
-    size_t owed;               /* owed_src passed, and are not moved yet */
+    size_t owed;               /* pipe_owe(): the first `owed` bytes of the
+                                  source's input passed, not moved yet */
     struct rng rng;            /* this direction's draws (toxicity,
                                   jitter, slices): core/rng.h */
     unsigned long long bytes;  /* bytes written to dst so far */
-    unsigned long long *sent_total;     /* the proxy's counters, counted */
-    unsigned long long *received_total; /* as bytes flow (NULL: none) */
+    unsigned long long *totals; /* the proxy's counters of this direction,
+                                   [0] sent, [1] received, counted as bytes
+                                   flow (NULL: none) */
     struct tox_link *chain;    /* this stream's byte toxics, in order */
     int nchain;
     uint64_t bits_used;        /* tox_link.bit values taken */
@@ -151,14 +152,14 @@ struct pipe {
 static inline void pipe_count_sent(struct pipe *p, size_t n)
 {
     p->bytes += n;
-    if (p->sent_total != NULL)
-        *p->sent_total += n;
+    if (p->totals != NULL)
+        p->totals[0] += n;
 }
 
 static inline void pipe_count_received(struct pipe *p, size_t n)
 {
-    if (p->received_total != NULL)
-        *p->received_total += n;
+    if (p->totals != NULL)
+        p->totals[1] += n;
 }
 
 void pipe_init(struct pipe *p, const struct pipe_owner *owner, void *ctx,

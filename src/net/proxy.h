@@ -75,10 +75,9 @@ struct proxy {
     bool accept_paused;            /* by an accept error, for a moment */
     uint64_t refused;              /* clients closed at a limit */
     time_t limit_logged;           /* last time a limit was logged */
-    unsigned long long bytes_up;   /* sent to the backend, as they go */
-    unsigned long long bytes_down; /* sent to clients */
-    unsigned long long received_up;   /* read from clients */
-    unsigned long long received_down; /* read from the backend */
+    /* bytes counted as they flow: [up or down][sent, received]; up is
+     * sent to the backend, read from clients */
+    unsigned long long bytes[2][2];
     unsigned long long faults[SETTINGS_BEHAV_MAX]; /* requests per behavior
                                                       that was not dummy */
 };

@@ -294,10 +294,8 @@ static void on_connected(struct session *s)
     rng_derive(&s->rng, rng_run_seed, s->proxy->name, s->id, 0);
     rng_derive(&s->up.rng, rng_run_seed, s->proxy->name, s->id, 1);
     rng_derive(&s->down.rng, rng_run_seed, s->proxy->name, s->id, 2);
-    s->up.sent_total = &s->proxy->bytes_up;
-    s->up.received_total = &s->proxy->received_up;
-    s->down.sent_total = &s->proxy->bytes_down;
-    s->down.received_total = &s->proxy->received_down;
+    s->up.totals = s->proxy->bytes[0];
+    s->down.totals = s->proxy->bytes[1];
     s->reply.rep = BEHAV_PASS;
     start_framing(s);
     if (p->ntoxics > 0)
