@@ -567,3 +567,42 @@ def api():
     yield a
     rc, err = a.stop()
     assert rc == 0, "vaurien server exited %s: %s" % (rc, err[-4000:])
+
+
+NETNS_SERVER = r"""
+import http.client, json, socket, subprocess, sys, time
+bin, port = sys.argv[1], int(sys.argv[2])
+p = subprocess.Popen([bin, "server", "-host", sys.argv[3], "-port", str(port)],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+%s
+finally:
+    p.terminate()
+    p.wait()
+"""
+
+
+def in_own_netns(tmp_path, api_host, body, port=18474):
+    """Runs `vaurien server -host api_host -port port` and the Python code
+    body (which sees port, and prints what the test checks) in a network
+    namespace of its own, its loopback only: a wildcard address bound there
+    reaches nothing beyond it. Returns what body printed; skips where
+    namespaces cannot be made."""
+    import textwrap
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs unshare and ip")
+    path = tmp_path / "netns.py"
+    path.write_text(NETNS_SERVER % textwrap.indent(textwrap.dedent(body), "    "))
+    r = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
+                        "/usr/bin/python3", str(path), BIN, str(port), api_host],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 and "Operation not permitted" in r.stderr:
+        pytest.skip("no network namespaces here")
+    assert r.returncode == 0, r.stderr
+    return r.stdout

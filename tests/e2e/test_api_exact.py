@@ -7,7 +7,7 @@ import socket
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Api, Backend, free_port, recv_exactly
+from conftest import Api, Backend, free_port, in_own_netns, recv_exactly
 
 
 def make(api, name, upstream="127.0.0.1:1", **extra):
@@ -231,55 +231,27 @@ def test_a_bind_failure_names_the_resolved_address(api):
         busy.close()
 
 
-WILDCARD_SCRIPT = r"""
-import http.client, json, socket, subprocess, sys, time
-bin, port = sys.argv[1], int(sys.argv[2])
-p = subprocess.Popen([bin, "server", "-host", "127.0.0.1", "-port", str(port)],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-try:
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    out = []
-    for listen in (":%d" % (port + 1), "0.0.0.0:%d" % (port + 2)):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("POST", "/proxies", json.dumps({"name": listen, "listen": listen,
-                                                  "upstream": "127.0.0.1:%d" % port}))
-        r = c.getresponse()
-        body = json.loads(r.read())
-        reach = []
-        for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-            with socket.socket(fam) as s:
-                s.settimeout(2)
-                reach.append(s.connect_ex((host, int(body["listen"].rsplit(":", 1)[1]))) == 0)
-        out.append([r.status, body["listen"], reach])
-    print(json.dumps(out))
-finally:
-    p.terminate()
-    p.wait()
+WILDCARD = r"""
+out = []
+for listen in (":%d" % (port + 1), "0.0.0.0:%d" % (port + 2)):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("POST", "/proxies", json.dumps({"name": listen, "listen": listen,
+                                              "upstream": "127.0.0.1:%d" % port}))
+    r = c.getresponse()
+    body = json.loads(r.read())
+    reach = []
+    for fam, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(fam) as s:
+            s.settimeout(2)
+            reach.append(s.connect_ex((host, int(body["listen"].rsplit(":", 1)[1]))) == 0)
+    out.append([r.status, body["listen"], reach])
+print(json.dumps(out))
 """
 
 
 def test_a_wildcard_listens_dual_stack_as_go_does(tmp_path):
-    # in a network namespace of its own: nothing is exposed beyond it
-    import shutil
-    import subprocess
-    from conftest import BIN
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("needs unshare and ip")
-    script = tmp_path / "w.py"
-    script.write_text(WILDCARD_SCRIPT)
-    r = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
-                        "/usr/bin/python3", str(script), BIN, "18474"],
-                       capture_output=True, text=True, timeout=60)
-    if r.returncode != 0 and "Operation not permitted" in r.stderr:
-        pytest.skip("no network namespaces here")
-    assert r.returncode == 0, r.stderr
     import json
-    got = json.loads(r.stdout)
+    got = json.loads(in_own_netns(tmp_path, "127.0.0.1", WILDCARD))
     assert got == [[201, "[::]:18475", [True, True]], [201, "[::]:18476", [True, True]]], got
 
 

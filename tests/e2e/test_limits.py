@@ -2,15 +2,14 @@
 the API's guards."""
 import os
 import resource
-import shutil
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import (BIN, SANITIZED, Api, Vaurien, free_port, recv_exactly, recv_until_eof,
-                      rss_kb, wait_until)
+from conftest import (BIN, SANITIZED, Api, Vaurien, free_port, in_own_netns, recv_exactly,
+                      recv_until_eof, rss_kb, wait_until)
 
 
 def test_max_connections_closes_new_clients_and_counts_them(backend):
@@ -164,43 +163,19 @@ def test_a_loopback_api_refuses_a_foreign_host_header(api):
 
 def test_an_exposed_api_takes_any_host(tmp_path):
     # an API on another address (a container's) was exposed on purpose:
-    # remote clients and Testcontainers send their own Host. Run in a
-    # network namespace of its own, so nothing is exposed beyond it.
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("needs unshare and ip")
-    script = tmp_path / "e.py"
-    script.write_text(EXPOSED_SCRIPT)
-    r = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
-                        "/usr/bin/python3", str(script), BIN, "18474"],
-                       capture_output=True, text=True, timeout=60)
-    if r.returncode != 0 and "Operation not permitted" in r.stderr:
-        pytest.skip("no network namespaces here")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["200", "200", "403", "200"], r.stdout
+    # remote clients and Testcontainers send their own Host
+    got = in_own_netns(tmp_path, "0.0.0.0", EXPOSED)
+    assert got.split() == ["200", "200", "403", "200"], got
 
 
-EXPOSED_SCRIPT = r'''
-import http.client, socket, subprocess, sys, time
-bin, port = sys.argv[1], int(sys.argv[2])
-p = subprocess.Popen([bin, "server", "-host", "0.0.0.0", "-port", str(port)],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-try:
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    for headers in ({"Host": "toxiproxy:8474"}, {"Host": "192.168.1.5:%d" % port},
-                    {"Host": "toxiproxy:8474", "Origin": "http://evil.example"},
-                    {"Host": "toxiproxy:8474", "Origin": "http://toxiproxy:8474"}):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        c.request("GET", "/version", headers=headers)
-        print(c.getresponse().status)
-finally:
-    p.terminate()
-    p.wait()
-'''
+EXPOSED = r"""
+for headers in ({"Host": "toxiproxy:8474"}, {"Host": "192.168.1.5:%d" % port},
+                {"Host": "toxiproxy:8474", "Origin": "http://evil.example"},
+                {"Host": "toxiproxy:8474", "Origin": "http://toxiproxy:8474"}):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/version", headers=headers)
+    print(c.getresponse().status)
+"""
 
 
 def test_an_api_token_is_required_when_set():
