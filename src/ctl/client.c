@@ -15,12 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h> /* before libevent's keyvalq_struct.h, which would
+                          define TAILQ_ENTRY only to undefine it */
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+
+#include "ctl/json.h"
 
 #define EXIT_API 1
 #define EXIT_USAGE 2
@@ -241,7 +245,7 @@ out:
 static int call(const char *url, const char *method, const char *path,
                 json_t *body, json_t **out)
 {
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body != NULL ? ctl_json_text(body) : NULL;
     struct response r;
     int rc = request(url, method, path, text, &r);
 
@@ -269,7 +273,7 @@ static int call(const char *url, const char *method, const char *path,
 
 static void print_json(json_t *j)
 {
-    char *t = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *t = ctl_json_text_indented(j, 2); /* numbers as the API wrote them */
 
     if (t != NULL)
         puts(t);
@@ -287,7 +291,7 @@ static void print_toxic(json_t *t)
            json_string_value(json_object_get(t, "stream")),
            json_number_value(json_object_get(t, "toxicity")));
     json_object_foreach(json_object_get(t, "attributes"), key, v) {
-        char *val = json_dumps(v, JSON_ENCODE_ANY);
+        char *val = ctl_json_text(v);
         printf("%s%s=%s", first ? "" : " ", key, val != NULL ? val : "?");
         free(val);
         first = false;

@@ -46,7 +46,15 @@ const char *ctl_json_number(double v, char *buf, size_t len)
     return buf;
 }
 
-static int json_text_add(struct evbuffer *out, const json_t *j)
+/* A new line and the indentation of depth, when indenting. */
+static void json_text_break(struct evbuffer *out, int indent, int depth)
+{
+    if (indent > 0)
+        evbuffer_add_printf(out, "\n%*s", indent * depth, "");
+}
+
+static int json_text_add(struct evbuffer *out, const json_t *j, int indent,
+                         int depth)
 {
     char num[64];
     const char *key;
@@ -63,24 +71,30 @@ static int json_text_add(struct evbuffer *out, const json_t *j)
             if (!first)
                 evbuffer_add(out, ",", 1);
             first = 0;
+            json_text_break(out, indent, depth + 1);
             if (rc == 0)
-                rc = json_text_add(out, k);
+                rc = json_text_add(out, k, indent, depth + 1);
             json_decref(k);
             if (rc < 0)
                 return -1;
-            evbuffer_add(out, ":", 1);
-            if (json_text_add(out, v) < 0)
+            evbuffer_add(out, indent > 0 ? ": " : ":", indent > 0 ? 2 : 1);
+            if (json_text_add(out, v, indent, depth + 1) < 0)
                 return -1;
         }
+        if (!first)
+            json_text_break(out, indent, depth);
         return evbuffer_add(out, "}", 1);
     case JSON_ARRAY:
         evbuffer_add(out, "[", 1);
         json_array_foreach(j, i, v) {
             if (i > 0)
                 evbuffer_add(out, ",", 1);
-            if (json_text_add(out, v) < 0)
+            json_text_break(out, indent, depth + 1);
+            if (json_text_add(out, v, indent, depth + 1) < 0)
                 return -1;
         }
+        if (json_array_size(j) > 0)
+            json_text_break(out, indent, depth);
         return evbuffer_add(out, "]", 1);
     case JSON_REAL:
         ctl_json_number(json_real_value(j), num, sizeof(num));
@@ -95,12 +109,12 @@ static int json_text_add(struct evbuffer *out, const json_t *j)
     }
 }
 
-char *ctl_json_text(const json_t *j)
+char *ctl_json_text_indented(const json_t *j, int indent)
 {
     struct evbuffer *out = evbuffer_new();
     char *text = NULL;
 
-    if (out != NULL && json_text_add(out, j) == 0) {
+    if (out != NULL && json_text_add(out, j, indent, 0) == 0) {
         size_t n = evbuffer_get_length(out);
         text = malloc(n + 1);
         if (text != NULL) {
@@ -111,6 +125,11 @@ char *ctl_json_text(const json_t *j)
     if (out != NULL)
         evbuffer_free(out);
     return text;
+}
+
+char *ctl_json_text(const json_t *j)
+{
+    return ctl_json_text_indented(j, 0);
 }
 
 json_t *ctl_opt_json(const struct opt_decl *d, const union opt_val *v)

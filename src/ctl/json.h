@@ -28,6 +28,8 @@ json_t *ctl_opt_json(const struct opt_decl *d, const union opt_val *v);
  * "0.3" and "1", never "0.29999999999999999" or "1.0". Returns a malloc'd
  * string, or NULL on ENOMEM. */
 char *ctl_json_text(const json_t *j);
+/* The same, one member a line, indented by indent spaces a level. */
+char *ctl_json_text_indented(const json_t *j, int indent);
 /* A double as ctl_json_text() writes it, in buf. */
 const char *ctl_json_number(double v, char *buf, size_t len);
 /* Sets *v from j as d declares; null means the default. Returns 0, or -1

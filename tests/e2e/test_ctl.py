@@ -120,3 +120,13 @@ def test_ctl_reads_by_length_and_chunks_not_to_eof():
         for c in conns:
             c.close()
         srv.close()
+
+
+def test_ctl_prints_numbers_as_the_api_wrote_them(api):
+    api.call("POST", "/proxies", {"name": "n", "listen": "127.0.0.1:0", "upstream": "x:1"})
+    r = ctl(api.port, "toxic", "add", "-t", "latency", "--tox", "0.3", "-a", "latency=5", "n")
+    assert r.returncode == 0, r.stderr
+    r = ctl(api.port, "--json", "inspect", "n")
+    assert r.returncode == 0 and '"toxicity": 0.3\n' in r.stdout, r.stdout
+    assert "0.2999" not in r.stdout
+    assert json.loads(r.stdout)["toxics"][0]["toxicity"] == 0.3
