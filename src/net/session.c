@@ -918,6 +918,8 @@ static bool frame_requests(struct session *s, struct evbuffer *in)
 
         if (!s->up_in_unit)
             memset(u, 0, sizeof(*u));
+        if (proto->edits != NULL && proto->edits(s->pstate))
+            pipe_settle(&s->up); /* it edits the unit where it lies */
         u->skip = pipe_owed(&s->up, in);
         n = proto->frame(s->pstate, PROTO_UP, in, u);
         if (n == 0 && proto->stalled != NULL) {

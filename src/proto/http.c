@@ -254,18 +254,22 @@ static void http_init(void *st, const union opt_val *opts, const char *backend)
     s->up.s = s->down.s = s;
 }
 
-/* Replaces the value of the Host header in the len bytes of in after the
- * first skip. Returns the new length of the head. */
-static size_t overwrite_host(struct http_state *s, struct evbuffer *in,
-                             size_t skip, size_t len)
+static bool http_edits(void *st)
 {
-    const char *front = (const char *)evbuffer_pullup(in, (ev_ssize_t)(skip + len));
-    const char *head = front + skip;
+    return ((struct http_state *)st)->overwrite_host;
+}
+
+/* Replaces the value of the Host header in the first len bytes of in.
+ * Returns the new length of the head. */
+static size_t overwrite_host(struct http_state *s, struct evbuffer *in,
+                             size_t len)
+{
+    const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
     struct evbuffer *out;
     const char *line, *end = head + len;
     size_t newlen;
 
-    if (front == NULL)
+    if (head == NULL)
         return len;
     for (line = memchr(head, '\n', len); line != NULL && line + 1 < end;
          line = memchr(line + 1, '\n', (size_t)(end - line - 1))) {
@@ -281,12 +285,11 @@ static size_t overwrite_host(struct http_state *s, struct evbuffer *in,
         out = evbuffer_new();
         if (out == NULL)
             return len;
-        evbuffer_add(out, front, skip);
         evbuffer_add(out, head, (size_t)(v - head));
         evbuffer_add_printf(out, " %s", s->backend);
         evbuffer_add(out, eol, (size_t)(end - eol));
-        newlen = evbuffer_get_length(out) - skip;
-        evbuffer_drain(in, skip + len);
+        newlen = evbuffer_get_length(out);
+        evbuffer_drain(in, len);
         evbuffer_prepend_buffer(in, out);
         evbuffer_free(out);
         return newlen;
@@ -326,8 +329,10 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         u->info = d->info;
         if (d->info & INFO_EXPECT)
             u->flags |= PROTO_EARLY;
-        if ((u->flags & PROTO_HEAD) && s->overwrite_host && d->head_len > 0)
-            n += (ssize_t)overwrite_host(s, in, u->skip, d->head_len) - (ssize_t)d->head_len;
+        /* the session framed it at the front (http_edits) */
+        if ((u->flags & PROTO_HEAD) && s->overwrite_host && d->head_len > 0 &&
+            u->skip == 0)
+            n += (ssize_t)overwrite_host(s, in, d->head_len) - (ssize_t)d->head_len;
     } else if (d->interim) {
         u->flags |= PROTO_INTERIM;
     }
@@ -449,6 +454,7 @@ const struct proto_ops proto_http = {
     .opts = http_opts,
     .state_size = sizeof(struct http_state),
     .init = http_init,
+    .edits = http_edits,
     .frame = http_frame,
     .mode = http_mode,
     .error_reply = http_error_reply,

@@ -109,6 +109,10 @@ struct proto_ops {
     void (*init)(void *st, const union opt_val *opts, const char *backend);
     /* Frees what the state holds. May be NULL. */
     void (*deinit)(void *st);
+    /* Whether the framer edits a request's bytes where they lie (http's
+     * Host rewrite): then each unit is framed at the front of the buffer,
+     * u->skip 0, and nothing before it is copied again. NULL: never. */
+    bool (*edits)(void *st);
     /* Frames one direction (see above). NULL: the protocol is tcp. For a
      * reply, u->info and u->info2 hold the request's when a unit starts. */
     ssize_t (*frame)(void *st, enum proto_dir dir, struct evbuffer *in,

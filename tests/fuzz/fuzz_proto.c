@@ -64,6 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     u[dir].info2 = info2;
                 }
             }
+            if (dir == PROTO_UP && ops->edits != NULL && ops->edits(st)) {
+                evbuffer_drain(in[dir], owed[dir]); /* as the session does */
+                owed[dir] = 0;
+            }
             u[dir].skip = owed[dir];
             n = ops->frame(st, (enum proto_dir)dir, in[dir], &u[dir]);
             if (n == 0 && dir == PROTO_UP && stop && ops->stalled != NULL) {

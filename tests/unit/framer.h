@@ -66,6 +66,10 @@ static inline void frame_pieces(const struct proto_ops *ops, void *st,
             }
             if (evbuffer_get_length(in) == owed)
                 break;
+            if (ops->edits != NULL && ops->edits(st)) {
+                evbuffer_drain(in, owed); /* as the session settles */
+                owed = 0;
+            }
             u.skip = owed;
             n = ops->frame(st, dir, in, &u);
             /* the client pauses after the first part: stalled() may hand
