@@ -466,6 +466,12 @@ static void pipe_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     release(p);
+    /* Released units were written straight to the socket: if that took
+     * the pipe below its low-water mark, no write callback will say so,
+     * and an owner waiting for it (a client paused until its answers
+     * drain) would wait for ever. */
+    if (p->live && pipe_buffered(p) <= PIPE_LOW)
+        p->owner->drained(p->ctx, p);
 }
 
 /*

@@ -303,6 +303,7 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
     struct http_state *s = st;
     struct http_dir *d = dir == PROTO_UP ? &s->up : &s->down;
     bool starting = !d->f.started && d->f.scanned == 0 && !d->f.head;
+    bool had_head;
     ssize_t n;
 
     if (dir == PROTO_UP && s->upgrade == UPGRADE_PENDING)
@@ -322,6 +323,7 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
     }
     if (starting && dir == PROTO_DOWN)
         d->req_info = u->info;
+    had_head = (u->flags & PROTO_HEAD) != 0; /* u lives across a unit's steps */
     n = proto_drive(&d->f, in, u, HTTP_HEAD_MAX, http_feed);
     if (n <= 0)
         return n;
@@ -329,9 +331,10 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         u->info = d->info;
         if (d->info & INFO_EXPECT)
             u->flags |= PROTO_EARLY;
-        /* the session framed it at the front (http_edits) */
-        if ((u->flags & PROTO_HEAD) && s->overwrite_host && d->head_len > 0 &&
-            u->skip == 0)
+        /* the head step only (a body's later parts are not a head), and
+         * framed at the front (http_edits) */
+        if (!had_head && (u->flags & PROTO_HEAD) && s->overwrite_host &&
+            d->head_len > 0 && u->skip == 0)
             n += (ssize_t)overwrite_host(s, in, d->head_len) - (ssize_t)d->head_len;
     } else if (d->interim) {
         u->flags |= PROTO_INTERIM;

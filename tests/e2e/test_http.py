@@ -415,3 +415,21 @@ def test_without_a_head_deadline_a_slow_head_is_waited_for(http_server, vaurien)
     s.settimeout(5)
     assert s.recv(65536).startswith(b"HTTP/1.1 200")
     s.close()
+
+
+def test_the_host_rewrite_touches_heads_only_when_a_body_comes_in_parts(http_server, vaurien):
+    # a body in two reads, holding a Host line of its own, then a pipelined
+    # request: the body passes untouched, the next head is rewritten
+    port = http_server.server_port
+    v = vaurien("--protocol", "http", "--protocol-http-overwrite-host-header", "true",
+                backend_port=port)
+    body = b"line1\nHost: keep-me\nline3\n"
+    s = v.connect()
+    s.sendall(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body[:3]))
+    time.sleep(0.2)
+    s.sendall(body[3:] + b"GET /host HTTP/1.1\r\nHost: h\r\n\r\n")
+    r = Responses(s)
+    assert r.response() == (200, b"got %d bytes: %s" % (len(body), body))
+    assert r.response() == (200, b"127.0.0.1:%d" % port)
+    s.close()
+    assert "malformed" not in v.log_text()

@@ -586,6 +586,40 @@ def test_a_pipelining_client_that_reads_gets_every_proxy_made_answer(vaurien, re
     assert bytes(got) == INJECTED * n, "%d of %d answers" % (len(got) // len(INJECTED), n)
 
 
+def test_answers_behind_delayed_replies_never_leave_the_client_paused(vaurien, redis_server):
+    """3000 pipelined 3 KB ECHOs under delay-after, error and dummy: the
+    client is paused while its answers wait behind held replies, and read
+    again once a held reply's release writes them (it stalled for good at
+    810 of 3000 before)."""
+    v = vaurien("--protocol", "redis", "--behavior", "30:delay,30:error,40:dummy",
+                "--behavior-delay-sleep", "0.01", "--behavior-delay-before", "false",
+                "--seed", "11", backend_port=redis_server)
+    n, payload = 3000, b"x" * 3000
+    echo = b"$%d\r\n%s\r\n" % (len(payload), payload)
+    s = v.connect()
+    got = bytearray()
+    done = threading.Event()
+
+    def reader():
+        s.settimeout(10)
+        try:
+            while got.count(echo) + got.count(INJECTED) < n:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                got.extend(d)
+        except OSError:
+            pass
+        done.set()
+    threading.Thread(target=reader, daemon=True).start()
+    s.sendall(resp(b"ECHO", payload) * n)
+    assert done.wait(40)
+    s.close()
+    echoes, errors = got.count(echo), got.count(INJECTED)
+    assert echoes + errors == n, "%d of %d replies" % (echoes + errors, n)
+    assert len(got) == echoes * len(echo) + errors * len(INJECTED)
+
+
 def test_hang_still_answers_the_requests_before_it(vaurien, redis_server):
     # every request hangs: nothing comes back, and the connection stays
     v = vaurien("--protocol", "redis", "--behavior", "100:hang", "--log-level", "info",
