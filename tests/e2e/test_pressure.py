@@ -557,21 +557,17 @@ def test_a_downstream_limit_data_on_a_framed_proxy_closes_cleanly(api, redis_ser
     assert st == 200, "the server survived"
 
 
-def test_a_pipelining_client_that_reads_gets_every_proxy_made_answer(vaurien, redis_server):
-    """50,000 PINGs under 100:error, read as they come: every one answered
-    by the proxy (the client is read again once its answers are written,
-    also when one write takes them all)."""
-    v = vaurien("--protocol", "redis", "--behavior", "100:error", "--log-level", "info",
-                backend_port=redis_server)
-    n = 50000
-    s = v.connect()
+def send_reading(s, data, enough, wait=30):
+    """Sends data on s while a thread reads what comes back, until
+    enough(bytes so far), the end, or 10 s of silence; closes s. Returns
+    what was read."""
     got = bytearray()
     done = threading.Event()
 
     def reader():
         s.settimeout(10)
         try:
-            while len(got) < n * len(INJECTED):
+            while not enough(got):
                 d = s.recv(1 << 20)
                 if not d:
                     break
@@ -580,9 +576,20 @@ def test_a_pipelining_client_that_reads_gets_every_proxy_made_answer(vaurien, re
             pass
         done.set()
     threading.Thread(target=reader, daemon=True).start()
-    s.sendall(resp(b"PING") * n)
-    assert done.wait(30)
+    s.sendall(data)
+    assert done.wait(wait)
     s.close()
+    return got
+
+
+def test_a_pipelining_client_that_reads_gets_every_proxy_made_answer(vaurien, redis_server):
+    """50,000 PINGs under 100:error, read as they come: every one answered
+    by the proxy (the client is read again once its answers are written,
+    also when one write takes them all)."""
+    v = vaurien("--protocol", "redis", "--behavior", "100:error", "--log-level", "info",
+                backend_port=redis_server)
+    n = 50000
+    got = send_reading(v.connect(), resp(b"PING") * n, lambda b: len(b) >= n * len(INJECTED))
     assert bytes(got) == INJECTED * n, "%d of %d answers" % (len(got) // len(INJECTED), n)
 
 
@@ -596,25 +603,8 @@ def test_answers_behind_delayed_replies_never_leave_the_client_paused(vaurien, r
                 "--seed", "11", backend_port=redis_server)
     n, payload = 3000, b"x" * 3000
     echo = b"$%d\r\n%s\r\n" % (len(payload), payload)
-    s = v.connect()
-    got = bytearray()
-    done = threading.Event()
-
-    def reader():
-        s.settimeout(10)
-        try:
-            while got.count(echo) + got.count(INJECTED) < n:
-                d = s.recv(1 << 20)
-                if not d:
-                    break
-                got.extend(d)
-        except OSError:
-            pass
-        done.set()
-    threading.Thread(target=reader, daemon=True).start()
-    s.sendall(resp(b"ECHO", payload) * n)
-    assert done.wait(40)
-    s.close()
+    got = send_reading(v.connect(), resp(b"ECHO", payload) * n,
+                       lambda b: b.count(echo) + b.count(INJECTED) >= n, wait=40)
     echoes, errors = got.count(echo), got.count(INJECTED)
     assert echoes + errors == n, "%d of %d replies" % (echoes + errors, n)
     assert len(got) == echoes * len(echo) + errors * len(INJECTED)
