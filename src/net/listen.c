@@ -54,7 +54,7 @@ int net_bind_all(const struct addr *a, int *fds, int max, char *err,
 {
     struct addrinfo hints, *res, *ai;
     char port[8], where[300];
-    int rc, n = 0;
+    int rc, n = 0, first_skip = 0;
 
     addr_format(a, where, sizeof(where));
     if (net_is_wildcard(a)) {
@@ -89,9 +89,18 @@ int net_bind_all(const struct addr *a, int *fds, int max, char *err,
         return -EINVAL;
     }
     /* every address the name has ("localhost": 127.0.0.1 and ::1), or
-     * none: a port taken on one of them is a failure that names it */
+     * none: a port taken on one of them is a failure that names it; an
+     * address the machine lacks is skipped */
     for (ai = res; ai != NULL && n < max; ai = ai->ai_next) {
         int fd = bind_one(ai->ai_family, ai->ai_addr, ai->ai_addrlen, true);
+        if ((fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) &&
+            (ai->ai_next != NULL || n > 0)) {
+            /* an address this machine does not have (::1 where IPv6 is
+             * off, as in many containers): not the name's failure */
+            if (first_skip == 0)
+                first_skip = fd;
+            continue;
+        }
         if (fd < 0) {
             char failed[300];
             addr_format_sockaddr(ai->ai_addr, failed, sizeof(failed));
@@ -106,6 +115,8 @@ int net_bind_all(const struct addr *a, int *fds, int max, char *err,
     }
     freeaddrinfo(res);
     if (n == 0) {
+        if (first_skip != 0)
+            return bind_error(-first_skip, where, err, errlen);
         snprintf(err, errlen, "listen tcp %s: no address", where);
         return -EINVAL;
     }

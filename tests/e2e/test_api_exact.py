@@ -291,3 +291,21 @@ def test_a_slow_request_head_to_the_api_is_cut_at_its_deadline(api):
     assert all(8.5 < t < 13 for t in closed.values()), sorted(closed.values())
     for s in socks:
         s.close()
+
+
+NO_IPV6 = r"""
+with open("/proc/sys/net/ipv6/conf/lo/disable_ipv6", "w") as f:
+    f.write("1")  # ::1 is gone, as in many containers; localhost still names it
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+c.request("POST", "/proxies", json.dumps({"name": "l", "listen": "localhost:%d" % (port + 1),
+                                          "upstream": "127.0.0.1:%d" % port}))
+r = c.getresponse()
+print(r.status, json.loads(r.read()).get("listen"))
+with socket.create_connection(("127.0.0.1", port + 1), timeout=2):
+    print("reachable")
+"""
+
+
+def test_a_name_binds_the_addresses_the_machine_has(tmp_path):
+    got = in_own_netns(tmp_path, "127.0.0.1", NO_IPV6).split()
+    assert got == ["201", "127.0.0.1:18475", "reachable"], got
