@@ -54,7 +54,7 @@ int net_bind_all(const struct addr *a, int *fds, int max, char *err,
 {
     struct addrinfo hints, *res, *ai;
     char port[8], where[300];
-    int rc, n = 0, first_skip = 0;
+    int rc, n = 0;
 
     addr_format(a, where, sizeof(where));
     if (net_is_wildcard(a)) {
@@ -96,9 +96,8 @@ int net_bind_all(const struct addr *a, int *fds, int max, char *err,
         if ((fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) &&
             (ai->ai_next != NULL || n > 0)) {
             /* an address this machine does not have (::1 where IPv6 is
-             * off, as in many containers): not the name's failure */
-            if (first_skip == 0)
-                first_skip = fd;
+             * off, as in many containers): not the name's failure, unless
+             * it is the last hope */
             continue;
         }
         if (fd < 0) {
@@ -115,8 +114,6 @@ int net_bind_all(const struct addr *a, int *fds, int max, char *err,
     }
     freeaddrinfo(res);
     if (n == 0) {
-        if (first_skip != 0)
-            return bind_error(-first_skip, where, err, errlen);
         snprintf(err, errlen, "listen tcp %s: no address", where);
         return -EINVAL;
     }

@@ -459,19 +459,25 @@ out:
     pipe_maybe_shut(p);
 }
 
+/* release() when the owner did not ask for it (a timer, a toxic change):
+ * released units were written straight to the socket, and if that took
+ * the pipe below its low-water mark no write callback will say so; an
+ * owner waiting for it (a client paused until its answers drain) is told
+ * here. Never called from inside the owner's own work. */
+static void release_unprompted(struct pipe *p)
+{
+    release(p);
+    if (p->live && pipe_buffered(p) <= PIPE_LOW)
+        p->owner->drained(p->ctx, p);
+}
+
 static void pipe_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pipe *p = arg;
 
     (void)fd;
     (void)what;
-    release(p);
-    /* Released units were written straight to the socket: if that took
-     * the pipe below its low-water mark, no write callback will say so,
-     * and an owner waiting for it (a client paused until its answers
-     * drain) would wait for ever. */
-    if (p->live && pipe_buffered(p) <= PIPE_LOW)
-        p->owner->drained(p->ctx, p);
+    release_unprompted(p);
 }
 
 /*
@@ -970,7 +976,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
     if (changed != 0 && p->dst != NULL) {
         if (!rearm(p, false))
             return 0;
-        release(p);
+        release_unprompted(p);
     }
     return 0;
 }

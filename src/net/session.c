@@ -688,6 +688,7 @@ static struct entry *error_entry(struct session *s, const struct proto_unit *u,
     struct entry *e = entry_create(
         (u->flags & PROTO_FORWARD) ? ENTRY_REPLACE : ENTRY_ANSWER, false);
     struct evbuffer *answer = evbuffer_new();
+    struct rng bytes;
 
     if (e == NULL || answer == NULL) {
         entry_destroy(e);
@@ -695,8 +696,6 @@ static struct entry *error_entry(struct session *s, const struct proto_unit *u,
             evbuffer_free(answer);
         return NULL;
     }
-    struct rng bytes;
-
     rng_fork(&s->rng, &bytes); /* one draw, whatever the reply takes */
     s->proto->error_reply(s->pstate, &pe, u, &bytes, answer,
                           &e->close_after);

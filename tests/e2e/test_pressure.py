@@ -610,6 +610,24 @@ def test_answers_behind_delayed_replies_never_leave_the_client_paused(vaurien, r
     assert len(got) == echoes * len(echo) + errors * len(INJECTED)
 
 
+def test_answers_behind_replies_a_removed_toxic_releases_are_read_again(api, redis_server):
+    """Errors answered while a downstream latency holds the replies pause
+    the client; removing the latency releases them at once, and that
+    release must read the client again (no write callback says so)."""
+    port = proxy(api, redis_server, protocol="redis")
+    toxic(api, type="error", name="err", stream="upstream", toxicity=0.5)
+    toxic(api, type="latency", name="slow", attributes={"latency": 60000})
+    n, payload = 3000, b"x" * 3000
+    echo = b"$%d\r\n%s\r\n" % (len(payload), payload)
+    threading.Timer(1.0, lambda: api.call("DELETE", "/proxies/t/toxics/slow")).start()
+    got = send_reading(socket.create_connection(("127.0.0.1", port), timeout=5),
+                       resp(b"ECHO", payload) * n,
+                       lambda b: b.count(echo) + b.count(INJECTED) >= n, wait=40)
+    echoes, errors = got.count(echo), got.count(INJECTED)
+    assert echoes + errors == n, "%d of %d replies" % (echoes + errors, n)
+    assert errors > 0
+
+
 def test_hang_still_answers_the_requests_before_it(vaurien, redis_server):
     # every request hangs: nothing comes back, and the connection stays
     v = vaurien("--protocol", "redis", "--behavior", "100:hang", "--log-level", "info",
