@@ -95,6 +95,34 @@ struct proto_error {
     const char *enhanced; /* smtp enhanced status code, "4.3.0" */
 };
 
+/* A piece of a request's bytes (not NUL-terminated). */
+struct proto_str {
+    const char *p;
+    size_t n;
+};
+
+#define PROTO_ARGS_MAX 16    /* arguments kept by proto_ops.parts() */
+#define PROTO_HEADERS_MAX 32 /* http headers kept */
+
+/* What a request says, as its protocol names it: what custom behaviors see
+ * (and matchers and the journal will). Every piece points into the bytes
+ * given to parts(), or at a static string; an absent piece has n == 0. */
+struct proto_parts {
+    struct proto_str command;   /* redis command as sent, memcache command,
+                                   mysql command name (COM_QUERY -> "QUERY"),
+                                   smtp verb as sent */
+    struct proto_str args[PROTO_ARGS_MAX]; /* redis arguments after the
+                                   command, memcache words after the command,
+                                   smtp: the rest of the line (one arg) */
+    unsigned nargs;             /* kept; more may have been sent */
+    struct proto_str key;       /* redis first argument, memcache first key */
+    struct proto_str method;    /* http */
+    struct proto_str path;      /* http request target */
+    struct proto_str headers[PROTO_HEADERS_MAX][2]; /* http: name, value */
+    unsigned nheaders;
+    struct proto_str statement; /* mysql: COM_QUERY / COM_STMT_PREPARE text */
+};
+
 struct proto_ops {
     const char *name;
     const char *help;
@@ -139,6 +167,13 @@ struct proto_ops {
      * changing its length. NULL: the reply depends on the head alone. */
     void (*error_amend)(void *st, const struct proto_unit *u,
                         struct evbuffer *answer);
+    /* Fills out (zeroed by the caller) from the first n bytes of a request,
+     * p, which start at the request's first byte: as much of the request
+     * as had arrived at its head step (maybe all of it, maybe not). Never
+     * reads past n, never fails: what it cannot read stays absent. NULL:
+     * the protocol names no parts (tcp). */
+    void (*parts)(const unsigned char *p, size_t n,
+                  const struct proto_unit *u, struct proto_parts *out);
 };
 
 int proto_count(void);
