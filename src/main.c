@@ -30,6 +30,7 @@
 #include "ctl/api.h"
 #include "ctl/client.h"
 #include "ctl/json.h"
+#include "ctl/scripts.h"
 #include "net/demo.h"
 #include "net/fast.h"
 #include "net/linger.h"
@@ -234,8 +235,30 @@ static void reload_proxy(void *arg)
     settings_deinit(&nst);
 }
 
+/* The folder of a config file ("" for the current one): its relative
+ * script files are there. */
+static void config_dir(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL)
+        snprintf(dir, len, "%s", "");
+    else if (slash == path)
+        snprintf(dir, len, "/");
+    else
+        snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+/* Whether a -config names proxies: Toxiproxy's list, or an object with
+ * "proxies" (next to "behaviors" and "protocols"). */
+static bool has_proxies(json_t *j)
+{
+    return json_is_array(j) || json_object_get(j, "proxies") != NULL;
+}
+
 /* What SIGHUP reloads in server mode: the -config file, applied with the
- * rules of POST /populate; proxies it no longer names are deleted. */
+ * rules of POST /populate; proxies it no longer names are deleted. Its
+ * scripts are loaded again; one that fails keeps the one loaded before. */
 struct server_reload {
     struct server *srv;
     const char *config;
@@ -247,12 +270,19 @@ static void reload_server(void *arg)
     json_error_t je;
     json_t *j = json_load_file(r->config, 0, &je), *out, *done;
     struct proxy *p, *next;
-    char err[4400];
+    char err[4400], dir[4096];
     int status, removed = 0;
 
     if (j == NULL) {
         log_error("SIGHUP: -config %s: %s (line %d); nothing changed",
                   r->config, je.text, je.line);
+        return;
+    }
+    config_dir(r->config, dir, sizeof(dir));
+    ctl_scripts_load(j, dir, true, err, sizeof(err)); /* failures logged */
+    if (!has_proxies(j)) {
+        json_decref(j);
+        log_info("SIGHUP: -config %s: scripts reloaded", r->config);
         return;
     }
     out = ctl_populate(r->srv, j, &status, &done, err, sizeof(err));
@@ -454,13 +484,24 @@ static int run_server(int argc, char **argv)
         json_error_t je;
         json_t *j = json_load_file(config, 0, &je), *out, *done;
         int status;
+        char dir[4096];
         if (j == NULL) {
             fprintf(stderr, "vaurien: error: -config %s: %s (line %d)\n",
                     config, je.text, je.line);
             rc = EXIT_USAGE;
             goto out;
         }
-        out = ctl_populate(&srv, j, &status, &done, err, sizeof(err));
+        done = NULL;
+        config_dir(config, dir, sizeof(dir));
+        if (ctl_scripts_load(j, dir, false, err, sizeof(err)) < 0) {
+            fprintf(stderr, "vaurien: error: -config %s: %s\n", config, err);
+            json_decref(j);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        out = has_proxies(j) ? ctl_populate(&srv, j, &status, &done, err,
+                                            sizeof(err))
+                             : json_array();
         json_decref(j);
         json_decref(done);
         if (out == NULL) {

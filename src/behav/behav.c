@@ -3,15 +3,21 @@
  */
 #include "behav/behav.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-static const struct behav_ops *const registry[] = {
+#include "core/script.h"
+
+static const struct behav_ops *registry[BEHAV_MAX] = {
     &behav_abort, &behav_blackout, &behav_delay,     &behav_dummy,
     &behav_error, &behav_hang,     &behav_transient,
 };
+static int nreg = 7;      /* the built-ins, then custom ones */
+static int by_name[BEHAV_MAX] = { 0, 1, 2, 3, 4, 5, 6 };
+static char names[BEHAV_MAX * 40]; /* behav_names(), "" when stale */
 
-#define NREG ((int)(sizeof(registry) / sizeof(registry[0])))
+#define NREG nreg
 
 #define BEHAV_NAME(e, s) s,
 static const char *const act_names[] = { BEHAV_ACTS(BEHAV_NAME) };
@@ -32,6 +38,26 @@ const struct behav_ops *behav_at(int i)
     return i >= 0 && i < NREG ? registry[i] : NULL;
 }
 
+int behav_sorted(int i)
+{
+    return by_name[i];
+}
+
+int behav_register(const struct behav_ops *ops)
+{
+    int at;
+
+    if (nreg >= BEHAV_MAX)
+        return -ENOSPC;
+    registry[nreg] = ops;
+    for (at = nreg; at > 0 && strcmp(registry[by_name[at - 1]]->name,
+                                      ops->name) > 0; at--)
+        by_name[at] = by_name[at - 1];
+    by_name[at] = nreg;
+    names[0] = '\0';
+    return nreg++;
+}
+
 int behav_find(const char *name)
 {
     for (int i = 0; i < NREG; i++)
@@ -42,15 +68,14 @@ int behav_find(const char *name)
 
 const char *behav_names(void)
 {
-    static char buf[512];
-
-    if (buf[0] == '\0') {
+    if (names[0] == '\0') {
         size_t off = 0;
-        for (int i = 0; i < NREG; i++)
-            off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
-                                    i ? ", " : "", registry[i]->name);
+        for (int i = 0; i < NREG && off < sizeof(names); i++)
+            off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s",
+                                    i ? ", " : "",
+                                    registry[by_name[i]]->name);
     }
-    return buf;
+    return names;
 }
 
 void behav_inst_init(struct behav_inst *b, const struct behav_ops *ops)
@@ -64,14 +89,17 @@ void behav_inst_deinit(struct behav_inst *b)
 {
     if (b->ops != NULL)
         opt_free(b->ops->opts, b->vals);
+    script_unref(b->script);
+    b->script = 0;
 }
 
-void behav_decide(struct behav_inst *b, struct behav_verdict *v)
+void behav_decide(struct behav_inst *b, const struct behav_ctx *ctx,
+                  struct behav_verdict *v)
 {
     memset(v, 0, sizeof(*v));
     v->by = b->ops;
     v->req = BEHAV_PASS;
     v->rep = BEHAV_PASS;
-    b->ops->decide(b, v);
+    b->ops->decide(b, ctx, v);
     b->calls++;
 }

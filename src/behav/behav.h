@@ -14,9 +14,18 @@
 #ifndef VAURIEN_BEHAV_H
 #define VAURIEN_BEHAV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
+
 #include "core/opt.h"
+#include "core/rng.h"
+
+#define BEHAV_MAX 48 /* behaviors registered, built-in and scripted */
+
+struct proto_ops;
+struct proto_unit;
 
 /* What happens to a request, or to its reply. */
 #define BEHAV_ACTS(X) \
@@ -30,7 +39,9 @@
     X(BEHAV_HANG, "hang")       /* request: discarded, never answered, the \
                                    client is kept open */ \
     X(BEHAV_ABORT, "abort")     /* request: forwarded, then the backend is \
-                                   cut and the client closed */
+                                   cut and the client closed */ \
+    X(BEHAV_RESET, "reset")     /* request: client reset (RST), nothing \
+                                   sent */
 
 #define BEHAV_ENUM(e, s) e,
 enum behav_act { BEHAV_ACTS(BEHAV_ENUM) };
@@ -49,6 +60,36 @@ struct behav_verdict {
     double rep_delay;           /* seconds, for BEHAV_HOLD */
     const union opt_val *err;   /* for BEHAV_ERROR: error's options, valid
                                    while the request's head is handled */
+    /* Custom behaviors (src/script) only; zero for the built-ins. */
+    const char *answer;         /* BEHAV_ERROR: these bytes instead of the
+                                   protocol's error (valid as err is) */
+    size_t answer_len;
+    bool answer_close;          /* close the client after the answer */
+    bool forward;               /* BEHAV_ERROR: the request is forwarded
+                                   and the answer replaces its reply */
+    int hook;                   /* the reply hook to call at the reply's
+                                   first step (script_reply()); 0: none.
+                                   Owned by whoever holds the verdict: the
+                                   request's entry, or the tunnel */
+};
+
+/* What a behavior may know of the request it decides. The built-ins need
+ * none of it; custom behaviors hand it to their script. Valid for the
+ * call only. */
+struct behav_ctx {
+    const char *proxy;             /* the proxy's name */
+    const struct proto_ops *proto; /* the session's protocol */
+    void *pstate;                  /* its framer state */
+    const struct proto_unit *unit; /* the request's head step */
+    struct evbuffer *in;           /* the request's bytes so far: */
+    size_t off, len;               /* in[off, off + len) */
+    struct rng *rng;               /* the connection's draws */
+    uint64_t conn;                 /* connection id (ordinal on the proxy) */
+    uint64_t index;                /* request's index on it, from 1 */
+    const char *client;            /* "ip:port" */
+    int *state;                    /* the connection's script state (a Lua
+                                      reference, 0 until made) */
+    bool reply;                    /* the bytes are a reply's first step */
 };
 
 /* A behavior as configured in one proxy: its options and counters. */
@@ -56,21 +97,32 @@ struct behav_inst {
     const struct behav_ops *ops;
     union opt_val vals[OPT_MAX]; /* in the order of ops->opts */
     uint64_t calls;              /* requests this behavior was drawn for */
+    int script;                  /* custom behaviors: their options as a
+                                    Lua table, made on first use; 0 */
 };
 
 struct behav_ops {
     const char *name;
     const char *help;
     const struct opt_decl *opts; /* terminated by a NULL name */
-    /* Fills v for one request; v starts as "pass both ways". */
-    void (*decide)(struct behav_inst *b, struct behav_verdict *v);
+    /* Fills v for one request; v starts as "pass both ways". ctx may be
+     * NULL (unit tests). */
+    void (*decide)(struct behav_inst *b, const struct behav_ctx *ctx,
+                   struct behav_verdict *v);
+    void *script;                /* custom behaviors: their script */
 };
 
-/* The registry: every behavior, sorted by name. */
+/* The registry: the built-ins, then custom behaviors in the order they
+ * were registered (an index never changes). */
 int behav_count(void);
 const struct behav_ops *behav_at(int i);
+/* The index of the i-th behavior in name order, for listings. */
+int behav_sorted(int i);
 /* Returns the index of the named behavior, or -1. */
 int behav_find(const char *name);
+/* Adds a behavior (ops lives as long as the process). Returns its index,
+ * or -ENOSPC when BEHAV_MAX are registered. */
+int behav_register(const struct behav_ops *ops);
 /* "abort, blackout, ..." for error messages. Returns a static string. */
 const char *behav_names(void);
 
@@ -78,8 +130,9 @@ const char *behav_names(void);
 void behav_inst_init(struct behav_inst *b, const struct behav_ops *ops);
 void behav_inst_deinit(struct behav_inst *b);
 
-/* Draws the verdict of behavior b for one request. */
-void behav_decide(struct behav_inst *b, struct behav_verdict *v);
+/* Draws the verdict of behavior b for one request (ctx may be NULL). */
+void behav_decide(struct behav_inst *b, const struct behav_ctx *ctx,
+                  struct behav_verdict *v);
 
 /* error's options, which transient shares (in the same slots, first), so
  * that behav_error_verdict() and the protocols read them from either. */
@@ -111,6 +164,24 @@ enum {
 
 /* Used by transient, which behaves as error for its first requests. */
 void behav_error_verdict(const struct behav_inst *b, struct behav_verdict *v);
+
+/* Custom behaviors (behav/lua.c). */
+
+/* Loads (or, for a name loaded before, replaces) the behavior name from
+ * Lua source; path names the file ("" from the API). A replacement must
+ * declare the same options (names and types). Returns 0, or a negative
+ * errno with a one-line message in err; on failure nothing changes. */
+int behav_lua_load(const char *name, const char *source, size_t len,
+                   const char *path, char *err, size_t errlen);
+int behav_lua_load_file(const char *name, const char *path, char *err,
+                        size_t errlen);
+/* Runs the reply hook kept in a verdict's hook on a reply's first step
+ * (ctx->reply) and fills v: rep and rep_delay; answer (replace the reply),
+ * req BEHAV_ERROR with err (replace it with the protocol's error), req
+ * BEHAV_CLOSE or BEHAV_RESET (end the connection). An error: pass. */
+void behav_lua_reply(int hook, const struct behav_ctx *ctx,
+                     struct behav_verdict *v);
+bool behav_is_custom(const struct behav_ops *ops);
 
 extern const struct behav_ops behav_abort;
 extern const struct behav_ops behav_blackout;

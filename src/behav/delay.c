@@ -14,8 +14,10 @@ static const struct opt_decl delay_opts[] = {
     { 0 },
 };
 
-static void delay_decide(struct behav_inst *b, struct behav_verdict *v)
+static void delay_decide(struct behav_inst *b, const struct behav_ctx *ctx,
+                        struct behav_verdict *v)
 {
+    (void)ctx;
     if (b->vals[DELAY_BEFORE].b) {
         v->req = BEHAV_HOLD;
         v->req_delay = b->vals[DELAY_SLEEP].f;

@@ -5,9 +5,11 @@
 
 static const struct opt_decl dummy_opts[] = { { 0 } };
 
-static void dummy_decide(struct behav_inst *b, struct behav_verdict *v)
+static void dummy_decide(struct behav_inst *b, const struct behav_ctx *ctx,
+                        struct behav_verdict *v)
 {
     (void)b;
+    (void)ctx;
     (void)v;
 }
 

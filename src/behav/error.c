@@ -21,8 +21,10 @@ void behav_error_verdict(const struct behav_inst *b, struct behav_verdict *v)
     v->err = b->vals;
 }
 
-static void error_decide(struct behav_inst *b, struct behav_verdict *v)
+static void error_decide(struct behav_inst *b, const struct behav_ctx *ctx,
+                        struct behav_verdict *v)
 {
+    (void)ctx;
     if (b->calls < (uint64_t)b->vals[BEHAV_ERR_WARMUP].i)
         return;
     behav_error_verdict(b, v);

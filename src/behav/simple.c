@@ -10,23 +10,29 @@
 
 static const struct opt_decl no_opts[] = { { 0 } };
 
-static void blackout_decide(struct behav_inst *b, struct behav_verdict *v)
+static void blackout_decide(struct behav_inst *b, const struct behav_ctx *ctx,
+                        struct behav_verdict *v)
 {
     (void)b;
+    (void)ctx;
     v->req = BEHAV_CLOSE;
     v->rep = BEHAV_DROP;
 }
 
-static void hang_decide(struct behav_inst *b, struct behav_verdict *v)
+static void hang_decide(struct behav_inst *b, const struct behav_ctx *ctx,
+                        struct behav_verdict *v)
 {
     (void)b;
+    (void)ctx;
     v->req = BEHAV_HANG;
     v->rep = BEHAV_DROP;
 }
 
-static void abort_decide(struct behav_inst *b, struct behav_verdict *v)
+static void abort_decide(struct behav_inst *b, const struct behav_ctx *ctx,
+                        struct behav_verdict *v)
 {
     (void)b;
+    (void)ctx;
     v->req = BEHAV_ABORT;
     v->rep = BEHAV_DROP;
 }

@@ -57,15 +57,13 @@ static const struct toxic_type byte_types[] = {
 
 #define NBYTE ((int)(sizeof(byte_types) / sizeof(byte_types[0])))
 
-/* The behaviors, as toxic types, built on first use. */
-static struct toxic_type behav_types[32];
+/* The behaviors, as toxic types, added as behaviors are registered. */
+static struct toxic_type behav_types[BEHAV_MAX];
 static int nbehav;
 
 static void init_behav_types(void)
 {
-    if (nbehav > 0)
-        return;
-    for (int i = 0; i < behav_count() && i < 32; i++) {
+    for (int i = nbehav; i < behav_count(); i++) {
         behav_types[i].name = behav_at(i)->name;
         behav_types[i].kind = TOXIC_BEHAVIOR;
         behav_types[i].attrs = behav_at(i)->opts;

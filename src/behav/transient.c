@@ -14,8 +14,10 @@ static const struct opt_decl transient_opts[] = {
     { 0 },
 };
 
-static void transient_decide(struct behav_inst *b, struct behav_verdict *v)
+static void transient_decide(struct behav_inst *b, const struct behav_ctx *ctx,
+                        struct behav_verdict *v)
 {
+    (void)ctx;
     uint64_t warmup = (uint64_t)b->vals[BEHAV_ERR_WARMUP].i;
     uint64_t agitate = (uint64_t)b->vals[TRANSIENT_AGITATE].i;
 

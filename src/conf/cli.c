@@ -109,10 +109,71 @@ static enum cli_result fail(char *err, size_t errlen, const char *fmt,
     return CLI_ERROR;
 }
 
+/* Whether argv[i] is --behavior-file or --protocol-file (NAME=PATH, as
+ * the next argument or after '='); sets *value and moves *i past it. */
+static bool script_flag(int argc, char **argv, int *i, bool *behavior,
+                        const char **value)
+{
+    const char *a = argv[*i];
+
+    for (int k = 0; k < 2; k++) {
+        const char *flag = k == 0 ? "--behavior-file" : "--protocol-file";
+        size_t n = strlen(flag);
+        if (strncmp(a, flag, n) != 0 || (a[n] != '\0' && a[n] != '='))
+            continue;
+        *behavior = k == 0;
+        if (a[n] == '=')
+            *value = a + n + 1;
+        else
+            *value = *i + 1 < argc ? argv[++*i] : NULL;
+        return true;
+    }
+    return false;
+}
+
+/* Loads --behavior-file / --protocol-file NAME=PATH.lua. */
+static enum cli_result load_script_flag(bool behavior, const char *value,
+                                        char *err, size_t errlen)
+{
+    const char *flag = behavior ? "--behavior-file" : "--protocol-file";
+    const char *eq = value != NULL ? strchr(value, '=') : NULL;
+    char name[128], why[600];
+    int rc;
+
+    if (eq == NULL || eq == value || eq[1] == '\0' ||
+        (size_t)(eq - value) >= sizeof(name)) {
+        snprintf(err, errlen, "%s expects NAME=PATH.lua", flag);
+        return CLI_ERROR;
+    }
+    snprintf(name, sizeof(name), "%.*s", (int)(eq - value), value);
+    rc = behavior ? behav_lua_load_file(name, eq + 1, why, sizeof(why))
+                  : proto_lua_load_file(name, eq + 1, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", flag, why);
+        return CLI_ERROR;
+    }
+    return CLI_RUN;
+}
+
 enum cli_result cli_parse(int argc, char **argv, int first,
                           struct settings *st, char *err, size_t errlen)
 {
     char why[600];
+
+    /* Pass 0: custom behaviors and protocols, which the flags and the
+     * file may name. */
+    for (int i = first; i < argc; i++) {
+        const char *value;
+        bool behavior;
+        if (strcmp(argv[i], "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (script_flag(argc, argv, &i, &behavior, &value) &&
+            load_script_flag(behavior, value, err, errlen) != CLI_RUN)
+            return CLI_ERROR;
+    }
+    settings_sync(st);
 
     /* Pass 1: what ends the run at once, and the config file. */
     for (int i = first; i < argc; i++) {
@@ -156,8 +217,12 @@ enum cli_result cli_parse(int argc, char **argv, int first,
         const struct flag *f;
         char opt[128];
 
+        bool behavior;
+
         if (strncmp(a, "--", 2) != 0)
             return fail(err, errlen, "unrecognized argument '%s'", a);
+        if (script_flag(argc, argv, &i, &behavior, &value))
+            continue; /* loaded in pass 0 */
         eq = strchr(a, '=');
         len = eq != NULL ? (size_t)(eq - a) : strlen(a);
         if (len == 8 && strncmp(a, "--config", 8) == 0) {
@@ -238,10 +303,16 @@ void cli_print_help(FILE *out)
             "--list-protocols", "List protocols and their options",
             "--version", "Print the version", "-h, --help", "Print this help",
             "--behavior-NAME-OPT VALUE", "Set an option of a behavior");
+    fprintf(out, "  %-34s %s\n  %-34s %s\n",
+            "--behavior-file NAME=FILE.lua",
+            "Load a custom behavior written in Lua (repeatable)",
+            "--protocol-file NAME=FILE.lua",
+            "Load a custom protocol written in Lua (repeatable)");
     fprintf(out, "  %-34s %s\n\nbehavior options:\n",
             "--protocol-NAME-OPT VALUE", "Set an option of a protocol");
     for (int i = 0; i < behav_count(); i++)
-        print_opts(out, "behavior", behav_at(i)->name, behav_at(i)->opts);
+        print_opts(out, "behavior", behav_at(behav_sorted(i))->name,
+                   behav_at(behav_sorted(i))->opts);
     fprintf(out, "\nprotocol options:\n");
     for (int i = 0; i < proto_count(); i++)
         print_opts(out, "protocol", proto_at(i)->name, proto_at(i)->opts);
@@ -252,8 +323,9 @@ void cli_print_help(FILE *out)
 void cli_print_behaviors(FILE *out)
 {
     for (int i = 0; i < behav_count(); i++) {
-        fprintf(out, "%s: %s\n", behav_at(i)->name, behav_at(i)->help);
-        print_opts(out, "behavior", behav_at(i)->name, behav_at(i)->opts);
+        const struct behav_ops *b = behav_at(behav_sorted(i));
+        fprintf(out, "%s: %s\n", b->name, b->help);
+        print_opts(out, "behavior", b->name, b->opts);
     }
 }
 

@@ -4,19 +4,40 @@
 #include "conf/ini.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <ini.h>
 
+#include "behav/behav.h"
 #include "core/log.h"
+#include "proto/proto.h"
 
 struct ini_ctx {
     struct settings *st;
     char err[512]; /* first error */
     int failed;
+    bool scripts;     /* this pass loads the `script` keys, and only them */
+    char dir[4096];   /* the file's folder: relative scripts are in it */
 };
+
+/* [behavior:NAME] / [protocol:NAME] script = FILE.lua: loads the script
+ * (FILE relative to the INI file's folder). */
+static int load_script(struct ini_ctx *c, const char *section,
+                       const char *value, char *why, size_t whylen)
+{
+    char path[8192];
+    bool behavior = strncmp(section, "behavior:", 9) == 0;
+
+    if (value[0] == '/' || c->dir[0] == '\0')
+        snprintf(path, sizeof(path), "%s", value);
+    else
+        snprintf(path, sizeof(path), "%s/%s", c->dir, value);
+    return behavior ? behav_lua_load_file(section + 9, path, why, whylen)
+                    : proto_lua_load_file(section + 9, path, why, whylen);
+}
 
 /* Keys of the original's [vaurien] section that this build does not act on;
  * reading them is not an error, so the original's files keep loading. */
@@ -76,14 +97,20 @@ static int conf_ini_handler(void *user, const char *section, const char *name,
     char value[4096], why[400];
     int rc = 0;
 
-    if (c->failed)
+    bool is_script = strcmp(name, "script") == 0 &&
+                     (strncmp(section, "behavior:", 9) == 0 ||
+                      strncmp(section, "protocol:", 9) == 0);
+
+    if (c->failed || is_script != c->scripts)
         return 1;
     if (ini_expand_env(raw, value, sizeof(value), why, sizeof(why)) < 0) {
         snprintf(c->err, sizeof(c->err), "[%s] %s: %s", section, name, why);
         c->failed = 1;
         return 0;
     }
-    if (strcmp(section, "vaurien") == 0) {
+    if (is_script) {
+        rc = load_script(c, section, value, why, sizeof(why));
+    } else if (strcmp(section, "vaurien") == 0) {
         for (size_t i = 0; i < sizeof(ignored_keys) / sizeof(*ignored_keys); i++) {
             if (strcmp(name, ignored_keys[i]) == 0) {
                 log_warn("config: [vaurien] %s is not supported by this build; "
@@ -95,7 +122,8 @@ static int conf_ini_handler(void *user, const char *section, const char *name,
     } else if (strncmp(section, "behavior:", 9) == 0) {
         if (strcmp(name, "callable") == 0) {
             snprintf(why, sizeof(why),
-                     "custom Python behaviors (callable) are not supported");
+                     "custom Python behaviors (callable) are not supported; "
+                     "write the behavior in Lua and use script = FILE.lua");
             rc = -EINVAL;
         } else {
             rc = settings_set_plugin(c->st, "behavior", section + 9, name,
@@ -140,11 +168,14 @@ static int ini_result(int rc, struct ini_ctx *c, const char *where, char *err,
     return -EINVAL;
 }
 
+/* Two passes: the scripts first, so that the options of a custom
+ * behavior may come before its script line. */
 int ini_load_file(const char *path, struct settings *st, char *err,
                   size_t errlen)
 {
-    struct ini_ctx c = { .st = st };
+    struct ini_ctx c = { .st = st, .scripts = true };
     FILE *f = fopen(path, "r");
+    const char *slash = strrchr(path, '/');
     int rc;
 
     if (f == NULL) {
@@ -152,7 +183,17 @@ int ini_load_file(const char *path, struct settings *st, char *err,
         snprintf(err, errlen, "config %s: %s", path, strerror(e));
         return -e;
     }
+    if (slash != NULL)
+        snprintf(c.dir, sizeof(c.dir), "%.*s", (int)(slash - path), path);
+    if (slash == path)
+        snprintf(c.dir, sizeof(c.dir), "/");
     rc = ini_parse_file(f, conf_ini_handler, &c);
+    if (rc == 0 && !c.failed) {
+        settings_sync(st);
+        c.scripts = false;
+        rewind(f);
+        rc = ini_parse_file(f, conf_ini_handler, &c);
+    }
     fclose(f);
     return ini_result(rc, &c, path, err, errlen);
 }
@@ -160,8 +201,13 @@ int ini_load_file(const char *path, struct settings *st, char *err,
 int ini_load_string(const char *text, struct settings *st, char *err,
                     size_t errlen)
 {
-    struct ini_ctx c = { .st = st };
+    struct ini_ctx c = { .st = st, .scripts = true };
+    int rc = ini_parse_string(text, conf_ini_handler, &c);
 
-    return ini_result(ini_parse_string(text, conf_ini_handler, &c), &c, "(string)",
-                      err, errlen);
+    if (rc == 0 && !c.failed) {
+        settings_sync(st);
+        c.scripts = false;
+        rc = ini_parse_string(text, conf_ini_handler, &c);
+    }
+    return ini_result(rc, &c, "(string)", err, errlen);
 }

@@ -38,6 +38,16 @@ void settings_init(struct settings *st)
         opt_defaults(proto_at(i)->opts, st->proto[i]);
 }
 
+void settings_sync(struct settings *st)
+{
+    for (int i = 0; i < behav_count(); i++)
+        if (st->behav[i].ops == NULL)
+            behav_inst_init(&st->behav[i], behav_at(i));
+    for (int i = 0; i < proto_count(); i++)
+        if (proto_at(i)->script != NULL)
+            opt_defaults(proto_at(i)->opts, st->proto[i]);
+}
+
 void settings_deinit(struct settings *st)
 {
     for (int i = 0; i < behav_count(); i++)

@@ -17,9 +17,10 @@
 #include "behav/behav.h"
 #include "behav/mix.h"
 #include "core/addr.h"
+#include "proto/proto.h"
 
-#define SETTINGS_BEHAV_MAX 32
-#define SETTINGS_PROTO_MAX 8
+#define SETTINGS_BEHAV_MAX BEHAV_MAX
+#define SETTINGS_PROTO_MAX PROTO_MAX
 
 struct settings {
     struct addr proxy;     /* listen address */
@@ -51,6 +52,9 @@ struct settings {
 /* The original Vaurien's defaults. */
 void settings_init(struct settings *st);
 void settings_deinit(struct settings *st);
+/* Gives behaviors registered since settings_init() (custom ones) their
+ * defaults. */
+void settings_sync(struct settings *st);
 
 /* Sets one [vaurien] key ("proxy", "stay_connected", ...; '-' and '_' are
  * the same). Returns 0, -ENOENT for an unknown key, or -EINVAL; err gets a

@@ -29,6 +29,7 @@
 #include "behav/mix.h"
 #include "core/log.h"
 #include "ctl/json.h"
+#include "ctl/scripts.h"
 #include "net/listen.h"
 #include "net/mem.h"
 
@@ -661,8 +662,51 @@ static void behaviors_get(struct evhttp_request *req)
     json_t *a = json_array();
 
     for (int i = 0; i < behav_count(); i++)
-        json_array_append_new(a, json_string(behav_at(i)->name));
+        json_array_append_new(a, json_string(behav_at(behav_sorted(i))->name));
     send_json(req, 200, json_pack("{s:o}", "behaviors", a));
+}
+
+/* A behavior as POST /behaviors describes it. */
+static json_t *behavior_json(const struct behav_ops *ops)
+{
+    json_t *opts = json_array();
+
+    for (int k = 0; ops->opts[k].name != NULL; k++)
+        json_array_append_new(
+            opts, json_pack("{s:s,s:s,s:s,s:s}", "name", ops->opts[k].name,
+                            "type", opt_type_name(ops->opts[k].type),
+                            "default", ops->opts[k].def, "help",
+                            ops->opts[k].help));
+    return json_pack("{s:s,s:s,s:o}", "name", ops->name, "help", ops->help,
+                     "options", opts);
+}
+
+/* POST /behaviors {"name": N, "script": LUA}: loads a custom behavior, or
+ * replaces the one of that name for new requests. */
+static void behaviors_post(struct evhttp_request *req)
+{
+    char err[700];
+    json_t *body = read_body(req, err, sizeof(err));
+    const char *name;
+    bool existed;
+    int rc;
+
+    if (body == NULL) {
+        send_error(req, 400, err);
+        return;
+    }
+    name = json_string_value(json_object_get(body, "name"));
+    existed = name != NULL && behav_find(name) >= 0;
+    rc = ctl_script_load(body, true, NULL, err, sizeof(err));
+    json_decref(body);
+    if (rc < 0) {
+        send_error(req, rc == -EEXIST ? 409 : 400, err);
+        return;
+    }
+    log_info("behavior %s %s through the API", name,
+             existed ? "replaced" : "loaded");
+    send_json(req, existed ? 200 : 201,
+              behavior_json(behav_at(behav_find(name))));
 }
 
 static void backend_put(struct proxy *p, struct evhttp_request *req)
@@ -870,7 +914,7 @@ static int route_methods(char seg[SEG_MAX][SEG_LEN], int n)
     if (n == 1 && (strcmp(seg[0], "behavior") == 0 || strcmp(seg[0], "backend") == 0))
         return M_GET | M_PUT;
     if (n == 1 && strcmp(seg[0], "behaviors") == 0)
-        return M_GET;
+        return M_GET | M_POST;
     if (n == 2 && strcmp(seg[0], "proxies") == 0)
         return M_GET | M_POST | M_PATCH | M_DELETE;
     if (n == 3 && strcmp(seg[0], "proxies") == 0 && strcmp(seg[2], "toxics") == 0)
@@ -955,7 +999,10 @@ static void api_cb(struct evhttp_request *req, void *arg)
     } else if (n == 1 && strcmp(seg[0], "metrics") == 0) {
         metrics_get(api, req);
     } else if (n == 1 && strcmp(seg[0], "behaviors") == 0) {
-        behaviors_get(req);
+        if (m == M_GET)
+            behaviors_get(req);
+        else
+            behaviors_post(req);
     } else if (n == 1) {
         /* /behavior, /backend */
         struct proxy *vp = vaurien_proxy(api);

@@ -3,6 +3,8 @@
  */
 #include "net/entry.h"
 
+#include "core/script.h"
+
 #include <stdlib.h>
 
 #include "core/vassert.h"
@@ -91,6 +93,7 @@ void entry_destroy(struct entry *e)
         return;
     if (e->answer != NULL)
         evbuffer_free(e->answer);
+    script_unref(e->v.hook);
     if (nspare < spare_max) {
         e->next = spare;
         spare = e;

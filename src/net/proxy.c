@@ -26,6 +26,19 @@ static bool mix_all_dummy(const struct mix *m)
     return true;
 }
 
+/* dst: behavior i with src's options; with its defaults when src has
+ * none (a custom behavior loaded after src was made). */
+static void inst_copy(struct behav_inst *dst, int i,
+                      const struct behav_inst *src)
+{
+    if (src->ops == NULL) {
+        behav_inst_init(dst, behav_at(i));
+        return;
+    }
+    dst->ops = behav_at(i);
+    opt_copy(behav_at(i)->opts, dst->vals, src->vals);
+}
+
 struct proxy_conf *proxy_conf_create(const struct settings *st)
 {
     struct proxy_conf *c = calloc(1, sizeof(*c));
@@ -38,10 +51,8 @@ struct proxy_conf *proxy_conf_create(const struct settings *st)
     c->proto = proto_at(pi);
     opt_copy(c->proto->opts, c->proto_vals, st->proto[pi]);
     c->mix = st->mix;
-    for (int i = 0; i < behav_count(); i++) {
-        c->behav[i].ops = behav_at(i);
-        opt_copy(behav_at(i)->opts, c->behav[i].vals, st->behav[i].vals);
-    }
+    for (int i = 0; i < behav_count(); i++)
+        inst_copy(&c->behav[i], i, &st->behav[i]);
     return c;
 }
 
@@ -54,10 +65,8 @@ struct proxy_conf *proxy_conf_clone(const struct proxy_conf *c)
     n->proto = c->proto;
     opt_copy(c->proto->opts, n->proto_vals, c->proto_vals);
     n->mix = c->mix;
-    for (int i = 0; i < behav_count(); i++) {
-        n->behav[i].ops = c->behav[i].ops; /* counters start at zero */
-        opt_copy(behav_at(i)->opts, n->behav[i].vals, c->behav[i].vals);
-    }
+    for (int i = 0; i < behav_count(); i++)
+        inst_copy(&n->behav[i], i, &c->behav[i]); /* counters start at 0 */
     return n;
 }
 

@@ -29,6 +29,7 @@
 #include "behav/mix.h"
 #include "core/addr.h"
 #include "core/log.h"
+#include "core/script.h"
 #include "core/rng.h"
 #include "core/vassert.h"
 #include "net/fast.h"
@@ -240,7 +241,7 @@ static int framer_begin(struct session *s)
         return -ENOMEM;
     if (s->proto->init != NULL) {
         char backend[300];
-        s->proto->init(s->pstate, c->proto_vals,
+        s->proto->init(s->pstate, s->proto, c->proto_vals,
                        addr_format(&s->proxy->backend, backend,
                                    sizeof(backend)));
     }
@@ -347,10 +348,11 @@ static void out_of_memory(struct session *s)
 }
 
 /* Queues bytes the proxy sends the client (an answer) behind everything
- * already on its way there. */
-static void send_answer(struct session *s, struct evbuffer *answer, bool close)
+ * already on its way there, held delay seconds first. */
+static void send_answer(struct session *s, struct evbuffer *answer, bool close,
+                        double delay)
 {
-    if (pipe_emit(&s->down, answer, evbuffer_get_length(answer), 0,
+    if (pipe_emit(&s->down, answer, evbuffer_get_length(answer), delay,
                   close ? BEHAV_CLOSE : BEHAV_PASS) < 0) {
         out_of_memory(s);
         return;
@@ -363,27 +365,88 @@ static void send_answer(struct session *s, struct evbuffer *answer, bool close)
     }
 }
 
-/* The verdict of one request: the proxy's behavior toxics first, each
- * drawn against its toxicity, in the order added; then the mix. */
-static void draw(struct session *s, struct behav_verdict *v)
+/* What a behavior may know of the unit at in[off, off + len). */
+static void make_ctx(struct session *s, struct behav_ctx *ctx,
+                     struct evbuffer *in, size_t off, size_t len,
+                     const struct proto_unit *u, bool reply)
+{
+    ctx->proxy = s->proxy->name;
+    ctx->proto = s->proto;
+    ctx->pstate = s->pstate;
+    ctx->unit = u;
+    ctx->in = in;
+    ctx->off = off;
+    ctx->len = len;
+    ctx->rng = &s->rng;
+    ctx->conn = s->id;
+    ctx->index = s->requests;
+    ctx->client = s->peer;
+    ctx->state = &s->script_state;
+    ctx->reply = reply;
+}
+
+/* The verdict of one request, whose bytes so far are in[off, off + len):
+ * the proxy's behavior toxics first, each drawn against its toxicity, in
+ * the order added; then the mix. */
+static void draw(struct session *s, struct behav_verdict *v,
+                 struct evbuffer *in, size_t off, size_t len,
+                 const struct proto_unit *u)
 {
     struct proxy *p = s->proxy;
     struct proxy_conf *c = p->conf;
+    struct behav_ctx ctx;
     int idx;
 
+    s->requests++;
+    make_ctx(s, &ctx, in, off, len, u, false);
     for (int i = 0; i < p->ntoxics; i++) {
         struct toxic *t = p->toxics[i];
         if (t->type->kind != TOXIC_BEHAVIOR || t->toxicity <= 0)
             continue;
         if (t->toxicity >= 1 || rng_double(&s->rng) < t->toxicity) {
-            behav_decide(&t->inst, v);
+            behav_decide(&t->inst, &ctx, v);
             return;
         }
     }
     idx = mix_draw(&c->mix, &s->rng);
-    behav_decide(&c->behav[idx], v);
+    behav_decide(&c->behav[idx], &ctx, v);
     if (v->by != &behav_dummy)
         p->faults[idx]++;
+}
+
+/* The bytes the proxy answers a request with: the verdict's own (custom
+ * behaviors), or the protocol's error reply. */
+static void build_answer(struct session *s, const struct behav_verdict *v,
+                         const struct proto_unit *u, struct evbuffer *answer,
+                         bool *close)
+{
+    struct rng bytes;
+
+    if (v->answer != NULL) {
+        evbuffer_add(answer, v->answer, v->answer_len);
+        *close = v->answer_close;
+        return;
+    }
+    rng_fork(&s->rng, &bytes); /* one draw, whatever the reply takes */
+    if (u == NULL || s->mode != PROTO_FRAMED) {
+        proto_garbage_reply(&bytes, answer);
+        return;
+    }
+    struct proto_error pe = {
+        .status = v->err[BEHAV_ERR_STATUS].s,
+        .message = v->err[BEHAV_ERR_MESSAGE].s,
+        .code = v->err[BEHAV_ERR_CODE].i,
+        .sqlstate = v->err[BEHAV_ERR_SQLSTATE].s,
+        .enhanced = v->err[BEHAV_ERR_ENHANCED].s,
+    };
+    s->proto->error_reply(s->pstate, &pe, u, &bytes, answer, close);
+}
+
+/* The tunnel's reply verdict changes: the old one's hook is let go. */
+static void set_tunnel_reply(struct session *s, const struct behav_verdict *v)
+{
+    script_unref(s->reply.hook);
+    s->reply = *v;
 }
 
 void session_set_toxics(struct session *s)
@@ -433,7 +496,7 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
            evbuffer_get_length(in) > 0) {
         struct behav_verdict v;
         struct evbuffer *answer;
-        struct rng bytes;
+        bool close = false;
         size_t len = evbuffer_get_length(in);
         int rc = 0;
 
@@ -444,12 +507,12 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
             memset(&v, 0, sizeof(v));
             v.by = &behav_dummy;
         } else {
-            draw(s, &v);
+            draw(s, &v, in, 0, len, NULL);
         }
         log_debug("session %llu: %zu bytes: %s (request %s, reply %s)",
                   (unsigned long long)s->id, len, v.by->name,
                   behav_act_name(v.req), behav_act_name(v.rep));
-        s->reply = v;
+        set_tunnel_reply(s, &v);
         switch (v.req) {
         case BEHAV_HOLD:
             rc = pipe_emit(&s->up, in, len, v.req_delay, BEHAV_PASS);
@@ -458,19 +521,28 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
             rc = pipe_emit(&s->up, in, len, 0, BEHAV_ABORT);
             break;
         case BEHAV_ERROR:
-            evbuffer_drain(in, len);
+            if (v.forward) { /* the chunk goes; the answer is the reply */
+                rc = pipe_emit(&s->up, in, len, 0, BEHAV_PASS);
+                s->reply.rep = BEHAV_DROP;
+            } else {
+                evbuffer_drain(in, len);
+            }
             answer = evbuffer_new();
             if (answer == NULL) {
                 rc = -ENOMEM;
                 break;
             }
-            rng_fork(&s->rng, &bytes); /* one draw, whatever the size */
-            proto_garbage_reply(&bytes, answer);
-            send_answer(s, answer, false);
+            build_answer(s, &v, NULL, answer, &close);
+            send_answer(s, answer, close, v.req_delay);
             evbuffer_free(answer);
+            if (close)
+                s->up.discard = true;
             break;
         case BEHAV_CLOSE:
             session_close(s, false, "blackout");
+            return;
+        case BEHAV_RESET:
+            session_close(s, true, "reset by a behavior");
             return;
         case BEHAV_HANG:
             go_hang(s, in);
@@ -526,13 +598,62 @@ static int reply_step(struct session *s, const struct behav_verdict *v,
     return pipe_emit(&s->down, in, len, 0, BEHAV_PASS);
 }
 
+/* A custom behavior's reply hook, on the reply's first len bytes in in
+ * (from off). Fills *rv. Returns 1 when the reply is to be replaced by
+ * *answer (made here), 0 when rv's reply verdict applies, -1 when the
+ * session was closed. */
+static int reply_hook(struct session *s, int hook, struct evbuffer *in,
+                      size_t off, size_t len, const struct proto_unit *u,
+                      struct behav_verdict *rv, struct evbuffer **answer,
+                      bool *close)
+{
+    struct behav_ctx ctx;
+
+    make_ctx(s, &ctx, in, off, len, u, true);
+    behav_lua_reply(hook, &ctx, rv);
+    if (rv->req == BEHAV_CLOSE || rv->req == BEHAV_RESET) {
+        session_close(s, rv->req == BEHAV_RESET, rv->req == BEHAV_RESET
+                                                     ? "reset by a behavior"
+                                                     : "closed by a behavior");
+        return -1;
+    }
+    if (rv->answer == NULL && rv->req != BEHAV_ERROR)
+        return 0;
+    *answer = evbuffer_new();
+    if (*answer == NULL) {
+        out_of_memory(s);
+        return -1;
+    }
+    build_answer(s, rv, u, *answer, close);
+    return 1;
+}
+
 static void tunnel_reply(struct session *s, struct evbuffer *in)
 {
     size_t len = evbuffer_get_length(in);
+    struct behav_verdict v = s->reply;
 
     if (len == 0)
         return;
-    if (reply_step(s, &s->reply, in, len, true) < 0) {
+    if (s->reply.hook != 0) {
+        struct behav_verdict rv;
+        struct evbuffer *answer;
+        bool close = false;
+        int r = reply_hook(s, s->reply.hook, in, 0, len, NULL, &rv, &answer,
+                           &close);
+        if (r < 0)
+            return;
+        if (r > 0) {
+            evbuffer_drain(in, len);
+            send_answer(s, answer, close,
+                        rv.rep == BEHAV_HOLD ? rv.rep_delay : 0);
+            evbuffer_free(answer);
+            return;
+        }
+        v.rep = rv.rep; /* this chunk's */
+        v.rep_delay = rv.rep_delay;
+    }
+    if (reply_step(s, &v, in, len, true) < 0) {
         out_of_memory(s);
         return;
     }
@@ -567,6 +688,13 @@ static void queue_clear(struct session *s)
     s->inflight_full = false;
 }
 
+/* How long an answer is held before it goes (a custom behavior's delay
+ * then error). */
+static double answer_delay(const struct entry *e)
+{
+    return e->v.req == BEHAV_ERROR ? e->v.req_delay : 0;
+}
+
 /* Writes the proxy's answers that have reached the head of the queue. */
 static void flush_answers(struct session *s)
 {
@@ -575,7 +703,7 @@ static void flush_answers(struct session *s)
         struct entry *e = s->q.head;
         entry_queue_remove(&s->q, e);
         entry_advance(e, ENTRY_ANSWERED);
-        send_answer(s, e->answer, e->close_after);
+        send_answer(s, e->answer, e->close_after, answer_delay(e));
         entry_forget(s, e);
     }
 }
@@ -599,7 +727,7 @@ static void stop_framing_replies(struct session *s)
         struct entry *e = s->q.head;
         entry_queue_remove(&s->q, e);
         if (e->kind == ENTRY_ANSWER && e->answer != NULL)
-            send_answer(s, e->answer, false);
+            send_answer(s, e->answer, false, 0);
         entry_forget(s, e);
     }
     queue_clear(s);
@@ -622,6 +750,8 @@ static void set_mode(struct session *s, enum proto_mode m, const char *why,
                                         : "passing through untouched");
     s->mode = m;
     s->reply.rep = BEHAV_PASS;
+    script_unref(s->reply.hook);
+    s->reply.hook = 0;
     if (s->up_entry != NULL && (s->up_entry->state == ENTRY_READING ||
                                 s->up_entry->state == ENTRY_READING_REPLYING))
         entry_advance(s->up_entry, ENTRY_REQ_END);
@@ -672,23 +802,16 @@ static struct entry *queue_greeting(struct session *s)
 }
 
 /* The entry of a request whose verdict is an error: the protocol's error
- * reply as its answer. Returns NULL on ENOMEM. */
+ * reply (or the behavior's bytes) as its answer. Returns NULL on ENOMEM. */
 static struct entry *error_entry(struct session *s, const struct proto_unit *u,
                                  const struct behav_verdict *v)
 {
-    struct proto_error pe = {
-        .status = v->err[BEHAV_ERR_STATUS].s,
-        .message = v->err[BEHAV_ERR_MESSAGE].s,
-        .code = v->err[BEHAV_ERR_CODE].i,
-        .sqlstate = v->err[BEHAV_ERR_SQLSTATE].s,
-        .enhanced = v->err[BEHAV_ERR_ENHANCED].s,
-    };
-    /* Forwarded anyway when the protocol needs it; its reply is then
-     * swallowed and the answer sent in its place. */
+    /* Forwarded anyway when the protocol needs it (or the behavior says
+     * so); its reply is then swallowed and the answer sent in its place. */
     struct entry *e = entry_create(
-        (u->flags & PROTO_FORWARD) ? ENTRY_REPLACE : ENTRY_ANSWER, false);
+        (u->flags & PROTO_FORWARD) || v->forward ? ENTRY_REPLACE
+                                                 : ENTRY_ANSWER, false);
     struct evbuffer *answer = evbuffer_new();
-    struct rng bytes;
 
     if (e == NULL || answer == NULL) {
         entry_destroy(e);
@@ -696,9 +819,7 @@ static struct entry *error_entry(struct session *s, const struct proto_unit *u,
             evbuffer_free(answer);
         return NULL;
     }
-    rng_fork(&s->rng, &bytes); /* one draw, whatever the reply takes */
-    s->proto->error_reply(s->pstate, &pe, u, &bytes, answer,
-                          &e->close_after);
+    build_answer(s, v, u, answer, &e->close_after);
     e->answer = answer;
     if (u->flags & PROTO_EARLY) {
         /* The client waits for an answer before sending the rest: give it
@@ -712,7 +833,7 @@ static struct entry *error_entry(struct session *s, const struct proto_unit *u,
 
 /* A request starts: draw its verdict and queue it. Returns false when the
  * verdict ended the session's normal course (closed or hanging). */
-static bool start_request(struct session *s, struct evbuffer *in)
+static bool start_request(struct session *s, struct evbuffer *in, size_t n)
 {
     struct proto_unit *u = &s->up_unit;
     struct behav_verdict *v = &s->up_v;
@@ -722,16 +843,26 @@ static bool start_request(struct session *s, struct evbuffer *in)
         memset(v, 0, sizeof(*v));
         v->by = &behav_dummy;
     } else {
-        draw(s, v);
+        draw(s, v, in, u->skip, n, u);
+    }
+    if (v->hook != 0 && (u->flags & PROTO_NOREPLY)) {
+        script_unref(v->hook); /* no reply to call it for */
+        v->hook = 0;
     }
     log_debug("session %llu: request: %s (request %s, reply %s)",
               (unsigned long long)s->id, v->by->name, behav_act_name(v->req),
               behav_act_name(v->rep));
-    if (v->req == BEHAV_CLOSE) {
-        session_close(s, false, "blackout");
+    if (v->req == BEHAV_CLOSE || v->req == BEHAV_RESET) {
+        script_unref(v->hook);
+        v->hook = 0;
+        session_close(s, v->req == BEHAV_RESET,
+                      v->req == BEHAV_RESET ? "reset by a behavior"
+                                            : "blackout");
         return false;
     }
     if (v->req == BEHAV_HANG) {
+        script_unref(v->hook);
+        v->hook = 0;
         go_hang(s, in);
         return false;
     }
@@ -744,6 +875,8 @@ static bool start_request(struct session *s, struct evbuffer *in)
     e = v->req == BEHAV_ERROR ? error_entry(s, u, v)
                               : entry_create(ENTRY_FORWARD, false);
     if (e == NULL) {
+        script_unref(v->hook);
+        v->hook = 0;
         out_of_memory(s);
         return false;
     }
@@ -941,7 +1074,7 @@ static bool frame_requests(struct session *s, struct evbuffer *in)
         }
         if (!s->up_in_unit && s->head_ev != NULL)
             evtimer_del(s->head_ev); /* the head came in time */
-        if (!s->up_in_unit && !start_request(s, in))
+        if (!s->up_in_unit && !start_request(s, in, (size_t)n))
             return false;
         end = (u->flags & PROTO_END) != 0;
         if (request_step(s, in, (size_t)n, end) < 0) {
@@ -980,6 +1113,39 @@ static bool framed_request(struct session *s, struct evbuffer *in)
 
     pipe_settle(&s->up);
     return more;
+}
+
+/* The reply to e starts with in's n bytes after what is owed: its
+ * request's custom behavior decides what happens to it (a new verdict
+ * for the reply, or an answer in its place). Returns false when the
+ * session was closed. */
+static bool replied_by_hook(struct session *s, struct entry *e,
+                            struct evbuffer *in, ssize_t n)
+{
+    struct behav_verdict rv;
+    struct evbuffer *answer;
+    int hook = e->v.hook;
+    int r;
+
+    e->v.hook = 0; /* called once, for the first reply (not the interim) */
+    r = reply_hook(s, hook, in, s->down_unit.skip, (size_t)n, &e->req, &rv,
+                   &answer, &e->close_after);
+    script_unref(hook);
+    if (r < 0)
+        return false;
+    if (r == 0) {
+        e->v.rep = rv.rep;
+        e->v.rep_delay = rv.rep_delay;
+        return true;
+    }
+    pipe_settle(&s->down);
+    if (e->answer != NULL)
+        evbuffer_free(e->answer);
+    e->answer = answer;
+    e->kind = ENTRY_REPLACE;
+    e->v.req = BEHAV_ERROR; /* answer_delay() */
+    e->v.req_delay = rv.rep == BEHAV_HOLD ? rv.rep_delay : 0;
+    return true;
 }
 
 /* framed_reply() but for the replies that passed: they stay owed to the
@@ -1022,6 +1188,8 @@ static bool frame_replies(struct session *s, struct evbuffer *in)
                           "passed", (unsigned long long)s->id);
             else
                 entry_advance(e, ENTRY_REPLY_START);
+            if (e != NULL && e->v.hook != 0 && !replied_by_hook(s, e, in, n))
+                return false;
         }
         if (e != NULL && e->kind == ENTRY_REPLACE) {
             pipe_settle(&s->down);
@@ -1043,7 +1211,7 @@ static bool frame_replies(struct session *s, struct evbuffer *in)
             entry_queue_remove(&s->q, e);
             entry_advance(e, ENTRY_REPLY_END);
             if (e->answer != NULL)
-                send_answer(s, e->answer, e->close_after);
+                send_answer(s, e->answer, e->close_after, answer_delay(e));
             entry_forget(s, e);
         }
         flush_answers(s);
@@ -1479,6 +1647,10 @@ void session_close(struct session *s, bool reset, const char *why)
     pipe_deinit(&s->up);
     pipe_deinit(&s->down);
     queue_clear(s);
+    script_unref(s->reply.hook);
+    s->reply.hook = 0;
+    script_unref(s->script_state);
+    s->script_state = 0;
     if (s->pstate != NULL) {
         if (s->proto->deinit != NULL)
             s->proto->deinit(s->pstate);

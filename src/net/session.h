@@ -110,6 +110,9 @@ struct session {
     bool no_fast;                    /* no pipe could be had: stay off */
     struct fast_dir fup, fdown;      /* its two directions */
     char peer[64];                   /* client address, for logs */
+    uint64_t requests;               /* requests drawn for so far */
+    int script_state;                /* custom behaviors' state of this
+                                        connection (a Lua reference) */
 };
 
 /* Takes an accepted socket and starts connecting to the backend. Returns 0,

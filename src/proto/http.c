@@ -245,8 +245,10 @@ static size_t http_feed(void *st, const unsigned char *p, size_t n)
     return total;
 }
 
-static void http_init(void *st, const union opt_val *opts, const char *backend)
+static void http_init(void *st, const struct proto_ops *ops,
+                      const union opt_val *opts, const char *backend)
 {
+    (void)ops;
     struct http_state *s = st;
 
     s->overwrite_host = opts[HTTP_OVERWRITE_HOST].b;

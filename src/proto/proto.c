@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct proto_ops *const registry[] = {
+static const struct proto_ops *registry[PROTO_MAX] = {
     &proto_http, &proto_memcache, &proto_mysql,
     &proto_redis, &proto_smtp, &proto_tcp,
 };
+static int nreg = 6; /* the built-ins (by name), then custom ones */
+static char names[PROTO_MAX * 40]; /* proto_names(), "" when stale */
 
-#define NREG ((int)(sizeof(registry) / sizeof(registry[0])))
+#define NREG nreg
 
 #define GARBAGE_REPLY 1000 /* bytes of an error reply for tcp */
 #define GARBAGE_INJECT 100 /* bytes injected into a reply */
@@ -27,6 +29,15 @@ const struct proto_ops *proto_at(int i)
     return i >= 0 && i < NREG ? registry[i] : NULL;
 }
 
+int proto_register(const struct proto_ops *ops)
+{
+    if (nreg >= PROTO_MAX)
+        return -ENOSPC;
+    registry[nreg] = ops;
+    names[0] = '\0';
+    return nreg++;
+}
+
 int proto_find(const char *name)
 {
     for (int i = 0; i < NREG; i++)
@@ -37,15 +48,13 @@ int proto_find(const char *name)
 
 const char *proto_names(void)
 {
-    static char buf[256];
-
-    if (buf[0] == '\0') {
+    if (names[0] == '\0') {
         size_t off = 0;
-        for (int i = 0; i < NREG; i++)
-            off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
+        for (int i = 0; i < NREG && off < sizeof(names); i++)
+            off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s",
                                     i ? ", " : "", registry[i]->name);
     }
-    return buf;
+    return names;
 }
 
 int proto_check_name(const char *name, char *err, size_t errlen)

@@ -132,9 +132,10 @@ struct proto_ops {
     bool tls_inside;             /* TLS is negotiated inside the protocol
                                     (mysql): a TLS handshake at the
                                     client's first bytes is not looked for */
-    /* Sets up a zeroed state; backend is the configured "host:port". May
-     * be NULL. */
-    void (*init)(void *st, const union opt_val *opts, const char *backend);
+    /* Sets up a zeroed state for protocol ops (this table); backend is
+     * the configured "host:port". May be NULL. */
+    void (*init)(void *st, const struct proto_ops *ops,
+                 const union opt_val *opts, const char *backend);
     /* Frees what the state holds. May be NULL. */
     void (*deinit)(void *st);
     /* Whether the framer edits a request's bytes where they lie (http's
@@ -174,10 +175,18 @@ struct proto_ops {
      * the protocol names no parts (tcp). */
     void (*parts)(const unsigned char *p, size_t n,
                   const struct proto_unit *u, struct proto_parts *out);
+    void *script; /* custom protocols: their script */
 };
 
+#define PROTO_MAX 16 /* protocols registered, built-in and scripted */
+
+/* The registry: the built-ins, then custom protocols in the order they
+ * were registered (an index never changes). */
 int proto_count(void);
 const struct proto_ops *proto_at(int i);
+/* Adds a protocol (ops lives as long as the process). Returns its index,
+ * or -ENOSPC when PROTO_MAX are registered. */
+int proto_register(const struct proto_ops *ops);
 /* Returns the index of the named protocol, or -1. */
 int proto_find(const char *name);
 /* Checks a --protocol value. Returns 0, or -EINVAL with a message. */
@@ -235,6 +244,24 @@ void proto_error_line(struct evbuffer *out, const char *prefix,
  * *complete says whether the LF was among them. */
 size_t proto_line_take(const unsigned char *p, size_t n, char *buf,
                        size_t keep, size_t *linelen, bool *complete);
+
+/* Custom protocols (proto/lua.c). */
+struct lua_State;
+struct behav_ctx;
+
+/* Loads (or replaces, for new connections) the protocol name from Lua
+ * source; path names the file. Returns 0, or a negative errno with a
+ * one-line message in err; on failure nothing changes. */
+int proto_lua_load(const char *name, const char *source, size_t len,
+                   const char *path, char *err, size_t errlen);
+int proto_lua_load_file(const char *name, const char *path, char *err,
+                        size_t errlen);
+/* Pushes field k of what parse() said of ctx's request (nil if nothing). */
+void proto_lua_parsed(struct lua_State *L, const struct behav_ctx *ctx,
+                      const char *k);
+/* Reads every field parse() gave into the req table at index req. */
+void proto_lua_keep(struct lua_State *L, const struct behav_ctx *ctx,
+                    int req);
 
 extern const struct proto_ops proto_tcp;
 extern const struct proto_ops proto_redis;

@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rng_seed(&r, size);
     opt_defaults(ops->opts, opts);
     if (ops->init != NULL)
-        ops->init(st, opts, "backend.example:80");
+        ops->init(st, ops, opts, "backend.example:80");
     memset(u, 0, sizeof(u));
     while (i < size) {
         /* a control byte: direction (bit 0) and piece length (the rest) */

@@ -130,7 +130,7 @@ static inline void *framer_new(const struct proto_ops *ops)
 
     opt_defaults(ops->opts, v);
     if (ops->init != NULL)
-        ops->init(st, v, "backend.example:8080");
+        ops->init(st, ops, v, "backend.example:8080");
     opt_free(ops->opts, v);
     return st;
 }

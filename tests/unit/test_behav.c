@@ -37,7 +37,7 @@ Test(behav, dummy_passes_both_ways)
     struct behav_inst b = make("dummy");
     struct behav_verdict v;
 
-    behav_decide(&b, &v);
+    behav_decide(&b, NULL, &v);
     cr_assert_eq(v.req, BEHAV_PASS);
     cr_assert_eq(v.rep, BEHAV_PASS);
 }
@@ -48,12 +48,12 @@ Test(behav, delay_holds_the_request_by_default_and_the_reply_when_not_before)
     struct behav_verdict v;
 
     set(&b, "sleep", "0.25");
-    behav_decide(&b, &v);
+    behav_decide(&b, NULL, &v);
     cr_assert_eq(v.req, BEHAV_HOLD);
     cr_assert_float_eq(v.req_delay, 0.25, 1e-9);
     cr_assert_eq(v.rep, BEHAV_PASS);
     set(&b, "before", "false");
-    behav_decide(&b, &v);
+    behav_decide(&b, NULL, &v);
     cr_assert_eq(v.req, BEHAV_PASS);
     cr_assert_eq(v.rep, BEHAV_HOLD);
     cr_assert_float_eq(v.rep_delay, 0.25, 1e-9);
@@ -66,13 +66,13 @@ Test(behav, error_passes_warmup_requests_then_answers_in_place)
 
     set(&b, "warmup", "2");
     for (int i = 0; i < 2; i++) {
-        behav_decide(&b, &v);
+        behav_decide(&b, NULL, &v);
         cr_assert_eq(v.req, BEHAV_PASS, "request %d", i);
     }
-    behav_decide(&b, &v);
+    behav_decide(&b, NULL, &v);
     cr_assert_eq(v.req, BEHAV_ERROR);
     set(&b, "inject", "true");
-    behav_decide(&b, &v);
+    behav_decide(&b, NULL, &v);
     cr_assert_eq(v.req, BEHAV_PASS);
     cr_assert_eq(v.rep, BEHAV_CORRUPT);
 }
@@ -85,7 +85,7 @@ Test(behav, transient_errors_for_agitate_requests_then_recovers)
 
     set(&b, "agitate", "3");
     for (int i = 0; i < 6; i++) {
-        behav_decide(&b, &v);
+        behav_decide(&b, NULL, &v);
         seen[i] = v.req;
     }
     for (int i = 0; i < 6; i++)
@@ -98,14 +98,14 @@ Test(behav, blackout_hang_and_abort_end_the_exchange)
     struct behav_verdict v;
 
     b = make("blackout");
-    behav_decide(&b, &v);
+    behav_decide(&b, NULL, &v);
     cr_assert_eq(v.req, BEHAV_CLOSE);
     b = make("hang");
-    behav_decide(&b, &v);
+    behav_decide(&b, NULL, &v);
     cr_assert_eq(v.req, BEHAV_HANG);
     cr_assert_eq(v.rep, BEHAV_DROP);
     b = make("abort");
-    behav_decide(&b, &v);
+    behav_decide(&b, NULL, &v);
     cr_assert_eq(v.req, BEHAV_ABORT);
     cr_assert_eq(v.rep, BEHAV_DROP);
 }

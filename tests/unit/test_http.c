@@ -280,7 +280,7 @@ Test(http, overwrite_host_header_puts_the_backend_in_host)
 
     opt_defaults(H->opts, v);
     v[0].b = true;
-    H->init(st, v, "backend.internal:8080");
+    H->init(st, H, v, "backend.internal:8080");
     evbuffer_add(in, req, strlen(req));
     while ((n = H->frame(st, PROTO_UP, in, &u)) > 0) {
         evbuffer_remove(in, out + total, (size_t)n);
