@@ -283,7 +283,9 @@ int script_load(const char *source, size_t len, const char *chunkname,
         snprintf(err, errlen, "Lua could not start: out of memory");
         return -ENOMEM;
     }
-    snprintf(name, sizeof(name), "=%s", chunkname);
+    /* "@file" keeps the end of a long path in messages, "=name" is as is */
+    snprintf(name, sizeof(name), "%c%s", strchr(chunkname, '/') ? '@' : '=',
+             chunkname);
     if (len > SCRIPT_SOURCE_MAX) {
         snprintf(err, errlen, "%s: larger than %u bytes", chunkname,
                  SCRIPT_SOURCE_MAX);

@@ -685,9 +685,8 @@ static json_t *behavior_json(const struct behav_ops *ops)
  * replaces the one of that name for new requests. */
 static void behaviors_post(struct evhttp_request *req)
 {
-    char err[700];
+    char err[700], name[128];
     json_t *body = read_body(req, err, sizeof(err));
-    const char *name;
     bool existed;
     int rc;
 
@@ -695,8 +694,11 @@ static void behaviors_post(struct evhttp_request *req)
         send_error(req, 400, err);
         return;
     }
-    name = json_string_value(json_object_get(body, "name"));
-    existed = name != NULL && behav_find(name) >= 0;
+    snprintf(name, sizeof(name), "%s",
+             json_string_value(json_object_get(body, "name")) != NULL
+                 ? json_string_value(json_object_get(body, "name"))
+                 : "");
+    existed = behav_find(name) >= 0;
     rc = ctl_script_load(body, true, NULL, err, sizeof(err));
     json_decref(body);
     if (rc < 0) {

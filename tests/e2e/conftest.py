@@ -606,3 +606,32 @@ def in_own_netns(tmp_path, api_host, body, port=18474):
         pytest.skip("no network namespaces here")
     assert r.returncode == 0, r.stderr
     return r.stdout
+
+
+@pytest.fixture
+def dnsmasq_server():
+    """A dnsmasq of its own answering for example.test (A 10.1.2.3) on a free
+    port, no upstream; yields the port (TCP and UDP)."""
+    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    if not os.path.exists(exe):
+        pytest.skip("dnsmasq is not installed")
+    pytest.importorskip("dns.message")
+    port = free_port()
+    p = subprocess.Popen([exe, "--no-daemon", "--port=%d" % port,
+                          "--listen-address=127.0.0.1", "--bind-interfaces",
+                          "--no-resolv", "--no-hosts", "--user=root",
+                          "--pid-file=", "--address=/example.test/10.1.2.3"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    try:
+        assert wait_until(up, timeout=10), "dnsmasq did not start"
+        yield port
+    finally:
+        p.terminate()
+        p.wait(10)
