@@ -89,6 +89,11 @@ void behav_inst_deinit(struct behav_inst *b)
 {
     if (b->ops != NULL)
         opt_free(b->ops->opts, b->vals);
+    behav_inst_changed(b);
+}
+
+void behav_inst_changed(struct behav_inst *b)
+{
     script_unref(b->script);
     b->script = 0;
 }

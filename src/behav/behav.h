@@ -130,6 +130,10 @@ const char *behav_names(void);
 void behav_inst_init(struct behav_inst *b, const struct behav_ops *ops);
 void behav_inst_deinit(struct behav_inst *b);
 
+/* b's options changed where they are (a toxic's attributes): what was
+ * made of them (a custom behavior's options table) is made again. */
+void behav_inst_changed(struct behav_inst *b);
+
 /* Draws the verdict of behavior b for one request (ctx may be NULL). */
 void behav_decide(struct behav_inst *b, const struct behav_ctx *ctx,
                   struct behav_verdict *v);

@@ -40,6 +40,8 @@ struct lua_behav {
     char *help;
     struct opt_decl decls[OPT_MAX + 1]; /* strings owned */
     int request, reply;                 /* the hooks (references) */
+    int request_args, reply_args;       /* parameters they declare: the
+                                           ones not declared are not made */
     char path[4096];                    /* the file, "" from the API */
 };
 
@@ -167,20 +169,23 @@ static void push_cache(lua_State *L, int ud)
     }
 }
 
+/* req[k]: what the script set, or the field of the request it belongs to
+ * while its hook runs (made again at each read: nothing is allocated for
+ * fields a script does not read). */
 static int req_index(lua_State *L)
 {
     struct req_ud *r = lua_touserdata(L, 1);
 
-    push_cache(L, 1);
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, -2) != LUA_TNIL || r->gen != cur_gen || cur == NULL ||
-        lua_type(L, 2) != LUA_TSTRING)
+    if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {
+        lua_pushvalue(L, 2);
+        if (lua_rawget(L, -2) != LUA_TNIL)
+            return 1;
+    }
+    if (r->gen != cur_gen || cur == NULL || lua_type(L, 2) != LUA_TSTRING) {
+        lua_pushnil(L);
         return 1;
-    lua_pop(L, 1);
+    }
     push_field(L, lua_tostring(L, 2));
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4); /* read once per request */
     return 1;
 }
 
@@ -196,25 +201,36 @@ static int req_newindex(lua_State *L)
 /* Pushes a new req for the current request. */
 static void push_req(lua_State *L)
 {
+    static int meta; /* the metatable (a reference), made once */
     struct req_ud *r = lua_newuserdatauv(L, sizeof(*r), 1);
 
     r->gen = cur_gen;
-    if (luaL_newmetatable(L, "vaurien.req")) {
+    if (meta == 0) {
+        lua_createtable(L, 0, 2);
         lua_pushcfunction(L, req_index);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, req_newindex);
         lua_setfield(L, -2, "__newindex");
+        meta = script_ref();
     }
+    script_push(meta);
     lua_setmetatable(L, -2);
 }
 
-/* Reads every field into req (at idx), so that it outlives the call. */
+/* Copies every field into req (at idx), so that it outlives the call;
+ * what the script set stays. */
 static void req_keep(lua_State *L, int idx)
 {
+    idx = lua_absindex(L, idx);
+    push_cache(L, idx);
     for (int i = 0; req_fields[i] != NULL; i++) {
-        lua_getfield(L, idx, req_fields[i]);
+        if (lua_getfield(L, -1, req_fields[i]) == LUA_TNIL) {
+            push_field(L, req_fields[i]);
+            lua_setfield(L, -3, req_fields[i]);
+        }
         lua_pop(L, 1);
     }
+    lua_pop(L, 1);
     if (cur->proto->script != NULL)
         proto_lua_keep(L, cur, idx);
 }
@@ -259,9 +275,17 @@ static void push_state(lua_State *L, const struct lua_behav *lb,
     lua_pop(L, 1);
 }
 
+/* Pushes b's options as a table, made once per instance (until
+ * behav_inst_changed()). */
 static void push_opts(lua_State *L, const struct lua_behav *lb,
-                      const union opt_val *vals)
+                      struct behav_inst *b)
 {
+    const union opt_val *vals = b->vals;
+
+    if (b->script != 0) {
+        script_push(b->script);
+        return;
+    }
     lua_createtable(L, 0, OPT_MAX);
     for (int i = 0; lb->decls[i].name != NULL; i++) {
         switch (lb->decls[i].type) {
@@ -280,6 +304,8 @@ static void push_opts(lua_State *L, const struct lua_behav *lb,
         }
         lua_setfield(L, -2, lb->decls[i].name);
     }
+    lua_pushvalue(L, -1);
+    b->script = script_ref();
 }
 
 static double ms_field(lua_State *L, int t, const char *k)
@@ -475,11 +501,18 @@ static int do_request(lua_State *L)
     push_req(L);
     req = lua_gettop(L);
     if (lb->request > 0) {
+        int n = 1;
         script_push(lb->request);
         lua_pushvalue(L, req);
-        push_opts(L, lb, c->b->vals);
-        push_state(L, lb, cur);
-        lua_call(L, 4, 1);
+        if (lb->request_args >= 2) {
+            push_opts(L, lb, c->b);
+            n = 2;
+        }
+        if (lb->request_args >= 3) {
+            push_state(L, lb, cur);
+            n = 4;
+        }
+        lua_call(L, n, 1);
         keep_verdict(L);
         read_verdict(L, lua_gettop(L), c->v);
         lua_pop(L, 1);
@@ -492,7 +525,7 @@ static int do_request(lua_State *L)
         lua_createtable(L, 4, 0);
         lua_pushvalue(L, req);
         lua_rawseti(L, -2, 1);
-        push_opts(L, lb, c->b->vals);
+        push_opts(L, lb, c->b);
         lua_rawseti(L, -2, 2);
         push_state(L, lb, cur);
         lua_rawseti(L, -3, 4);
@@ -605,8 +638,21 @@ struct loaded {
     char *help;
     struct opt_decl decls[OPT_MAX + 1];
     int request, reply;
+    int request_args, reply_args;
     char err[300];
 };
+
+/* The parameters the function at idx declares (all, 5, for varargs). */
+static int params(lua_State *L, int idx)
+{
+    lua_Debug ar;
+
+    if (!lua_isfunction(L, idx))
+        return 0;
+    lua_pushvalue(L, idx);
+    lua_getinfo(L, ">u", &ar);
+    return ar.isvararg ? 5 : ar.nparams;
+}
 
 static char *dup_field(lua_State *L, int t, const char *k, const char *def)
 {
@@ -713,6 +759,8 @@ static int read_table(lua_State *L)
     if (lua_isnil(L, -2) && lua_isnil(L, -1))
         return luaL_error(L, "the table has neither a request nor a reply "
                              "function");
+    ld->reply_args = params(L, -1);
+    ld->request_args = params(L, -2);
     ld->reply = script_ref();
     ld->request = script_ref();
     return 0;
@@ -812,6 +860,8 @@ int behav_lua_load(const char *name, const char *source, size_t len,
     lb->ops.help = lb->help;
     lb->request = ld.request;
     lb->reply = ld.reply;
+    lb->request_args = ld.request_args;
+    lb->reply_args = ld.reply_args;
     snprintf(lb->path, sizeof(lb->path), "%s", path);
     return 0;
 }

@@ -261,6 +261,7 @@ static int set_attributes(struct toxic *t, json_t *attrs, char *err,
     }
     opt_free(d, t->inst.vals);
     memcpy(t->inst.vals, v, sizeof(v[0]) * OPT_MAX);
+    behav_inst_changed(&t->inst);
     return 0;
 }
 

@@ -300,9 +300,12 @@ void proto_lua_keep(lua_State *L, const struct behav_ctx *ctx, int req)
     if (lua_rawgeti(L, -1, (lua_Integer)ctx->unit->info) == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2) != 0) {
-            lua_pop(L, 1);
-            if (lua_type(L, -1) == LUA_TSTRING) {
-                lua_getfield(L, req, lua_tostring(L, -1));
+            /* req[k] = v: the userdata's __newindex keeps it */
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_settable(L, req);
+            } else {
                 lua_pop(L, 1);
             }
         }
