@@ -440,6 +440,77 @@ static void http_error_reply(void *st, const struct proto_error *e,
     evbuffer_free(body);
 }
 
+/* The index of the LF that ends the line starting at p[i], or n when the
+ * line is not all there. */
+static size_t parts_line_end(const unsigned char *p, size_t n, size_t i)
+{
+    const unsigned char *lf = memchr(p + i, '\n', n - i);
+
+    return lf != NULL ? (size_t)(lf - p) : n;
+}
+
+static bool is_sp(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The method, the target and the headers of a request head, read without
+ * http_parser (which keeps no pointers, and may not see the head whole):
+ * lines end with CRLF or a bare LF, empty lines before the request line
+ * are skipped (as http_parser skips them), a header line without a colon
+ * and an obsolete folded line (one that starts with a blank) are skipped,
+ * and the headers end at the blank line. A method or a target counts once
+ * the blank after it has come, a header once its line has ended. */
+static void http_parts(const unsigned char *p, size_t n,
+                       const struct proto_unit *u, struct proto_parts *out)
+{
+    size_t i = 0, j;
+
+    (void)u;
+    while (i < n && (p[i] == '\r' || p[i] == '\n'))
+        i++;
+    for (j = i; j < n && p[j] != ' ' && p[j] != '\r' && p[j] != '\n'; j++)
+        ;
+    if (j == n || j == i || p[j] != ' ')
+        return;
+    out->method.p = (const char *)p + i;
+    out->method.n = j - i;
+    while (j < n && p[j] == ' ')
+        j++;
+    for (i = j; j < n && p[j] != ' ' && p[j] != '\r' && p[j] != '\n'; j++)
+        ;
+    if (j == n)
+        return;
+    out->path.p = (const char *)p + i;
+    out->path.n = j - i;
+    i = parts_line_end(p, n, j) + 1; /* the first header line */
+    while (i < n && out->nheaders < PROTO_HEADERS_MAX) {
+        size_t end = parts_line_end(p, n, i), stop = end;
+        const unsigned char *colon;
+        struct proto_str *h;
+        if (end == n)
+            return; /* cut short */
+        if (stop > i && p[stop - 1] == '\r')
+            stop--;
+        if (stop == i)
+            return; /* the blank line: the head ends */
+        colon = memchr(p + i, ':', stop - i);
+        if (colon != NULL && colon > p + i && !is_sp(p[i])) {
+            size_t v = (size_t)(colon - p) + 1, ve = stop;
+            while (v < ve && is_sp(p[v]))
+                v++;
+            while (ve > v && is_sp(p[ve - 1]))
+                ve--;
+            h = out->headers[out->nheaders++];
+            h[0].p = (const char *)p + i;
+            h[0].n = (size_t)(colon - p) - i;
+            h[1].p = (const char *)p + v;
+            h[1].n = ve - v;
+        }
+        i = end + 1;
+    }
+}
+
 static const struct opt_decl http_opts[] = {
     [HTTP_OVERWRITE_HOST] = { "overwrite_host_header", OPT_BOOL, "false",
                               "Replace the Host header with the backend's "
@@ -463,4 +534,5 @@ const struct proto_ops proto_http = {
     .frame = http_frame,
     .mode = http_mode,
     .error_reply = http_error_reply,
+    .parts = http_parts,
 };

@@ -343,6 +343,52 @@ static void mc_error_reply(void *st, const struct proto_error *e,
                      "injected error (vaurien)");
 }
 
+/* Where the first key of a command is among the words after it: 0 for
+ * most commands that take keys, 1 for gat and gats (after the expiry
+ * time), -1 for commands without one (stats, version, flush_all, quit,
+ * verbosity, mn, ...) and for those this list does not know. */
+static int key_index(const struct proto_str *cmd)
+{
+    static const char *const first[] = {
+        "get", "gets", "set", "add", "replace", "append", "prepend", "cas",
+        "delete", "incr", "decr", "touch", "mg", "ms", "md", "ma", "me",
+    };
+
+    if ((cmd->n == 3 && memcmp(cmd->p, "gat", 3) == 0) ||
+        (cmd->n == 4 && memcmp(cmd->p, "gats", 4) == 0))
+        return 1;
+    for (size_t i = 0; i < sizeof(first) / sizeof(*first); i++)
+        if (cmd->n == strlen(first[i]) && memcmp(cmd->p, first[i], cmd->n) == 0)
+            return 0;
+    return -1;
+}
+
+/* The words of the request's first line, split as the framer splits them
+ * (a storage command's data block is no argument; a quiet meta group is
+ * named by its first request). The binary protocol is not framed (the
+ * connection passes through at its first byte), so it is never named. */
+static void mc_parts(const unsigned char *p, size_t n,
+                     const struct proto_unit *u, struct proto_parts *out)
+{
+    struct proto_str w[1 + PROTO_ARGS_MAX];
+    unsigned k;
+    int key;
+
+    (void)u;
+    if (n == 0)
+        return;
+    k = proto_words(p, n, " \t\r", w, 1 + PROTO_ARGS_MAX);
+    if (k == 0)
+        return;
+    out->command = w[0];
+    for (unsigned i = 1; i < k; i++)
+        out->args[i - 1] = w[i];
+    out->nargs = k - 1;
+    key = key_index(&out->command);
+    if (key >= 0 && (unsigned)key < out->nargs)
+        out->key = out->args[key];
+}
+
 static const struct opt_decl mc_opts[] = { { 0 } };
 
 const struct proto_ops proto_memcache = {
@@ -354,4 +400,5 @@ const struct proto_ops proto_memcache = {
     .frame = mc_frame,
     .mode = mc_mode,
     .error_reply = mc_error_reply,
+    .parts = mc_parts,
 };

@@ -37,12 +37,30 @@
 
 enum my_stage { ST_GREETING, ST_RESPONSE, ST_AUTH, ST_COMMAND };
 
-enum {
-    COM_QUIT = 0x01, COM_QUERY = 0x03, COM_FIELD_LIST = 0x04,
-    COM_CHANGE_USER = 0x11, COM_BINLOG_DUMP = 0x12, COM_STMT_PREPARE = 0x16,
-    COM_STMT_EXECUTE = 0x17, COM_STMT_SEND_LONG_DATA = 0x18,
-    COM_STMT_CLOSE = 0x19, COM_STMT_FETCH = 0x1c, COM_BINLOG_DUMP_GTID = 0x1e,
-};
+#define CLIENT_QUERY_ATTRIBUTES (1u << 27) /* MySQL 8.0.23 */
+
+/* u->info of a request: the command byte, and whether a COM_QUERY carries
+ * query attributes before its text. */
+#define INFO_QUERY_ATTRS 0x100u
+
+/* The commands, by their first byte: the enum and the names parts() gives
+ * (MySQL's, MariaDB's STMT_BULK_EXECUTE). */
+#define MY_COMMANDS(X)                                                       \
+    X(SLEEP, 0x00) X(QUIT, 0x01) X(INIT_DB, 0x02) X(QUERY, 0x03)             \
+    X(FIELD_LIST, 0x04) X(CREATE_DB, 0x05) X(DROP_DB, 0x06)                  \
+    X(REFRESH, 0x07) X(SHUTDOWN, 0x08) X(STATISTICS, 0x09)                   \
+    X(PROCESS_INFO, 0x0a) X(CONNECT, 0x0b) X(PROCESS_KILL, 0x0c)             \
+    X(DEBUG, 0x0d) X(PING, 0x0e) X(TIME, 0x0f) X(DELAYED_INSERT, 0x10)       \
+    X(CHANGE_USER, 0x11) X(BINLOG_DUMP, 0x12) X(TABLE_DUMP, 0x13)            \
+    X(CONNECT_OUT, 0x14) X(REGISTER_SLAVE, 0x15) X(STMT_PREPARE, 0x16)       \
+    X(STMT_EXECUTE, 0x17) X(STMT_SEND_LONG_DATA, 0x18) X(STMT_CLOSE, 0x19)   \
+    X(STMT_RESET, 0x1a) X(SET_OPTION, 0x1b) X(STMT_FETCH, 0x1c)              \
+    X(DAEMON, 0x1d) X(BINLOG_DUMP_GTID, 0x1e) X(RESET_CONNECTION, 0x1f)      \
+    X(CLONE, 0x20) X(STMT_BULK_EXECUTE, 0xfa)
+
+#define MY_COMMAND_ENUM(name, code) COM_##name = code,
+enum { MY_COMMANDS(MY_COMMAND_ENUM) };
+#undef MY_COMMAND_ENUM
 
 /* where a reply is */
 enum my_phase {
@@ -450,7 +468,10 @@ static ssize_t mysql_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         return n;
     u->info = d->firstlen > 0 ? d->first[0] : 0;
     u->info2 = d->seq;
-    switch (u->info) {
+    if (u->info == COM_QUERY &&
+        (s->client_caps & s->server_caps & CLIENT_QUERY_ATTRIBUTES))
+        u->info |= INFO_QUERY_ATTRS;
+    switch (u->info & 0xffu) {
     case COM_QUIT:
     case COM_STMT_SEND_LONG_DATA:
     case COM_STMT_CLOSE:
@@ -526,6 +547,160 @@ static void mysql_error_amend(void *st, const struct proto_unit *u,
         head[3] = (unsigned char)((u->info2 + 1) & 0xff);
 }
 
+#define MY_COMMAND_NAME(name, code) [code] = #name,
+static const char *const command_names[256] = { MY_COMMANDS(MY_COMMAND_NAME) };
+#undef MY_COMMAND_NAME
+
+/* The size of a value of binary protocol type t at v (n bytes there), in
+ * *size. Returns false when it is not all there or t is not a type a
+ * client sends. */
+static bool value_size(unsigned t, const unsigned char *v, size_t n,
+                       size_t *size)
+{
+    uint64_t len;
+    size_t k;
+
+    switch (t) {
+    case 6: /* NULL */
+        *size = 0;
+        break;
+    case 1: /* TINY */
+        *size = 1;
+        break;
+    case 2: case 13: /* SHORT, YEAR */
+        *size = 2;
+        break;
+    case 3: case 4: case 9: /* LONG, FLOAT, INT24 */
+        *size = 4;
+        break;
+    case 5: case 8: /* DOUBLE, LONGLONG */
+        *size = 8;
+        break;
+    case 7: case 10: case 11: case 12: /* TIMESTAMP, DATE, TIME, DATETIME */
+        if (n == 0)
+            return false;
+        *size = 1 + (size_t)v[0];
+        break;
+    case 0: case 15: case 16: /* DECIMAL, VARCHAR, BIT */
+    case 245: case 246: case 247: case 248: case 249: case 250: case 251:
+    case 252: case 253: case 254: case 255: /* JSON ... GEOMETRY */
+        k = lenenc(v, n, &len);
+        if (k == 0 || len > n - k)
+            return false;
+        *size = k + (size_t)len;
+        break;
+    default:
+        return false;
+    }
+    return *size <= n;
+}
+
+/* Skips the query attributes at the front of q[0..n), a COM_QUERY's
+ * payload after its command byte when client and server agreed on
+ * CLIENT_QUERY_ATTRIBUTES: a parameter count and a parameter set count,
+ * and with parameters a NULL bitmap, a flag (1), the parameters' types and
+ * names, then the values of those not NULL. Returns false when they are
+ * not all there; else *text says where the query starts. */
+static bool query_attrs(const unsigned char *q, size_t n, size_t *text)
+{
+    uint64_t count, sets, len;
+    size_t at, k, bitmap, types, values;
+
+    k = lenenc(q, n, &count);
+    if (k == 0)
+        return false;
+    at = k;
+    k = lenenc(q + at, n - at, &sets);
+    if (k == 0)
+        return false;
+    at += k;
+    if (count == 0) {
+        *text = at;
+        return true;
+    }
+    /* a parameter takes at least 3 bytes (type, name length) */
+    if (count > (n - at) / 3 || n - at < (count + 7) / 8 + 1)
+        return false;
+    bitmap = at;
+    at += (size_t)(count + 7) / 8;
+    if (q[at++] != 1)
+        return false; /* no types: the values cannot be read */
+    types = at;
+    for (uint64_t i = 0; i < count; i++) { /* types and names */
+        if (n - at < 2)
+            return false;
+        at += 2;
+        k = lenenc(q + at, n - at, &len);
+        if (k == 0 || len > n - at - k)
+            return false;
+        at += k + (size_t)len;
+    }
+    values = at;
+    for (uint64_t i = 0; i < count; i++) {
+        unsigned t = q[types];
+        size_t size;
+        types += 2;
+        types += lenenc(q + types, n - types, &len) + (size_t)len;
+        if (q[bitmap + i / 8] & (1u << (i % 8)))
+            continue; /* NULL: no value */
+        if (!value_size(t, q + values, n - values, &size))
+            return false;
+        values += size;
+    }
+    *text = values;
+    return true;
+}
+
+/* The command of a command packet, named without COM_: its first packet's
+ * header (length, sequence id 0), then the command byte. The statement of
+ * COM_QUERY and COM_STMT_PREPARE is the text after it, up to n and to the
+ * end of the first packet (a statement of 16 MiB goes on in the next); a
+ * COM_QUERY's query attributes (u->info) are skipped, and until they are
+ * all there the statement is absent. INIT_DB's schema is args[0] once it
+ * is all there. Nothing else is named. A packet of the handshake (the
+ * client's login, an SSL request, an auth exchange, also after
+ * COM_CHANGE_USER) is no command, and its sequence id is never 0: the
+ * framer refuses a command packet that does not start with 0, and a
+ * client answers the server in the handshake, so the id tells them apart
+ * without the framer's stage. */
+static void mysql_parts(const unsigned char *p, size_t n,
+                        const struct proto_unit *u, struct proto_parts *out)
+{
+    size_t plen, end, text = 0;
+    const char *name;
+
+    if (n < 5)
+        return;
+    plen = (size_t)(p[0] | p[1] << 8 | p[2] << 16);
+    if (p[3] != 0 || plen == 0)
+        return;
+    name = command_names[p[4]];
+    if (name == NULL)
+        return;
+    out->command.p = name;
+    out->command.n = strlen(name);
+    end = plen < n - 4 ? 4 + plen : n; /* the first packet's end, or n */
+    switch (p[4]) {
+    case COM_QUERY:
+    case COM_STMT_PREPARE:
+        if (p[4] == COM_QUERY && u != NULL && (u->info & INFO_QUERY_ATTRS) &&
+            !query_attrs(p + 5, end - 5, &text))
+            return;
+        out->statement.p = (const char *)p + 5 + text;
+        out->statement.n = end - 5 - text;
+        break;
+    case COM_INIT_DB:
+        if (4 + plen <= n) {
+            out->args[0].p = (const char *)p + 5;
+            out->args[0].n = plen - 1;
+            out->nargs = 1;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 static const struct opt_decl mysql_opts[] = { { 0 } };
 
 const struct proto_ops proto_mysql = {
@@ -538,5 +713,6 @@ const struct proto_ops proto_mysql = {
     .mode = mysql_mode,
     .error_reply = mysql_error_reply,
     .error_amend = mysql_error_amend,
+    .parts = mysql_parts,
     .tls_inside = true,
 };

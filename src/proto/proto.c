@@ -192,3 +192,34 @@ int proto_tls_start(struct evbuffer *in)
         return 0;
     return n < sizeof(b) ? -1 : 1;
 }
+
+static bool is_blank_of(const char *blanks, unsigned char c)
+{
+    for (; *blanks != '\0'; blanks++)
+        if ((unsigned char)*blanks == c)
+            return true;
+    return false;
+}
+
+unsigned proto_words(const unsigned char *p, size_t n, const char *blanks,
+                     struct proto_str *w, unsigned max)
+{
+    unsigned k = 0;
+    size_t i = 0;
+
+    while (i < n && k < max && p[i] != '\n') {
+        size_t start = i;
+        if (is_blank_of(blanks, p[i])) {
+            i++;
+            continue;
+        }
+        while (i < n && p[i] != '\n' && !is_blank_of(blanks, p[i]))
+            i++;
+        if (i == n)
+            break; /* cut short */
+        w[k].p = (const char *)p + start;
+        w[k].n = i - start;
+        k++;
+    }
+    return k;
+}

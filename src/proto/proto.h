@@ -171,8 +171,11 @@ struct proto_ops {
     /* Fills out (zeroed by the caller) from the first n bytes of a request,
      * p, which start at the request's first byte: as much of the request
      * as had arrived at its head step (maybe all of it, maybe not). Never
-     * reads past n, never fails: what it cannot read stays absent. NULL:
-     * the protocol names no parts (tcp). */
+     * reads past n, never fails: what it cannot read stays absent; a piece
+     * n cuts short is absent too (or, for a statement, shorter), so a
+     * longer prefix only adds to the answer. u is the request's head step,
+     * its info as the framer set it. NULL: the protocol names no parts
+     * (tcp). */
     void (*parts)(const unsigned char *p, size_t n,
                   const struct proto_unit *u, struct proto_parts *out);
     void *script; /* custom protocols: their script */
@@ -244,6 +247,14 @@ void proto_error_line(struct evbuffer *out, const char *prefix,
  * *complete says whether the LF was among them. */
 size_t proto_line_take(const unsigned char *p, size_t n, char *buf,
                        size_t keep, size_t *linelen, bool *complete);
+
+/* Splits the line at the start of p (up to its LF) into words: runs of
+ * bytes that are neither LF nor one of blanks (NUL-terminated; a NUL byte
+ * is never a blank). A word is kept only when a blank or the LF follows it
+ * within n: one that n cuts short may go on. Stores at most max words in
+ * w; returns how many. */
+unsigned proto_words(const unsigned char *p, size_t n, const char *blanks,
+                     struct proto_str *w, unsigned max);
 
 /* Custom protocols (proto/lua.c). */
 struct lua_State;

@@ -441,6 +441,83 @@ static void redis_error_reply(void *st, const struct proto_error *e,
     proto_error_line(out, "-", e->message, "ERR injected error (vaurien)");
 }
 
+/* Reads the digits of a RESP count or length at p[*at] and the CRLF after
+ * them, all within n; moves *at past them. Returns false if they are not
+ * all there, or are no count (a negative one included: nothing follows). */
+static bool parts_number(const unsigned char *p, size_t n, size_t *at,
+                         long long *v)
+{
+    size_t i = *at;
+    long long x = 0;
+    int digits = 0;
+
+    while (i < n && p[i] >= '0' && p[i] <= '9' && digits < 18) {
+        x = x * 10 + (p[i] - '0');
+        i++;
+        digits++;
+    }
+    if (digits == 0 || n - i < 2 || p[i] != '\r' || p[i + 1] != '\n')
+        return false;
+    *at = i + 2;
+    *v = x;
+    return true;
+}
+
+/* The bulk strings of a request array at p, each kept only when it is all
+ * there with its CRLF; stops at the first that is not. Returns how many
+ * (at most max) were stored in el. */
+static unsigned parts_array(const unsigned char *p, size_t n,
+                            struct proto_str *el, unsigned max)
+{
+    size_t at = 1; /* after the '*' */
+    long long count, len;
+    unsigned k = 0;
+
+    if (!parts_number(p, n, &at, &count))
+        return 0;
+    while (k < max && (long long)k < count) {
+        if (at >= n || p[at] != '$')
+            break;
+        at++;
+        if (!parts_number(p, n, &at, &len) ||
+            (unsigned long long)len + 2 > n - at)
+            break;
+        if (p[at + (size_t)len] != '\r' || p[at + (size_t)len + 1] != '\n')
+            break;
+        el[k].p = (const char *)p + at;
+        el[k].n = (size_t)len;
+        k++;
+        at += (size_t)len + 2;
+    }
+    return k;
+}
+
+/* The command and its arguments, from an array of bulk strings or an
+ * inline command (words split on the server's blanks; quotes are not
+ * read: `SET k "a b"` gives the arguments k, "a and b"). */
+static void redis_parts(const unsigned char *p, size_t n,
+                        const struct proto_unit *u, struct proto_parts *out)
+{
+    struct proto_str el[1 + PROTO_ARGS_MAX];
+    unsigned k;
+
+    (void)u;
+    if (n == 0)
+        return;
+    if (p[0] == '*')
+        k = parts_array(p, n, el, 1 + PROTO_ARGS_MAX);
+    else
+        k = proto_words(p, n, " \t\r\v\f", el, 1 + PROTO_ARGS_MAX);
+    if (k == 0)
+        return;
+    out->command = el[0];
+    for (unsigned i = 1; i < k; i++)
+        out->args[i - 1] = el[i];
+    out->nargs = k - 1;
+    if (out->nargs > 0)
+        out->key = out->args[0];
+}
+
 static const struct opt_decl redis_opts[] = { { 0 } };
 
 const struct proto_ops proto_redis = {
@@ -452,4 +529,5 @@ const struct proto_ops proto_redis = {
     .mode = redis_mode,
     .error_reply = redis_error_reply,
     .stalled = redis_stalled,
+    .parts = redis_parts,
 };

@@ -232,6 +232,39 @@ static void smtp_error_reply(void *st, const struct proto_error *e,
                      "(vaurien)");
 }
 
+/* The verb of a command line as sent, and the rest of the line (without
+ * the blanks after the verb and the line end) as args[0] once the line has
+ * ended; BDAT's chunk is no part of it. The message after DATA's 354 is a
+ * request too (u->info says so), but one with no verb: it names nothing,
+ * which tells it from the DATA command before it. */
+static void smtp_parts(const unsigned char *p, size_t n,
+                       const struct proto_unit *u, struct proto_parts *out)
+{
+    struct proto_str verb;
+    const unsigned char *lf;
+    size_t at, end;
+
+    if (n == 0 || (u != NULL && u->info == CMD_BODY))
+        return;
+    if (proto_words(p, n, " \t\r", &verb, 1) == 0)
+        return;
+    out->command = verb;
+    lf = memchr(p, '\n', n);
+    if (lf == NULL)
+        return; /* the line goes on */
+    end = (size_t)(lf - p);
+    if (end > 0 && p[end - 1] == '\r')
+        end--;
+    at = (size_t)((const unsigned char *)verb.p - p) + verb.n;
+    while (at < end && (p[at] == ' ' || p[at] == '\t'))
+        at++;
+    if (at < end) {
+        out->args[0].p = (const char *)p + at;
+        out->args[0].n = end - at;
+        out->nargs = 1;
+    }
+}
+
 static const struct opt_decl smtp_opts[] = { { 0 } };
 
 const struct proto_ops proto_smtp = {
@@ -244,4 +277,5 @@ const struct proto_ops proto_smtp = {
     .frame = smtp_frame,
     .mode = smtp_mode,
     .error_reply = smtp_error_reply,
+    .parts = smtp_parts,
 };

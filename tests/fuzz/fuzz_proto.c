@@ -7,7 +7,9 @@
  * it: http's does for an Upgrade request, so the rest must be fuzzed too),
  * and amended when the request ends. When the client's bytes stop (the
  * next piece is the server's, or the input ends), stalled() gets what the
- * framer holds.
+ * framer holds. parts() reads the whole input (as any protocol's
+ * request, with no unit info and with every info bit set) and the bytes of
+ * each request's head step: every piece it names must lie within them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +23,70 @@
 extern const struct proto_ops FUZZ_PROTO;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool piece_in(struct proto_str s, const unsigned char *p, size_t n)
+{
+    uintptr_t at = (uintptr_t)s.p, base = (uintptr_t)p;
+
+    return s.n == 0 || (at >= base && at - base <= n && s.n <= n - (at - base));
+}
+
+/* A static name (mysql's commands): a short upper-case string. */
+static bool piece_static(struct proto_str s)
+{
+    if (s.n == 0)
+        return true;
+    if (s.n > 32 || strlen(s.p) != s.n)
+        return false;
+    for (size_t i = 0; i < s.n; i++)
+        if (!((s.p[i] >= 'A' && s.p[i] <= 'Z') || s.p[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Calls ops->parts() on p[0..n) and aborts unless every piece lies there
+ * (or is a static name, for mysql's command) and the counts keep their
+ * caps. */
+static void check_parts(const struct proto_ops *ops, const unsigned char *p,
+                        size_t n, const struct proto_unit *u)
+{
+    struct proto_parts pp;
+    bool ok;
+
+    if (ops->parts == NULL)
+        return;
+    memset(&pp, 0, sizeof(pp));
+    ops->parts(p, n, u, &pp);
+    ok = pp.nargs <= PROTO_ARGS_MAX && pp.nheaders <= PROTO_HEADERS_MAX &&
+         (piece_in(pp.command, p, n) ||
+          (ops == &proto_mysql && piece_static(pp.command))) &&
+         piece_in(pp.key, p, n) && piece_in(pp.method, p, n) &&
+         piece_in(pp.path, p, n) && piece_in(pp.statement, p, n);
+    for (unsigned i = 0; ok && i < PROTO_ARGS_MAX; i++)
+        ok = piece_in(pp.args[i], p, n) && (i < pp.nargs || pp.args[i].n == 0);
+    for (unsigned i = 0; ok && i < PROTO_HEADERS_MAX; i++)
+        ok = piece_in(pp.headers[i][0], p, n) && piece_in(pp.headers[i][1], p, n) &&
+             (i < pp.nheaders ||
+              (pp.headers[i][0].n == 0 && pp.headers[i][1].n == 0));
+    if (!ok)
+        abort(); /* a piece outside the request's bytes */
+}
+
+/* parts() on the n bytes of a request's head step at offset skip of in,
+ * copied to a buffer of their exact size so that a read past them is
+ * caught. */
+static void check_head_parts(const struct proto_ops *ops, struct evbuffer *in,
+                             size_t skip, size_t n, const struct proto_unit *u)
+{
+    const unsigned char *at = evbuffer_pullup(in, (ev_ssize_t)(skip + n));
+    unsigned char *copy = malloc(n);
+
+    if (at != NULL && copy != NULL) {
+        memcpy(copy, at + skip, n);
+        check_parts(ops, copy, n, u);
+    }
+    free(copy);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,6 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t i = 0;
 
     rng_seed(&r, size);
+    check_parts(ops, data, size, &(struct proto_unit){ 0 });
+    check_parts(ops, data, size, &(struct proto_unit){ .info = ~0u, .info2 = ~0u });
     opt_defaults(ops->opts, opts);
     if (ops->init != NULL)
         ops->init(st, ops, opts, "backend.example:80");
@@ -86,6 +154,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort(); /* handed out more than it was given */
             if (!in_unit[dir] && !(u[dir].flags & PROTO_HEAD))
                 abort(); /* a unit must start with its head */
+            if (dir == PROTO_UP && !in_unit[dir])
+                check_head_parts(ops, in[dir], u[dir].skip, (size_t)n, &u[dir]);
             if (dir == PROTO_UP && !in_unit[dir] && rng_below(&r, 2) == 0) {
                 struct proto_error e = { .status = "503,418", .message = "x\r\ny",
                                          .code = 0, .sqlstate = "08004",

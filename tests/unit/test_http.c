@@ -362,3 +362,86 @@ Test(http, the_error_body_is_the_message_or_the_reason_phrase)
         framer_free(H, st);
     }
 }
+
+/* parts(): the method, the target and the headers of a request's head,
+ * values trimmed of their blanks, up to the blank line. Every prefix of a
+ * head names a part of what the whole names. */
+Test(http, names_the_method_target_and_headers_of_a_request)
+{
+    static const struct {
+        const char *in;
+        struct parts_want want;
+    } cases[] = {
+        { "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-Empty:\r\n"
+          "Accept:  \t text/html \t\r\n\r\n",
+          { .method = "GET", .path = "/a?b=1", .nheaders = 3,
+            .headers = { { "Host", "example.com" }, { "X-Empty", "" },
+                         { "Accept", "text/html" } } } },
+        { "POST /x HTTP/1.0\nContent-Length: 5\n\nhello: body",
+          { .method = "POST", .path = "/x", .nheaders = 1,
+            .headers = { { "Content-Length", "5" } } } },
+        { "\r\n\r\nGET / HTTP/1.1\r\nA: b\r\n\r\n",
+          { .method = "GET", .path = "/", .nheaders = 1, .headers = { { "A", "b" } } } },
+        /* a folded line and a line without a colon are skipped */
+        { "GET / HTTP/1.1\r\nA: b\r\n c\r\nbogus\r\n: v\r\nD:e:f\r\n\r\n",
+          { .method = "GET", .path = "/", .nheaders = 2,
+            .headers = { { "A", "b" }, { "D", "e:f" } } } },
+        { "GET / HTTP/1.1\r\n\r\nA: b\r\n\r\n", { .method = "GET", .path = "/" } },
+        { "OPTIONS * HTTP/1.1\r\nHost: h", { .method = "OPTIONS", .path = "*" } },
+        { "CONNECT host:443 HTTP/1.1\r\n", { .method = "CONNECT", .path = "host:443" } },
+        { "GET /long/pa", { .method = "GET" } },
+        { "GET", { 0 } },
+        { "\r\n", { 0 } },
+        { "GET\r\n", { 0 } },
+    };
+    struct proto_parts pp;
+    struct proto_unit u = { 0 };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        parts_every_prefix(H, &u, cases[i].in, strlen(cases[i].in), false, &pp);
+        parts_expect(&pp, &cases[i].want, cases[i].in);
+    }
+}
+
+Test(http, keeps_thirty_two_headers_of_a_longer_head)
+{
+    char in[2048];
+    size_t len = (size_t)sprintf(in, "GET / HTTP/1.1\r\n");
+    struct proto_parts pp;
+    struct proto_unit u = { 0 };
+
+    for (int i = 0; i < 40; i++)
+        len += (size_t)sprintf(in + len, "H%02d: %d\r\n", i, i);
+    len += (size_t)sprintf(in + len, "\r\n");
+    parts_every_prefix(H, &u, in, len, false, &pp);
+    cr_assert_eq(pp.nheaders, PROTO_HEADERS_MAX);
+    cr_assert(piece_is(pp.headers[31][0], "H31"));
+    cr_assert(piece_is(pp.headers[31][1], "31"));
+}
+
+/* With overwrite_host_header the head step's bytes are the rewritten ones. */
+Test(http, the_head_step_of_a_request_names_its_rewritten_host)
+{
+    union opt_val v[OPT_MAX];
+    void *st = calloc(1, H->state_size);
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u = { 0 };
+    struct proto_parts pp = { 0 };
+    const char req[] = "PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+    ssize_t n;
+
+    opt_defaults(H->opts, v);
+    v[0].b = true; /* overwrite_host_header */
+    H->init(st, v, "backend.example:8080");
+    evbuffer_add(in, req, sizeof(req) - 1 - 3);
+    n = H->frame(st, PROTO_UP, in, &u);
+    cr_assert(n > 0 && (u.flags & PROTO_HEAD));
+    H->parts(evbuffer_pullup(in, n), (size_t)n, &u, &pp);
+    cr_assert(piece_is(pp.method, "PUT"));
+    cr_assert(piece_is(pp.path, "/f"));
+    cr_assert_eq(pp.nheaders, 2);
+    cr_assert(piece_is(pp.headers[0][1], "backend.example:8080"));
+    evbuffer_free(in);
+    opt_free(H->opts, v);
+    framer_free(H, st);
+}

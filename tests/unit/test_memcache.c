@@ -218,3 +218,65 @@ Test(memcache, quit_and_noreply_commands_expect_no_reply)
         cr_assert(f.flags[0] & PROTO_NOREPLY, "%s", none[i]);
     }
 }
+
+/* parts(): the words of the request's first line; the key is the first
+ * one after the command (after the expiry time for gat and gats), none for
+ * commands without keys. Every prefix of a request names a part of what
+ * the whole names. */
+Test(memcache, names_the_command_its_words_and_its_key)
+{
+    static const struct {
+        const char *in;
+        struct parts_want want;
+    } cases[] = {
+        { "set k 0 0 5\r\nhello\r\n",
+          { .command = "set", .key = "k", .nargs = 4, .args = { "k", "0", "0", "5" } } },
+        { "get a b c\r\n",
+          { .command = "get", .key = "a", .nargs = 3, .args = { "a", "b", "c" } } },
+        { "gat 100 a b\r\n",
+          { .command = "gat", .key = "a", .nargs = 3, .args = { "100", "a", "b" } } },
+        { "gats 1 x\r\n", { .command = "gats", .key = "x", .nargs = 2, .args = { "1", "x" } } },
+        { "gat 100\r\n", { .command = "gat", .nargs = 1, .args = { "100" } } },
+        { "delete  k\t noreply\r\n",
+          { .command = "delete", .key = "k", .nargs = 2, .args = { "k", "noreply" } } },
+        { "incr n 5\n", { .command = "incr", .key = "n", .nargs = 2, .args = { "n", "5" } } },
+        { "touch k 10\r\n", { .command = "touch", .key = "k", .nargs = 2, .args = { "k", "10" } } },
+        { "mg k v q\r\nms b 1 q\r\nx\r\nmn\r\n",
+          { .command = "mg", .key = "k", .nargs = 3, .args = { "k", "v", "q" } } },
+        { "ms k 2 T0\r\nhi\r\n",
+          { .command = "ms", .key = "k", .nargs = 3, .args = { "k", "2", "T0" } } },
+        { "md k\r\n", { .command = "md", .key = "k", .nargs = 1, .args = { "k" } } },
+        { "ma k\r\n", { .command = "ma", .key = "k", .nargs = 1, .args = { "k" } } },
+        { "mn\r\n", { .command = "mn" } },
+        { "stats items\r\n", { .command = "stats", .nargs = 1, .args = { "items" } } },
+        { "version\r\n", { .command = "version" } },
+        { "flush_all 10\r\n", { .command = "flush_all", .nargs = 1, .args = { "10" } } },
+        { "verbosity 1\r\n", { .command = "verbosity", .nargs = 1, .args = { "1" } } },
+        { "quit\r\n", { .command = "quit" } },
+        { "get\r\n", { .command = "get" } },
+        { "\r\n", { 0 } },
+        { "get k", { .command = "get" } },
+    };
+    struct proto_parts pp;
+    struct proto_unit u = { 0 };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        parts_every_prefix(M, &u, cases[i].in, strlen(cases[i].in), false, &pp);
+        parts_expect(&pp, &cases[i].want, cases[i].in);
+    }
+}
+
+Test(memcache, keeps_sixteen_words_after_the_command)
+{
+    char in[256] = "get";
+    struct proto_parts pp;
+    struct proto_unit u = { 0 };
+
+    for (int i = 0; i < 20; i++)
+        sprintf(in + strlen(in), " k%d", i);
+    strcat(in, "\r\n");
+    parts_every_prefix(M, &u, in, strlen(in), false, &pp);
+    cr_assert_eq(pp.nargs, PROTO_ARGS_MAX);
+    cr_assert(piece_is(pp.key, "k0"));
+    cr_assert(piece_is(pp.args[15], "k15"));
+}

@@ -1,6 +1,8 @@
 /* The mysql framer: handshake, commands and result sets, split anywhere. */
 #include "framer.h"
 
+#include <stdio.h>
+
 #define MY (&proto_mysql)
 
 struct buf {
@@ -310,4 +312,144 @@ Test(mysql, the_error_on_a_request_of_16_mib_or_more_follows_its_last_packet)
         }
         free(stream);
     }
+}
+
+/* parts(): the command's name, the statement of QUERY and STMT_PREPARE (up
+ * to the first packet's end), the schema of INIT_DB; nothing for a packet
+ * that is no command. Every prefix of a request names a part of what the
+ * whole names (a statement may be cut short). */
+Test(mysql, names_the_command_and_its_statement_or_schema)
+{
+#define CMD(seq, lit) (seq), (const unsigned char *)(lit), sizeof(lit) - 1
+    static const struct {
+        unsigned seq;
+        const unsigned char *payload;
+        size_t len;
+        struct parts_want want;
+    } cases[] = {
+        { CMD(0, "\x03SELECT 1"), { .command = "QUERY", .statement = "SELECT 1" } },
+        { CMD(0, "\x16SELECT ?"), { .command = "STMT_PREPARE", .statement = "SELECT ?" } },
+        { CMD(0, "\x02test"), { .command = "INIT_DB", .nargs = 1, .args = { "test" } } },
+        { CMD(0, "\x03"), { .command = "QUERY" } },
+        { CMD(0, "\x0e"), { .command = "PING" } },
+        { CMD(0, "\x01"), { .command = "QUIT" } },
+        { CMD(0, "\x04t\x00"), { .command = "FIELD_LIST" } },
+        { CMD(0, "\x09"), { .command = "STATISTICS" } },
+        { CMD(0, "\x0c\x07\x00\x00\x00"), { .command = "PROCESS_KILL" } },
+        { CMD(0, "\x0d"), { .command = "DEBUG" } },
+        { CMD(0, "\x11root\x00"), { .command = "CHANGE_USER" } },
+        { CMD(0, "\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00"), { .command = "STMT_EXECUTE" } },
+        { CMD(0, "\x19\x01\x00\x00\x00"), { .command = "STMT_CLOSE" } },
+        { CMD(0, "\x1a\x01\x00\x00\x00"), { .command = "STMT_RESET" } },
+        { CMD(0, "\x1b\x01\x00"), { .command = "SET_OPTION" } },
+        { CMD(0, "\x1f"), { .command = "RESET_CONNECTION" } },
+        { CMD(0, "\x40"), { 0 } },                            /* unknown */
+        { CMD(0, ""), { 0 } },
+        { CMD(1, "\x85\xa6\x0f\x00\x00\x00\x00\x01\x21"), { 0 } }, /* the login */
+        { CMD(3, "\x03secret"), { 0 } },                      /* an auth exchange */
+    };
+#undef CMD
+    struct proto_parts pp;
+    struct proto_unit u = { 0 };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        struct buf b = { .n = 0 };
+        char what[32];
+        pkt(&b, cases[i].seq, cases[i].payload, cases[i].len);
+        snprintf(what, sizeof(what), "case %zu", i);
+        parts_every_prefix(MY, &u, b.b, b.n, true, &pp);
+        parts_expect(&pp, &cases[i].want, what);
+    }
+}
+
+Test(mysql, the_statement_ends_with_the_first_packet)
+{
+    struct buf b = { .n = 0 };
+    struct proto_parts pp;
+    struct proto_unit u = { 0 };
+
+    PKT(&b, 0, "\x03SELECT 1");
+    PKT(&b, 0, "\x0e");
+    parts_every_prefix(MY, &u, b.b, b.n, true, &pp);
+    cr_assert(piece_is(pp.statement, "SELECT 1"));
+}
+
+/* Frames b, one whole packet, and returns its step (the head and the end)
+ * in u. */
+static void head_of(void *st, const struct buf *b, struct proto_unit *u)
+{
+    struct evbuffer *in = evbuffer_new();
+
+    memset(u, 0, sizeof(*u));
+    evbuffer_add(in, b->b, b->n);
+    cr_assert(MY->frame(st, PROTO_UP, in, u) > 0);
+    cr_assert(u->flags & PROTO_HEAD);
+    evbuffer_free(in);
+}
+
+/* A client and a server that agree on CLIENT_QUERY_ATTRIBUTES (MySQL
+ * 8.0.23) put attributes before a COM_QUERY's text: the statement comes
+ * after them, and is absent until they are all there. */
+Test(mysql, the_statement_comes_after_the_query_attributes)
+{
+    static const struct {
+        const char *payload;
+        size_t len;
+        const char *statement;
+    } cases[] = {
+#define Q(lit, stmt) { (lit), sizeof(lit) - 1, (stmt) }
+        Q("\x03\x00\x01SELECT 1", "SELECT 1"),
+        Q("\x03\x01\x01\x00\x01\xfe\x00\x02id\x03" "abcSELECT 2", "SELECT 2"),
+        /* a NULL one (no value), a LONGLONG and a DATE */
+        Q("\x03\x03\x01\x01\x01" "\x06\x00\x01n" "\x08\x00\x01l" "\x0a\x00\x01" "d"
+          "12345678" "\x04\xe8\x07\x01\x02" "SELECT 3", "SELECT 3"),
+        Q("\x03\x01\x01\x00\x01\x30\x00\x01x\x01" "aSELECT 4", NULL), /* unknown type */
+        Q("\x03\x01\x01\x00\x00\x01" "aSELECT 5", NULL),              /* no types */
+#undef Q
+    };
+    void *st = framer_new(MY);
+    struct buf g = { .n = 0 }, r = { .n = 0 }, ok = { .n = 0 };
+    unsigned char greet[] = "\x0a" "8.0.36\0" "\x01\x00\x00\x00" "abcdefgh" "\x00"
+                            "\xff\xf7" "\x08" "\x02\x00" "\xff\x89" "\x15";
+    unsigned char resp[64] = { 0x85, 0xa6, 0x0f, 0x08 }; /* bit 27 */
+    struct proto_unit u;
+    struct proto_parts pp;
+
+    pkt(&g, 0, greet, sizeof(greet) - 1);
+    feed(st, PROTO_DOWN, &g);
+    pkt(&r, 1, resp, sizeof(resp));
+    head_of(st, &r, &u); /* the login: no command */
+    memset(&pp, 0, sizeof(pp));
+    MY->parts(r.b, r.n, &u, &pp);
+    parts_expect(&pp, &(struct parts_want){ 0 }, "the login");
+    PKT(&ok, 2, "\x00\x00\x00\x02\x00\x00\x00");
+    feed(st, PROTO_DOWN, &ok);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        struct buf b = { .n = 0 };
+        char what[32];
+        pkt(&b, 0, cases[i].payload, cases[i].len);
+        head_of(st, &b, &u);
+        snprintf(what, sizeof(what), "case %zu", i);
+        parts_every_prefix(MY, &u, b.b, b.n, true, &pp);
+        parts_expect(&pp, &(struct parts_want){ .command = "QUERY",
+                                                .statement = cases[i].statement },
+                     what);
+    }
+    framer_free(MY, st);
+}
+
+/* Without CLIENT_QUERY_ATTRIBUTES the same bytes are the text. */
+Test(mysql, without_query_attributes_the_text_follows_the_command_byte)
+{
+    void *st = framer_new(MY);
+    struct buf b = { .n = 0 };
+    struct proto_unit u;
+    struct proto_parts pp;
+
+    with_eof(st);
+    PKT(&b, 0, "\x03\x00\x01SELECT 1");
+    head_of(st, &b, &u);
+    parts_every_prefix(MY, &u, b.b, b.n, true, &pp);
+    cr_assert_eq(pp.statement.n, 10);
+    framer_free(MY, st);
 }

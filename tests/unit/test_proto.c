@@ -94,3 +94,44 @@ Test(proto, a_tls_handshake_record_is_recognised_at_the_start)
         evbuffer_free(in);
     }
 }
+
+Test(proto, every_protocol_but_tcp_names_the_parts_of_a_request)
+{
+    for (int i = 0; i < proto_count(); i++) {
+        const struct proto_ops *ops = proto_at(i);
+        cr_assert_eq(ops->parts == NULL, strcmp(ops->name, "tcp") == 0, "%s", ops->name);
+    }
+}
+
+/* A word counts once what ends it has come: n may cut the last one short. */
+Test(proto, words_are_split_on_blanks_up_to_the_line_end)
+{
+    static const struct {
+        const char *in;
+        unsigned max, n;
+        const char *words[4];
+    } cases[] = {
+        { "get a  b\tc\r\nnext\r\n", 4, 4, { "get", "a", "b", "c" } },
+        { "get a b c d\r\n", 2, 2, { "get", "a" } },
+        { "  lead\n", 4, 1, { "lead" } },
+        { "cut sho", 4, 1, { "cut" } },
+        { "\r\n", 4, 0, { 0 } },
+        { "", 4, 0, { 0 } },
+    };
+
+    struct proto_str nul[2];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        struct proto_str w[4];
+        unsigned n = proto_words((const unsigned char *)cases[i].in, strlen(cases[i].in),
+                                 " \t\r", w, cases[i].max);
+        cr_assert_eq(n, cases[i].n, "%s: %u words", cases[i].in, n);
+        for (unsigned k = 0; k < n; k++)
+            cr_assert(w[k].n == strlen(cases[i].words[k]) &&
+                          memcmp(w[k].p, cases[i].words[k], w[k].n) == 0,
+                      "%s: word %u", cases[i].in, k);
+    }
+    /* a NUL byte is part of a word */
+    cr_assert_eq(proto_words((const unsigned char *)"a\0b c\n", 6, " ", nul, 2), 2);
+    cr_assert_eq(nul[0].n, 3);
+}

@@ -1,6 +1,8 @@
 /* The redis framer: RESP requests and replies split anywhere. */
 #include "framer.h"
 
+#include <stdio.h>
+
 #define R (&proto_redis)
 
 static void expect_units(enum proto_dir dir, const char *data, int n, const size_t *lens)
@@ -296,4 +298,89 @@ Test(redis, a_request_sent_blind_still_counts_for_multi_and_subscribe)
         evbuffer_free(in);
         framer_free(R, st);
     }
+}
+
+/* parts(): the command as sent, the arguments after it, the first one as
+ * the key; a bulk string is named only once it is all there. Every prefix
+ * of each request names a part of what the whole names. */
+Test(redis, names_the_command_arguments_and_key_of_arrays_and_inline_commands)
+{
+    static const struct {
+        const char *in;
+        struct parts_want want;
+    } cases[] = {
+        { "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+          { .command = "SET", .key = "k", .nargs = 2, .args = { "k", "v" } } },
+        { "*2\r\n$3\r\nget\r\n$4\r\n\r\n\r\n\r\n",
+          { .command = "get", .key = "\r\n\r\n", .nargs = 1, .args = { "\r\n\r\n" } } },
+        { "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", { .command = "PING" } },
+        { "*3\r\n$3\r\nSET\r\n$0\r\n\r\n$1\r\nv\r\n",
+          { .command = "SET", .nargs = 2, .args = { "", "v" } } },
+        { "SET  k\tv\r\n", { .command = "SET", .key = "k", .nargs = 2, .args = { "k", "v" } } },
+        { " \tping\n", { .command = "ping" } },
+        { "GET k\r\nDEL j\r\n", { .command = "GET", .key = "k", .nargs = 1, .args = { "k" } } },
+        { "SET k \"a b\"\r\n",
+          { .command = "SET", .key = "k", .nargs = 3, .args = { "k", "\"a", "b\"" } } },
+        /* the head step of a large SET: its value has not all come */
+        { "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000\r\nabc",
+          { .command = "SET", .key = "k", .nargs = 1, .args = { "k" } } },
+        { "*2\r\n$3\r\nGET\r\n:1\r\n", { .command = "GET" } },
+        { "*2\r\n$3\r\nGET\r\n$1\r\nkXY", { .command = "GET" } },
+        { "*0\r\n", { 0 } },
+        { "*-1\r\n", { 0 } },
+        { "*x\r\n", { 0 } },
+        { "*2\r\n+OK\r\n", { 0 } },
+        { "\r\n", { 0 } },
+        { "*1\r\n$99999999999999999999\r\n", { 0 } },
+    };
+    struct proto_parts pp;
+    struct proto_unit u = { 0 };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        parts_every_prefix(R, &u, cases[i].in, strlen(cases[i].in), false, &pp);
+        parts_expect(&pp, &cases[i].want, cases[i].in);
+    }
+}
+
+Test(redis, keeps_sixteen_arguments_of_a_longer_command)
+{
+    char in[512];
+    size_t len = (size_t)sprintf(in, "*21\r\n$4\r\nMSET\r\n");
+    struct proto_parts pp;
+    struct proto_unit u = { 0 };
+    char inl[256] = "DEL";
+
+    for (int i = 0; i < 20; i++)
+        len += (size_t)sprintf(in + len, "$2\r\n%02d\r\n", i);
+    parts_every_prefix(R, &u, in, len, false, &pp);
+    cr_assert(piece_is(pp.command, "MSET"));
+    cr_assert_eq(pp.nargs, PROTO_ARGS_MAX);
+    cr_assert(piece_is(pp.key, "00"));
+    cr_assert(piece_is(pp.args[15], "15"));
+    for (int i = 0; i < 20; i++)
+        sprintf(inl + strlen(inl), " %02d", i);
+    strcat(inl, "\r\n");
+    parts_every_prefix(R, &u, inl, strlen(inl), false, &pp);
+    cr_assert(piece_is(pp.command, "DEL"));
+    cr_assert_eq(pp.nargs, PROTO_ARGS_MAX);
+    cr_assert(piece_is(pp.args[15], "15"));
+}
+
+/* What the session gives parts(): the bytes of the head step. */
+Test(redis, the_head_step_of_a_request_names_its_command)
+{
+    void *st = framer_new(R);
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u = { 0 };
+    struct proto_parts pp = { 0 };
+    ssize_t n;
+
+    evbuffer_add(in, "*2\r\n$3\r\nGET\r\n$1000\r\n", 20);
+    n = R->frame(st, PROTO_UP, in, &u);
+    cr_assert_eq(n, 20);
+    R->parts(evbuffer_pullup(in, n), (size_t)n, &u, &pp);
+    cr_assert(piece_is(pp.command, "GET"));
+    cr_assert_eq(pp.nargs, 0);
+    evbuffer_free(in);
+    framer_free(R, st);
 }

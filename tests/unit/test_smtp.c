@@ -111,3 +111,54 @@ Test(smtp, the_error_has_a_code_and_an_enhanced_code)
     evbuffer_free(out);
     framer_free(S, st);
 }
+
+/* parts(): the verb as sent, and the rest of the line as one argument once
+ * the line has ended. Every prefix of a command names a part of what the
+ * whole names. */
+Test(smtp, names_the_verb_and_the_rest_of_the_line)
+{
+    static const struct {
+        const char *in;
+        struct parts_want want;
+    } cases[] = {
+        { "MAIL FROM:<a@x> SIZE=10\r\n",
+          { .command = "MAIL", .nargs = 1, .args = { "FROM:<a@x> SIZE=10" } } },
+        { "ehlo  \tme.example\r\n", { .command = "ehlo", .nargs = 1, .args = { "me.example" } } },
+        { "RCPT TO:<b@y>  \r\n", { .command = "RCPT", .nargs = 1, .args = { "TO:<b@y>  " } } },
+        { "DATA\r\n", { .command = "DATA" } },
+        { "QUIT\n", { .command = "QUIT" } },
+        { "NOOP   \r\n", { .command = "NOOP" } },
+        { "BDAT 5\r\nab\r\nc", { .command = "BDAT", .nargs = 1, .args = { "5" } } },
+        { "HELO x\r\nQUIT\r\n", { .command = "HELO", .nargs = 1, .args = { "x" } } },
+        { "MAIL FROM:<a", { .command = "MAIL" } },
+        { "\r\n", { 0 } },
+        { "QUIT", { 0 } },
+    };
+    struct proto_parts pp;
+    struct proto_unit u = { 0 };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        parts_every_prefix(S, &u, cases[i].in, strlen(cases[i].in), false, &pp);
+        parts_expect(&pp, &cases[i].want, cases[i].in);
+    }
+}
+
+/* The message after DATA's 354 has no verb, whatever its first line says:
+ * it names nothing. */
+Test(smtp, the_message_after_data_names_nothing)
+{
+    void *st = framer_new(S);
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u = { 0 };
+    struct proto_parts pp;
+    const char body[] = "QUIT looks like a command\r\n.\r\n";
+
+    expect_body(st);
+    evbuffer_add(in, body, sizeof(body) - 1);
+    cr_assert(S->frame(st, PROTO_UP, in, &u) > 0);
+    cr_assert(u.flags & PROTO_HEAD);
+    parts_every_prefix(S, &u, body, sizeof(body) - 1, false, &pp);
+    parts_expect(&pp, &(struct parts_want){ 0 }, "the message");
+    evbuffer_free(in);
+    framer_free(S, st);
+}
