@@ -432,7 +432,7 @@ Test(http, the_head_step_of_a_request_names_its_rewritten_host)
 
     opt_defaults(H->opts, v);
     v[0].b = true; /* overwrite_host_header */
-    H->init(st, v, "backend.example:8080");
+    H->init(st, H, v, "backend.example:8080");
     evbuffer_add(in, req, sizeof(req) - 1 - 3);
     n = H->frame(st, PROTO_UP, in, &u);
     cr_assert(n > 0 && (u.flags & PROTO_HEAD));
