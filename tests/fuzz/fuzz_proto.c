@@ -10,6 +10,7 @@
  * framer holds. parts() reads the whole input (as any protocol's
  * request, with no unit info and with every info bit set) and the bytes of
  * each request's head step: every piece it names must lie within them.
+ * Built with FUZZ_LUA_FILE, the protocol is a Lua script's.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,7 +21,33 @@
 #include "behav/behav.h"
 #include "proto/proto.h"
 
+#ifdef FUZZ_LUA_FILE
+/* A protocol written in Lua (examples/lua), loaded once: its request() and
+ * reply() get the fuzzer's bytes through the same framer contract. */
+#include <stdio.h>
+
+static const struct proto_ops *lua_ops;
+#define FUZZ_OPS lua_ops
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    char err[600];
+
+    (void)argc;
+    (void)argv;
+    if (proto_lua_load_file(FUZZ_LUA_NAME, FUZZ_LUA_FILE, err, sizeof(err)) < 0) {
+        fprintf(stderr, "fuzz: %s\n", err);
+        abort();
+    }
+    lua_ops = proto_at(proto_find(FUZZ_LUA_NAME));
+    return 0;
+}
+#else
 extern const struct proto_ops FUZZ_PROTO;
+#define FUZZ_OPS (&FUZZ_PROTO)
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -90,7 +117,7 @@ static void check_head_parts(const struct proto_ops *ops, struct evbuffer *in,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const struct proto_ops *ops = &FUZZ_PROTO;
+    const struct proto_ops *ops = FUZZ_OPS;
     union opt_val opts[OPT_MAX];
     void *st = calloc(1, ops->state_size);
     struct evbuffer *in[2] = { evbuffer_new(), evbuffer_new() };
