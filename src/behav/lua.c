@@ -76,14 +76,20 @@ static void push_str(lua_State *L, struct proto_str s)
         lua_pushnil(L);
 }
 
+/* The parts of the current request, read once from a copy of its first
+ * PARTS_MAX bytes (the buffer is not rearranged for it). */
 static const struct proto_parts *parts_now(void)
 {
+    static unsigned char copy[PARTS_MAX];
+
     if (!cur_parsed) {
         size_t n = cur->len < PARTS_MAX ? cur->len : PARTS_MAX;
-        unsigned char *p = evbuffer_pullup(cur->in, (ev_ssize_t)(cur->off + n));
+        struct evbuffer_ptr at;
         memset(&cur_parts, 0, sizeof(cur_parts));
-        if (p != NULL && cur->proto->parts != NULL)
-            cur->proto->parts(p + cur->off, n, cur->unit, &cur_parts);
+        if (cur->proto->parts != NULL &&
+            evbuffer_ptr_set(cur->in, &at, cur->off, EVBUFFER_PTR_SET) == 0 &&
+            evbuffer_copyout_from(cur->in, &at, copy, n) == (ev_ssize_t)n)
+            cur->proto->parts(copy, n, cur->unit, &cur_parts);
         cur_parsed = true;
     }
     return &cur_parts;

@@ -71,6 +71,54 @@ def test_a_behavior_set_through_the_client_reaches_redis_py(redis_server):
         stop_proxy(pid)
 
 
+FAIL_EVERY_2ND = """
+return { options = { { name = "every", type = "int", default = 2 } },
+  request = function(req, opts, conn)
+    conn.n = (conn.n or 0) + 1
+    if conn.n % opts.every == 0 then return vaurien.error{ message = "ERR lua" } end
+  end }
+"""
+
+
+def test_a_lua_behavior_loaded_through_both_clients(redis_server):
+    redis = pytest.importorskip("redis")
+    pid = start_proxy(proxy_host="127.0.0.1", proxy_port=0, http_host="127.0.0.1", http_port=0,
+                      backend="127.0.0.1:%d" % redis_server, protocol="redis")
+    try:
+        c = pid.client()
+        info = c.load_behavior("second", FAIL_EVERY_2ND)
+        assert info["options"][0]["name"] == "every"
+        assert "second" in c.list_behaviors()
+        with pytest.raises(ValueError, match="expected"):
+            c.load_behavior("broken", "return {")
+        with c.with_behavior("second", every=3):
+            r = redis.Redis(port=pid.proxy_port, socket_timeout=5)
+            results = []
+            for _ in range(6):
+                try:
+                    results.append(r.ping())
+                except redis.exceptions.ResponseError as e:
+                    results.append(str(e))
+            assert results == [True, True, "lua", True, True, "lua"]
+    finally:
+        stop_proxy(pid)
+    handle = start_server()
+    try:
+        srv = handle.server()
+        assert srv.load_behavior("second", FAIL_EVERY_2ND)["name"] == "second"
+        with pytest.raises(APIError) as e:
+            srv.load_behavior("delay", FAIL_EVERY_2ND)
+        assert e.value.status == 409
+        p = srv.create_proxy("r", upstream="127.0.0.1:%d" % redis_server, protocol="redis")
+        with p.toxic("second", every=2):
+            r = redis.Redis(host=p.host, port=p.port, socket_timeout=5)
+            assert r.ping()
+            with pytest.raises(redis.exceptions.ResponseError, match="lua"):
+                r.ping()
+    finally:
+        assert stop_proxy(handle) == 0
+
+
 def test_the_toxiproxy_side(backend):
     handle = start_server()
     try:

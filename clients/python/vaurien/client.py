@@ -45,6 +45,19 @@ class Client:
                 raise ValueError(errors[0].get("description", e.message)) from None
             raise
 
+    def load_behavior(self, name, script):
+        """Loads (or replaces) a custom behavior written in Lua (its source
+        as a string); returns its description (name, help, options). A
+        script that does not load raises ValueError with Lua's message."""
+        try:
+            return _http.request(self.base, "POST", "/behaviors",
+                                 {"name": name, "script": script}, self.timeout,
+                                 token=self.token)[1]
+        except APIError as e:
+            if e.status in (400, 409):
+                raise ValueError(e.message) from None
+            raise
+
     def list_behaviors(self):
         return self._call("GET", "/behaviors")["behaviors"]
 
@@ -209,6 +222,13 @@ class Server:
         if toxics:
             body["toxics"] = toxics
         return Proxy(self, self._call("POST", "/proxies", body))
+
+    def load_behavior(self, name, script):
+        """Loads a custom behavior written in Lua (its source as a string),
+        or replaces the one of that name; returns its description
+        (name, help, options). A script that does not load raises
+        APIError (400) with Lua's message."""
+        return self._call("POST", "/behaviors", {"name": name, "script": script})
 
     def populate(self, proxies):
         return [Proxy(self, p) for p in self._call("POST", "/populate", proxies)["proxies"]]
