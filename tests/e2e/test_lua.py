@@ -271,6 +271,18 @@ def test_options_from_the_ini_file(tmp_path, vaurien, redis_server):
     ini.write_text("[behavior:every]\nscript = every.lua\nevery = -1\n")
     rc, err = run_fails("--config", str(ini))
     assert rc == 2 and "every" in err and "line 3" in err, err
+    # a protocol from the file, relative to its folder, with a behavior
+    proto = tmp_path / "protos"
+    proto.mkdir()
+    (proto / "inline.lua").write_text(open(example("inline.lua")).read())
+    ini.write_text("[vaurien]\nprotocol = inline\nbehavior = 100:every\n"
+                   "[protocol:inline]\nscript = protos/inline.lua\n"
+                   "[behavior:every]\nscript = every.lua\nevery = 2\n")
+    v = vaurien("--config", str(ini), backend_port=redis_server)
+    with v.connect() as s:
+        s.sendall(b"PING\r\nPING\r\nPING\r\nPING\r\n")
+        want = b"+PONG\r\n-ERR ini\r\n+PONG\r\n-ERR ini\r\n"
+        assert recv_exactly(s, len(want)) == want
     ini.write_text("[behavior:mine]\ncallable = mymodule:MyBehavior\n")
     rc, err = run_fails("--config", str(ini))
     assert rc == 2 and "script = FILE.lua" in err, err
