@@ -29,14 +29,13 @@
 #include "core/script.h"
 #include "proto/proto.h"
 
-#define NAME_MAX_LEN 63
 #define BYTES_MAX (1u << 20) /* bytes of a unit a script sees */
 #define PARTS_MAX (64u << 10) /* bytes the parts are read from */
 
 struct lua_behav {
     struct behav_ops ops;
-    char name[NAME_MAX_LEN + 1];
-    char who[NAME_MAX_LEN + 16];        /* "behavior NAME", for logs */
+    char name[SCRIPT_NAME_MAX + 1];
+    char who[SCRIPT_NAME_MAX + 16];        /* "behavior NAME", for logs */
     char *help;
     struct opt_decl decls[OPT_MAX + 1]; /* strings owned */
     int request, reply;                 /* the hooks (references) */
@@ -358,12 +357,11 @@ static const char *str_field(lua_State *L, int t, const char *k, size_t *n)
     return s;
 }
 
-/* The error options of vaurien.error{...}, in error's slots. */
-static void read_error(lua_State *L, int t, struct behav_verdict *v)
+/* Raises an error naming the first key of the table at t that is not in
+ * keys (NULL-terminated): a typo in a verdict must not pass silently. */
+static void check_keys(lua_State *L, int t, const char *const *keys,
+                       const char *what)
 {
-    static const char *const keys[] = { "status", "message", "code",
-                                        "sqlstate", "enhanced", NULL };
-
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
@@ -372,10 +370,19 @@ static void read_error(lua_State *L, int t, struct behav_verdict *v)
         while (keys[i] != NULL && strcmp(keys[i], k) != 0)
             i++;
         if (keys[i] == NULL)
-            luaL_error(L, "vaurien.error: unknown option '%s' (status, "
-                       "message, code, sqlstate, enhanced)", k);
+            luaL_error(L, "%s: unknown key '%s'", what, k);
         lua_pop(L, 1);
     }
+}
+
+/* The error options of vaurien.error{...}, in error's slots. */
+static void read_error(lua_State *L, int t, struct behav_verdict *v)
+{
+    static const char *const keys[] = { "status", "message", "code",
+                                        "sqlstate", "enhanced", NULL };
+
+    check_keys(L, t, keys, "vaurien.error (status, message, code, sqlstate, "
+                           "enhanced)");
     memset(err_vals, 0, sizeof(err_vals));
     err_vals[BEHAV_ERR_STATUS].s = (char *)"";
     err_vals[BEHAV_ERR_MESSAGE].s = (char *)"";
@@ -429,17 +436,7 @@ static void read_verdict(lua_State *L, int t, struct behav_verdict *v)
     if (!lua_istable(L, t))
         luaL_error(L, "a hook must return a verdict table or nil, not %s",
                    luaL_typename(L, t));
-    lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
-                                                       : "?";
-        int i = 0;
-        while (keys[i] != NULL && strcmp(keys[i], k) != 0)
-            i++;
-        if (keys[i] == NULL)
-            luaL_error(L, "verdict: unknown key '%s'", k);
-        lua_pop(L, 1);
-    }
+    check_keys(L, t, keys, "verdict");
     if ((d = ms_field(L, t, "delay")) >= 0) {
         v->req = BEHAV_HOLD;
         v->req_delay = d;
@@ -626,19 +623,6 @@ void behav_lua_reply(int hook, const struct behav_ctx *ctx,
 
 /* ---- loading ------------------------------------------------------------ */
 
-static bool name_ok(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > NAME_MAX_LEN)
-        return false;
-    for (const char *p = name; *p != '\0'; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return false;
-    return true;
-}
-
 /* What a load reads from the script's table, before it is applied. */
 struct loaded {
     char *help;
@@ -720,9 +704,8 @@ static int read_table(lua_State *L)
         if (!lua_istable(L, t))
             return luaL_error(L, "option %d must be a table", i + 1);
         d->name = dup_field(L, t, "name", "");
-        if (!name_ok(d->name))
-            return luaL_error(L, "option %d: name '%s' must be lower case "
-                              "letters, digits and _", i + 1, d->name);
+        if (script_check_name("option", d->name, why, sizeof(why)) < 0)
+            return luaL_error(L, "option %d: %s", i + 1, why);
         for (int j = 0; j < i; j++)
             if (strcmp(ld->decls[j].name, d->name) == 0)
                 return luaL_error(L, "option '%s' declared twice", d->name);
@@ -772,6 +755,15 @@ static int read_table(lua_State *L)
     return 0;
 }
 
+/* Frees what a load read, when it is not applied. */
+static void loaded_free(struct loaded *ld)
+{
+    free(ld->help);
+    free_decls(ld->decls);
+    script_unref(ld->request);
+    script_unref(ld->reply);
+}
+
 /* Whether the new options keep the old names and types. */
 static bool same_options(const struct opt_decl *a, const struct opt_decl *b)
 {
@@ -788,15 +780,11 @@ int behav_lua_load(const char *name, const char *source, size_t len,
 {
     struct loaded ld;
     struct lua_behav *lb;
-    lua_State *L;
     int i = behav_find(name), rc;
 
     memset(&ld, 0, sizeof(ld));
-    if (!name_ok(name)) {
-        snprintf(err, errlen, "behavior name '%s': lower case letters, "
-                 "digits and _, at most %d", name, NAME_MAX_LEN);
+    if (script_check_name("behavior", name, err, errlen) < 0)
         return -EINVAL;
-    }
     lb = i >= 0 ? owner_of(behav_at(i)) : NULL;
     if (i >= 0 && lb == NULL) {
         snprintf(err, errlen, "'%s' is a built-in behavior; pick another "
@@ -808,41 +796,24 @@ int behav_lua_load(const char *name, const char *source, size_t len,
                  BEHAV_MAX);
         return -ENOSPC;
     }
-    rc = script_load(source, len, path[0] ? path : name, err, errlen);
-    if (rc < 0)
+    rc = script_load_table(name, source, len, path, read_table, &ld, err,
+                           errlen);
+    if (rc < 0) {
+        loaded_free(&ld);
         return rc;
-    L = script_state();
-    lua_pushcfunction(L, read_table);
-    lua_insert(L, -2);
-    lua_pushlightuserdata(L, &ld);
-    lua_insert(L, -2);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        snprintf(err, errlen, "%s: %s", name, lua_tostring(L, -1));
-        lua_pop(L, 1);
-        free(ld.help);
-        free_decls(ld.decls);
-        script_unref(ld.request);
-        script_unref(ld.reply);
-        return -EINVAL;
     }
     if (lb != NULL && !same_options(lb->decls, ld.decls)) {
         snprintf(err, errlen, "%s: the new script declares other options "
                  "(names or types) than the one in use; kept the old one "
                  "(restart to change its options)", name);
-        free(ld.help);
-        free_decls(ld.decls);
-        script_unref(ld.request);
-        script_unref(ld.reply);
+        loaded_free(&ld);
         return -EINVAL;
     }
     if (lb == NULL) {
         lb = calloc(1, sizeof(*lb));
         if (lb == NULL) {
             snprintf(err, errlen, "out of memory");
-            free(ld.help);
-            free_decls(ld.decls);
-            script_unref(ld.request);
-            script_unref(ld.reply);
+            loaded_free(&ld);
             return -ENOMEM;
         }
         snprintf(lb->name, sizeof(lb->name), "%s", name);
@@ -875,15 +846,7 @@ int behav_lua_load(const char *name, const char *source, size_t len,
 int behav_lua_load_file(const char *name, const char *path, char *err,
                         size_t errlen)
 {
-    size_t len;
-    char *src = script_read_file(path, &len, err, errlen);
-    int rc;
-
-    if (src == NULL)
-        return -EINVAL;
-    rc = behav_lua_load(name, src, len, path, err, errlen);
-    free(src);
-    return rc;
+    return script_load_file(behav_lua_load, name, path, err, errlen);
 }
 
 bool behav_is_custom(const struct behav_ops *ops)

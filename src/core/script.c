@@ -308,6 +308,59 @@ int script_load(const char *source, size_t len, const char *chunkname,
     return 0;
 }
 
+int script_check_name(const char *kind, const char *name, char *err,
+                      size_t errlen)
+{
+    size_t n = strlen(name);
+    bool ok = n > 0 && n <= SCRIPT_NAME_MAX;
+
+    for (const char *p = name; ok && *p != '\0'; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+             *p == '_';
+    if (ok)
+        return 0;
+    snprintf(err, errlen, "%s name '%.80s': lower case letters, digits and "
+             "_, at most %d", kind, name, SCRIPT_NAME_MAX);
+    return -EINVAL;
+}
+
+int script_load_table(const char *name, const char *source, size_t len,
+                      const char *path, int (*read)(struct lua_State *),
+                      void *ud, char *err, size_t errlen)
+{
+    int rc = script_load(source, len, path[0] != '\0' ? path : name, err,
+                         errlen);
+
+    if (rc < 0)
+        return rc;
+    lua_pushcfunction(L, read);
+    lua_insert(L, -2);
+    lua_pushlightuserdata(L, ud);
+    lua_insert(L, -2);
+    if (run(2, 0) != LUA_OK) {
+        snprintf(err, errlen, "%s: %s", name, lua_tostring(L, -1) != NULL
+                                                  ? lua_tostring(L, -1)
+                                                  : "error without a message");
+        lua_pop(L, 1);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int script_load_file(script_loader load, const char *name, const char *path,
+                     char *err, size_t errlen)
+{
+    size_t len;
+    char *src = script_read_file(path, &len, err, errlen);
+    int rc;
+
+    if (src == NULL)
+        return -EINVAL;
+    rc = load(name, src, len, path, err, errlen);
+    free(src);
+    return rc;
+}
+
 /* FNV-1a over who and the message: what was logged already. */
 static bool logged_before(const char *who, const char *msg)
 {

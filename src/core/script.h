@@ -45,6 +45,27 @@ char *script_read_file(const char *path, size_t *len, char *err,
 int script_load(const char *source, size_t len, const char *chunkname,
                 char *err, size_t errlen);
 
+#define SCRIPT_NAME_MAX 63 /* bytes of a custom behavior's or protocol's name */
+
+/* Checks the name of a custom behavior or protocol (kind: "behavior"):
+ * lower case letters, digits and _, at most SCRIPT_NAME_MAX bytes. Returns
+ * 0, or -EINVAL with a message in err. */
+int script_check_name(const char *kind, const char *name, char *err,
+                      size_t errlen);
+
+/* Loads source (path names its file, "" for none) and hands the table it
+ * returns to read(), run protected with ud at index 1 and the table at 2.
+ * Returns 0, or -EINVAL with "name: why" in err (read's error included). */
+int script_load_table(const char *name, const char *source, size_t len,
+                      const char *path, int (*read)(struct lua_State *),
+                      void *ud, char *err, size_t errlen);
+
+/* Reads the file path and passes its source to load(). */
+typedef int (*script_loader)(const char *name, const char *source, size_t len,
+                             const char *path, char *err, size_t errlen);
+int script_load_file(script_loader load, const char *name, const char *path,
+                     char *err, size_t errlen);
+
 /* Calls the function under nargs arguments on the stack with the step
  * budget; leaves nres results. On an error it logs once for (who,
  * message), leaves nothing, and returns -1. */

@@ -32,14 +32,13 @@
 #include "core/script.h"
 #include "net/entry.h"
 
-#define NAME_MAX_LEN 63
 #define FRAME_MAX (64u << 10) /* bytes a framer sees at once */
 #define KEPT_MAX (2 * ENTRY_INFLIGHT_MAX) /* requests remembered */
 
 struct lua_proto {
     struct proto_ops ops;
-    char name[NAME_MAX_LEN + 1];
-    char who[NAME_MAX_LEN + 16]; /* "protocol NAME", for logs */
+    char name[SCRIPT_NAME_MAX + 1];
+    char who[SCRIPT_NAME_MAX + 16]; /* "protocol NAME", for logs */
     char *help;
     int request, reply, parse, error_reply; /* the hooks (references) */
 };
@@ -315,19 +314,6 @@ void proto_lua_keep(lua_State *L, const struct behav_ctx *ctx, int req)
 
 /* ---- loading ------------------------------------------------------------ */
 
-static bool name_ok(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > NAME_MAX_LEN)
-        return false;
-    for (const char *p = name; *p != '\0'; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return false;
-    return true;
-}
-
 struct loaded {
     int request, reply, parse, error_reply;
     bool server_first;
@@ -374,15 +360,11 @@ int proto_lua_load(const char *name, const char *source, size_t len,
 {
     struct loaded ld;
     struct lua_proto *lp;
-    lua_State *L;
     int i = proto_find(name), rc;
 
     memset(&ld, 0, sizeof(ld));
-    if (!name_ok(name)) {
-        snprintf(err, errlen, "protocol name '%s': lower case letters, "
-                 "digits and _, at most %d", name, NAME_MAX_LEN);
+    if (script_check_name("protocol", name, err, errlen) < 0)
         return -EINVAL;
-    }
     lp = i >= 0 ? proto_at(i)->script : NULL;
     if (i >= 0 && lp == NULL) {
         snprintf(err, errlen, "'%s' is a built-in protocol; pick another "
@@ -394,23 +376,15 @@ int proto_lua_load(const char *name, const char *source, size_t len,
                  PROTO_MAX);
         return -ENOSPC;
     }
-    rc = script_load(source, len, path[0] ? path : name, err, errlen);
-    if (rc < 0)
-        return rc;
-    L = script_state();
-    lua_pushcfunction(L, read_table);
-    lua_insert(L, -2);
-    lua_pushlightuserdata(L, &ld);
-    lua_insert(L, -2);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        snprintf(err, errlen, "%s: %s", name, lua_tostring(L, -1));
-        lua_pop(L, 1);
+    rc = script_load_table(name, source, len, path, read_table, &ld, err,
+                           errlen);
+    if (rc < 0) {
         free(ld.help);
         script_unref(ld.request);
         script_unref(ld.reply);
         script_unref(ld.parse);
         script_unref(ld.error_reply);
-        return -EINVAL;
+        return rc;
     }
     if (lp == NULL) {
         lp = calloc(1, sizeof(*lp));
@@ -450,13 +424,5 @@ int proto_lua_load(const char *name, const char *source, size_t len,
 int proto_lua_load_file(const char *name, const char *path, char *err,
                         size_t errlen)
 {
-    size_t len;
-    char *src = script_read_file(path, &len, err, errlen);
-    int rc;
-
-    if (src == NULL)
-        return -EINVAL;
-    rc = proto_lua_load(name, src, len, path, err, errlen);
-    free(src);
-    return rc;
+    return script_load_file(proto_lua_load, name, path, err, errlen);
 }

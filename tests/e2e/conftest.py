@@ -42,6 +42,15 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def port_open(port, host="127.0.0.1"):
+    """Whether something accepts connections on host:port."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_until(pred, timeout=5.0, step=0.01):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -519,13 +528,8 @@ class Api:
                                                       "--log-level", "debug"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return self.proc.poll() is not None
-        assert wait_until(up, timeout=10), "API did not start"
+        assert wait_until(lambda: port_open(port) or self.proc.poll() is not None,
+                          timeout=10), "API did not start"
         assert self.proc.poll() is None, self.proc.stderr.read()
 
     def call(self, method, path, body=None, raw=None, headers=None, timeout=10):
@@ -622,15 +626,8 @@ def dnsmasq_server():
                           "--no-resolv", "--no-hosts", "--user=root",
                           "--pid-file=", "--address=/example.test/10.1.2.3"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
     try:
-        assert wait_until(up, timeout=10), "dnsmasq did not start"
+        assert wait_until(lambda: port_open(port), timeout=10), "dnsmasq did not start"
         yield port
     finally:
         p.terminate()

@@ -4,7 +4,6 @@ left behind whatever the behaviors do."""
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -12,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BIN, free_port, wait_until
+from conftest import BIN, free_port, wait_until, port_open
 
 redis = pytest.importorskip("redis")
 
@@ -55,13 +54,7 @@ def test_demo_serves_through_the_proxy():
                           "--backend", "127.0.0.1:%d" % bport, "--behavior", "100:dummy"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        assert wait_until(up, timeout=10)
+        assert wait_until(lambda: port_open(port), timeout=10)
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         for _ in range(3):  # keep-alive through the proxy
             c.request("GET", "/")
