@@ -52,11 +52,13 @@ bench: build
 	@./scripts/install-bench-deps
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/pipelining.py
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/lua.py
 
 bench-quick: build
 	@./scripts/install-bench-deps
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py --quick
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/pipelining.py --quick
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/lua.py --quick
 
 # Soak: mixed protocols while behaviors and toxics churn (SOAK_SECONDS).
 SOAK_SECONDS ?= 600

@@ -186,6 +186,8 @@ int behav_lua_load_file(const char *name, const char *path, char *err,
 void behav_lua_reply(int hook, const struct behav_ctx *ctx,
                      struct behav_verdict *v);
 bool behav_is_custom(const struct behav_ops *ops);
+/* The proxy is deleted: custom behaviors forget their state of it. */
+void behav_lua_proxy_gone(const char *proxy);
 
 extern const struct behav_ops behav_abort;
 extern const struct behav_ops behav_blackout;

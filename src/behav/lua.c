@@ -254,12 +254,12 @@ static void push_subtable(lua_State *L, int idx, const void *key)
     }
 }
 
+static char proxies_key; /* registry[&proxies_key][proxy name][script] */
+
 /* Pushes this script's table of the connection and of the proxy. */
 static void push_state(lua_State *L, const struct lua_behav *lb,
                        const struct behav_ctx *ctx)
 {
-    static char proxies_key;
-
     if (*ctx->state == 0) {
         lua_newtable(L);
         *ctx->state = script_ref();
@@ -847,6 +847,30 @@ int behav_lua_load_file(const char *name, const char *path, char *err,
                         size_t errlen)
 {
     return script_load_file(behav_lua_load, name, path, err, errlen);
+}
+
+/* Protected: forgets the state of the proxy whose name is at 1. */
+static int do_forget(lua_State *L)
+{
+    const char *name = lua_touserdata(L, 1);
+
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &proxies_key) == LUA_TTABLE) {
+        lua_pushstring(L, name);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+    }
+    return 0;
+}
+
+void behav_lua_proxy_gone(const char *proxy)
+{
+    lua_State *L = script_started() ? script_state() : NULL;
+
+    if (L == NULL)
+        return;
+    lua_pushcfunction(L, do_forget);
+    lua_pushlightuserdata(L, (void *)proxy);
+    script_call("proxy state", 1, 0);
 }
 
 bool behav_is_custom(const struct behav_ops *ops)

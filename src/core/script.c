@@ -181,6 +181,37 @@ static const luaL_Reg vaurien_lib[] = {
     { "corrupt", l_corrupt }, { NULL, NULL },
 };
 
+/* load(chunk [, name [, mode [, env]]]) with mode "t" whatever is asked:
+ * bytecode is not checked by Lua and could crash the process. */
+static int l_load(lua_State *l)
+{
+    lua_settop(l, 4);
+    lua_pushvalue(l, lua_upvalueindex(1));
+    lua_insert(l, 1);
+    lua_pushstring(l, "t");
+    lua_replace(l, 4);
+    lua_call(l, 4, LUA_MULTRET);
+    return lua_gettop(l);
+}
+
+/* print(...) writes to the log (stdout may be a closed pipe). */
+static int l_print(lua_State *l)
+{
+    luaL_Buffer b;
+    int n = lua_gettop(l);
+
+    luaL_buffinit(l, &b);
+    for (int i = 1; i <= n; i++) {
+        luaL_tolstring(l, i, NULL);
+        luaL_addvalue(&b);
+        if (i < n)
+            luaL_addchar(&b, '\t');
+    }
+    luaL_pushresult(&b);
+    log_info("script: %s", lua_tostring(l, -1));
+    return 0;
+}
+
 /* Removes what could block, reach outside the process or load code that
  * is not source. */
 static void sandbox(lua_State *l)
@@ -194,6 +225,11 @@ static void sandbox(lua_State *l)
         lua_pushnil(l);
         lua_setglobal(l, gone[i]);
     }
+    lua_getglobal(l, "load");
+    lua_pushcclosure(l, l_load, 1);
+    lua_setglobal(l, "load");
+    lua_pushcfunction(l, l_print);
+    lua_setglobal(l, "print");
     lua_getglobal(l, "os");
     lua_createtable(l, 0, 4);
     for (int i = 0; os_kept[i] != NULL; i++) {
@@ -233,6 +269,11 @@ lua_State *script_state(void)
     sandbox(L);
     lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     return L;
+}
+
+bool script_started(void)
+{
+    return L != NULL;
 }
 
 char *script_read_file(const char *path, size_t *len, char *err,

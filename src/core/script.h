@@ -34,6 +34,9 @@ struct lua_State;
  * (out of memory). */
 struct lua_State *script_state(void);
 
+/* Whether the state was made (a script was ever loaded). */
+bool script_started(void);
+
 /* Reads a script file into a new NUL-terminated buffer (the caller frees
  * it). Returns NULL with a message in err. */
 char *script_read_file(const char *path, size_t *len, char *err,

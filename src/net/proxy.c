@@ -349,6 +349,7 @@ void proxy_destroy(struct proxy *p)
     if (p == NULL)
         return;
     proxy_stop(p);
+    behav_lua_proxy_gone(p->name);
     while ((s = LIST_FIRST(&p->graveyard)) != NULL) {
         if (s->dns_req != NULL) {
             /* its cancelled lookup reports later: dns_cb frees it */

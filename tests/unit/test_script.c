@@ -249,7 +249,9 @@ Test(script, the_sandbox_has_no_files_no_processes_no_loading)
                       " if io or require or dofile or loadfile or os.execute"
                       "  or os.getenv or os.remove or package then"
                       "  return vaurien.drop() end"
-                      " if load('\\27Lua', 'x', 'b') then return vaurien.drop() end"
+                      " if load(string.dump(function() end), 'x', 'b') then"
+                      "  return vaurien.drop() end"
+                      " if load('return 1')() ~= 1 then return vaurien.drop() end"
                       " return vaurien.corrupt() end }");
     run_init(&r, "sand");
     cr_assert_eq(run_one(&r, "PING\r\n").rep, BEHAV_CORRUPT);
