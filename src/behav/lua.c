@@ -313,11 +313,19 @@ static void push_opts(lua_State *L, const struct lua_behav *lb,
     b->script = script_ref();
 }
 
+/* Pushes t[k] without metamethods: what a verdict says is what its table
+ * holds, so the strings read stay referenced by it. t is absolute. */
+static int rawfield(lua_State *L, int t, const char *k)
+{
+    lua_pushstring(L, k);
+    return lua_rawget(L, t);
+}
+
 static double ms_field(lua_State *L, int t, const char *k)
 {
     double ms;
 
-    lua_getfield(L, t, k);
+    rawfield(L, t, k);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return -1;
@@ -335,7 +343,7 @@ static bool flag_field(lua_State *L, int t, const char *k)
 {
     bool b;
 
-    lua_getfield(L, t, k);
+    rawfield(L, t, k);
     b = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return b;
@@ -345,7 +353,7 @@ static const char *str_field(lua_State *L, int t, const char *k, size_t *n)
 {
     const char *s;
 
-    lua_getfield(L, t, k);
+    rawfield(L, t, k);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return NULL;
@@ -353,7 +361,7 @@ static const char *str_field(lua_State *L, int t, const char *k, size_t *n)
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "verdict: %s must be a string", k);
     s = lua_tolstring(L, -1, n);
-    lua_pop(L, 1); /* still referenced by the verdict table */
+    lua_pop(L, 1); /* still referenced by the table (raw: no __index) */
     return s;
 }
 
@@ -388,7 +396,7 @@ static void read_error(lua_State *L, int t, struct behav_verdict *v)
     err_vals[BEHAV_ERR_MESSAGE].s = (char *)"";
     err_vals[BEHAV_ERR_SQLSTATE].s = (char *)"";
     err_vals[BEHAV_ERR_ENHANCED].s = (char *)"";
-    lua_getfield(L, t, "status");
+    rawfield(L, t, "status");
     if (lua_type(L, -1) == LUA_TNUMBER) {
         snprintf(status_text, sizeof(status_text), "%lld",
                  (long long)lua_tointeger(L, -1));
@@ -409,7 +417,7 @@ static void read_error(lua_State *L, int t, struct behav_verdict *v)
         if ((s = str_field(L, t, "enhanced", NULL)) != NULL)
             err_vals[BEHAV_ERR_ENHANCED].s = (char *)s;
     }
-    lua_getfield(L, t, "code");
+    rawfield(L, t, "code");
     if (!lua_isnil(L, -1)) {
         lua_Integer c = lua_tointeger(L, -1);
         if (!lua_isinteger(L, -1) || c < 0 || c > 65535)
@@ -449,7 +457,7 @@ static void read_verdict(lua_State *L, int t, struct behav_verdict *v)
         v->rep = BEHAV_DROP;
     if (flag_field(L, t, "corrupt"))
         v->rep = BEHAV_CORRUPT;
-    lua_getfield(L, t, "error");
+    rawfield(L, t, "error");
     if (lua_istable(L, -1)) {
         read_error(L, lua_gettop(L), v);
         v->req = BEHAV_ERROR;

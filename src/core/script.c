@@ -48,11 +48,35 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return n;
 }
 
+static bool stopped; /* this call ran out of steps: it ends, whatever
+                        the script catches */
+
+static int stop(lua_State *l)
+{
+    stopped = true;
+    return luaL_error(l, "stopped: ran more than %d instructions",
+                      SCRIPT_STEPS);
+}
+
 static void count_hook(lua_State *l, lua_Debug *ar)
 {
     (void)ar;
-    if (--steps < 0)
-        luaL_error(l, "stopped: ran more than %d instructions", SCRIPT_STEPS);
+    if (--steps < 0 || stopped)
+        stop(l);
+}
+
+/* pcall and xpcall, which cannot catch the end of the budget: once a call
+ * is stopped, every protected call returns by raising it again. */
+static int l_protected(lua_State *l)
+{
+    int n = lua_gettop(l);
+
+    lua_pushvalue(l, lua_upvalueindex(1));
+    lua_insert(l, 1);
+    lua_call(l, n, LUA_MULTRET);
+    if (stopped)
+        return stop(l);
+    return lua_gettop(l);
 }
 
 static struct rng *rng_now(void)
@@ -73,6 +97,10 @@ static int l_random(lua_State *l)
         return 1;
     case 1:
         hi = luaL_checkinteger(l, 1);
+        if (hi == 0) { /* as math.random(0): every bit random */
+            lua_pushinteger(l, (lua_Integer)rng_next(r));
+            return 1;
+        }
         break;
     default:
         lo = luaL_checkinteger(l, 1);
@@ -228,6 +256,12 @@ static void sandbox(lua_State *l)
     lua_getglobal(l, "load");
     lua_pushcclosure(l, l_load, 1);
     lua_setglobal(l, "load");
+    lua_getglobal(l, "pcall");
+    lua_pushcclosure(l, l_protected, 1);
+    lua_setglobal(l, "pcall");
+    lua_getglobal(l, "xpcall");
+    lua_pushcclosure(l, l_protected, 1);
+    lua_setglobal(l, "xpcall");
     lua_pushcfunction(l, l_print);
     lua_setglobal(l, "print");
     lua_getglobal(l, "os");
@@ -312,6 +346,7 @@ char *script_read_file(const char *path, size_t *len, char *err,
 static int run(int nargs, int nres)
 {
     steps = SCRIPT_STEPS / HOOK_EVERY;
+    stopped = false;
     return lua_pcall(L, nargs, nres, 0);
 }
 

@@ -37,6 +37,10 @@ int ctl_script_load(json_t *e, bool behavior, const char *dir, char *err,
         snprintf(err, errlen, "missing required field: name");
         return -EINVAL;
     }
+    if (strlen(name) != json_string_length(json_object_get(e, "name"))) {
+        snprintf(err, errlen, "name: a NUL byte in the name");
+        return -EINVAL;
+    }
     if (script != NULL && file != NULL) {
         snprintf(err, errlen, "%s: give script or file, not both", name);
         return -EINVAL;

@@ -156,11 +156,21 @@ struct entry *entry_queue_awaiting(const struct entry_queue *q)
 void entry_queue_set_answer(struct entry_queue *q, struct entry *e,
                             struct evbuffer *answer)
 {
-    VASSERT(e->answer == NULL);
-    e->answer = answer;
+    bool queued = false;
+
     for (struct entry *i = q->head; i != NULL; i = i->next)
-        if (i == e)
-            q->answer_bytes += evbuffer_get_length(answer);
+        queued |= i == e;
+    if (e->answer != NULL) {
+        size_t len = evbuffer_get_length(e->answer);
+        if (queued) {
+            VASSERT(q->answer_bytes >= len);
+            q->answer_bytes -= len;
+        }
+        evbuffer_free(e->answer);
+    }
+    e->answer = answer;
+    if (queued)
+        q->answer_bytes += evbuffer_get_length(answer);
 }
 
 void entry_queue_clear(struct entry_queue *q)

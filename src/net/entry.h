@@ -96,7 +96,8 @@ void entry_queue_remove(struct entry_queue *q, struct entry *e);
 /* The entry the backend's next reply answers: the first sent to it whose
  * reply has not ended. NULL when none. */
 struct entry *entry_queue_awaiting(const struct entry_queue *q);
-/* Sets e's answer (takes ownership) and counts its bytes. */
+/* Sets e's answer (takes ownership; an answer it had is freed) and counts
+ * its bytes when e is queued. */
 void entry_queue_set_answer(struct entry_queue *q, struct entry *e,
                             struct evbuffer *answer);
 /* Frees every entry. */

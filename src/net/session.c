@@ -1139,9 +1139,7 @@ static bool replied_by_hook(struct session *s, struct entry *e,
         return true;
     }
     pipe_settle(&s->down);
-    if (e->answer != NULL)
-        evbuffer_free(e->answer);
-    e->answer = answer;
+    entry_queue_set_answer(&s->q, e, answer);
     e->kind = ENTRY_REPLACE;
     e->v.req = BEHAV_ERROR; /* answer_delay() */
     e->v.req_delay = rv.rep == BEHAV_HOLD ? rv.rep_delay : 0;

@@ -239,9 +239,9 @@ static int do_error(lua_State *L)
     lua_pushstring(L, c->e->enhanced != NULL ? c->e->enhanced : "");
     lua_setfield(L, -2, "enhanced");
     lua_call(L, 2, 2);
-    s = lua_tolstring(L, -2, &n);
     if (lua_type(L, -2) != LUA_TSTRING)
         return luaL_error(L, "error_reply() must return a string");
+    s = lua_tolstring(L, -2, &n);
     if (evbuffer_add(c->out, s, n) < 0)
         return luaL_error(L, "out of memory");
     *c->close = lua_toboolean(L, -1);

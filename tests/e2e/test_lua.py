@@ -486,3 +486,30 @@ end }""")
     assert "not enough memory" in v.log_text()
     if not SANITIZED:
         assert rss_kb(v.proc.pid) < 120 * 1024
+
+
+def test_a_reply_hook_replaces_a_reply_and_the_connection_goes_on(tmp_path, vaurien, redis_server):
+    f = tmp_path / "rep.lua"
+    f.write_text("""
+return { reply = function(rep, req)
+  if req.command == "GET" then return vaurien.replace("$5\\r\\nhello\\r\\n") end
+  if req.command == "ECHO" and req.args[1] == "e" then return vaurien.error{ message = "ERR by reply" } end
+end }""")
+    v = vaurien("--protocol", "redis", "--behavior-file", "rep=%s" % f,
+                "--behavior", "100:rep", backend_port=redis_server)
+    with v.connect() as s:
+        for _ in range(3):
+            s.sendall(b"GET k\r\nPING\r\nECHO e\r\nPING\r\n")
+            want = b"$5\r\nhello\r\n+PONG\r\n-ERR by reply\r\n+PONG\r\n"
+            assert recv_exactly(s, len(want)) == want
+        # pipelined: replies in request order, the replaced ones in their turn
+        s.sendall(b"PING\r\nGET k\r\n" * 200)
+        want = b"+PONG\r\n$5\r\nhello\r\n" * 200
+        assert recv_exactly(s, len(want)) == want
+
+
+def test_a_name_with_a_nul_byte_is_refused(api):
+    st, body, _ = api.call("POST", "/behaviors", raw=json.dumps(
+        {"name": "a\u0000b", "script": "return { request = function() end }"}))
+    assert st == 400 and "NUL" in body["error"]
+    assert "a" not in api.call("GET", "/behaviors")[1]["behaviors"]

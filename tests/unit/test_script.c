@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -341,4 +342,80 @@ Test(script, a_reload_swaps_the_hooks_and_keeps_options_or_is_refused)
     cr_assert_eq(run_one(&r, "PING\r\n").rep, BEHAV_CORRUPT);
     cr_assert_str_eq(behav_at(behav_find("sw"))->opts[0].def, "5");
     run_deinit(&r);
+}
+
+Test(script, protected_calls_cannot_outlive_the_instruction_budget)
+{
+    struct run r;
+
+    must_load("esc", "local function f() for i = 1, 100000 do end end "
+                     "return { request = function() "
+                     " while true do pcall(f) xpcall(f, function() while true do end end) end "
+                     "end }");
+    run_init(&r, "esc");
+    cr_assert_eq(run_one(&r, "PING\r\n").req, BEHAV_PASS); /* it returned */
+    run_deinit(&r);
+}
+
+Test(script, a_verdict_is_what_its_table_holds_not_what_metamethods_say)
+{
+    struct run r;
+    struct behav_verdict v;
+
+    must_load("meta", "return { request = function() return setmetatable({},"
+                      " {__index = function(t, k) if k == 'answer' then"
+                      "  return ('x'):rep(4096) end end}) end }");
+    run_init(&r, "meta");
+    v = run_one(&r, "PING\r\n");
+    cr_assert_eq(v.req, BEHAV_PASS);
+    cr_assert_null(v.answer);
+    run_deinit(&r);
+}
+
+Test(script, random_takes_what_math_random_takes)
+{
+    struct run r;
+    struct behav_verdict v;
+
+    must_load("rnd", "return { request = function() "
+                     " local a, b, c = vaurien.random(0), vaurien.random(3), vaurien.random(-2, 2)"
+                     " local f = vaurien.random()"
+                     " if math.type(a) == 'integer' and b >= 1 and b <= 3 and c >= -2"
+                     "   and c <= 2 and f >= 0 and f < 1 then return vaurien.drop() end"
+                     " end }");
+    run_init(&r, "rnd");
+    for (int i = 0; i < 50; i++) {
+        v = run_one(&r, "PING\r\n");
+        cr_assert_eq(v.rep, BEHAV_DROP);
+    }
+    run_deinit(&r);
+}
+
+Test(script, a_protocol_error_reply_that_is_not_a_string_gives_garbage)
+{
+    static const char src[] =
+        "return { request = function(b) return #b end,"
+        " reply = function(b) return #b end,"
+        " error_reply = function(req, opts) return 42 end }";
+    char err[600];
+    const struct proto_ops *ops;
+    struct proto_error pe = { .status = "", .message = "", .sqlstate = "",
+                              .enhanced = "" };
+    struct proto_unit u = { 0 };
+    struct evbuffer *out = evbuffer_new();
+    struct rng r;
+    void *st;
+    bool close = false;
+
+    cr_assert_eq(proto_lua_load("num", src, strlen(src), "", err, sizeof(err)), 0,
+                 "%s", err);
+    ops = proto_at(proto_find("num"));
+    st = calloc(1, ops->state_size);
+    ops->init(st, ops, NULL, "b:1");
+    rng_seed(&r, 1);
+    ops->error_reply(st, &pe, &u, &r, out, &close);
+    cr_assert_eq(evbuffer_get_length(out), 1000); /* tcp's garbage */
+    ops->deinit(st);
+    free(st);
+    evbuffer_free(out);
 }
