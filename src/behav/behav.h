@@ -55,22 +55,22 @@ struct behav_ops;
 struct behav_verdict {
     const struct behav_ops *by; /* behavior that decided (logs, stats) */
     enum behav_act req;         /* what happens to the request */
-    double req_delay;           /* seconds, for BEHAV_HOLD */
     enum behav_act rep;         /* what happens to its reply */
+    double req_delay;           /* seconds, for BEHAV_HOLD */
     double rep_delay;           /* seconds, for BEHAV_HOLD */
     const union opt_val *err;   /* for BEHAV_ERROR: error's options, valid
                                    while the request's head is handled */
     /* Custom behaviors (src/script) only; zero for the built-ins. */
     const char *answer;         /* BEHAV_ERROR: these bytes instead of the
                                    protocol's error (valid as err is) */
-    size_t answer_len;
+    uint32_t answer_len;        /* (at most the Lua state's 64 MiB) */
+    int hook;                   /* the reply hook to call at the reply's
+                                   first step (behav_lua_reply()); 0: none.
+                                   Owned by whoever holds the verdict: the
+                                   request's entry, or the tunnel */
     bool answer_close;          /* close the client after the answer */
     bool forward;               /* BEHAV_ERROR: the request is forwarded
                                    and the answer replaces its reply */
-    int hook;                   /* the reply hook to call at the reply's
-                                   first step (script_reply()); 0: none.
-                                   Owned by whoever holds the verdict: the
-                                   request's entry, or the tunnel */
 };
 
 /* What a behavior may know of the request it decides. The built-ins need

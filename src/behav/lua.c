@@ -470,7 +470,7 @@ static void read_verdict(lua_State *L, int t, struct behav_verdict *v)
         v->forward = str_field(L, t, "answer", NULL) == NULL;
         v->req = BEHAV_ERROR;
         v->answer = s;
-        v->answer_len = n;
+        v->answer_len = (uint32_t)n; /* n < SCRIPT_MEMORY */
         v->answer_close = flag_field(L, t, "close");
     } else if (flag_field(L, t, "close")) {
         v->req = BEHAV_CLOSE;

@@ -55,6 +55,7 @@ struct session {
     struct proxy *proxy;
     uint64_t id;
     enum session_state state;
+    uint32_t requests;               /* requests drawn for so far */
     struct bufferevent *client;
     struct bufferevent *backend;
     struct pipe up;   /* client → backend */
@@ -71,6 +72,8 @@ struct session {
                                         requests in flight is at its cap */
     bool hanging;                    /* hang: the client is swallowed, never
                                         answered, until it leaves */
+    bool up_in_unit;                 /* a request is being read (framed) */
+    bool down_in_unit;               /* a reply is being read (framed) */
     struct event *stall_ev;          /* the client stopped mid-request
                                         (made on first use) */
     struct rng rng;                  /* this connection's draws: verdicts,
@@ -83,23 +86,23 @@ struct session {
                                         (TLS is looked for there) */
     bool backend_failed;             /* the backend reset: its last bytes
                                         are on their way, then the reset */
+    bool pumping;                    /* session_pump() is running (checked:
+                                        it never runs twice at once) */
     const struct proto_ops *proto;   /* fixed for the session's life */
     enum proto_mode mode;            /* framed, tunnel or raw */
+    int script_state;                /* custom behaviors' state of this
+                                        connection (a Lua reference) */
     void *pstate;                    /* the framer's state */
     struct entry_queue q;            /* requests in flight (entry.h) */
     /* the request being read (framed mode) */
-    bool up_in_unit;
     struct proto_unit up_unit;
     struct behav_verdict up_v;
     struct entry *up_entry;          /* NULL for requests without reply */
     struct timespec up_due;          /* a held request: when it is due */
     /* the reply being read (framed mode) */
-    bool down_in_unit;
     struct proto_unit down_unit;
     struct entry *down_entry;        /* NULL for unsolicited replies */
     struct timespec down_due;        /* a held reply: when it is due */
-    bool pumping;                    /* session_pump() is running (checked:
-                                        it never runs twice at once) */
     struct event crd, brd;           /* client, backend readable: the
                                         buffered path reads itself (no
                                         ioctl before each read) */
@@ -110,9 +113,6 @@ struct session {
     bool no_fast;                    /* no pipe could be had: stay off */
     struct fast_dir fup, fdown;      /* its two directions */
     char peer[64];                   /* client address, for logs */
-    uint64_t requests;               /* requests drawn for so far */
-    int script_state;                /* custom behaviors' state of this
-                                        connection (a Lua reference) */
 };
 
 /* Takes an accepted socket and starts connecting to the backend. Returns 0,
