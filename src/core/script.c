@@ -233,7 +233,7 @@ static int l_print(lua_State *l)
         luaL_tolstring(l, i, NULL);
         luaL_addvalue(&b);
         if (i < n)
-            luaL_addchar(&b, '\t');
+            luaL_addchar(&b, ' ');
     }
     luaL_pushresult(&b);
     log_info("script: %s", lua_tostring(l, -1));

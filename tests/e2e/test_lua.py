@@ -513,3 +513,28 @@ def test_a_name_with_a_nul_byte_is_refused(api):
         {"name": "a\u0000b", "script": "return { request = function() end }"}))
     assert st == 400 and "NUL" in body["error"]
     assert "a" not in api.call("GET", "/behaviors")[1]["behaviors"]
+
+
+def test_answer_close_reset_and_print_reach_the_client_and_the_log(tmp_path, vaurien, redis_server):
+    f = tmp_path / "ends.lua"
+    f.write_text("""
+return { request = function(req)
+  print("seen", req.command, req.index)
+  if req.command == "QUIT" then return vaurien.answer("+BYE\\r\\n", { close = true }) end
+  if req.command == "DEBUG" then return vaurien.reset() end
+end }""")
+    v = vaurien("--protocol", "redis", "--behavior-file", "ends=%s" % f,
+                "--behavior", "100:ends", backend_port=redis_server)
+    with v.connect() as s:
+        s.sendall(b"PING\r\nQUIT\r\nPING\r\n")
+        assert recv_exactly(s, 13) == b"+PONG\r\n+BYE\r\n"
+        assert s.recv(100) == b""                       # closed after the answer
+    with v.connect() as s:
+        s.sendall(b"PING\r\n")
+        assert recv_exactly(s, 7) == b"+PONG\r\n"
+        s.sendall(b"DEBUG x\r\n")
+        with pytest.raises(ConnectionResetError):
+            for _ in range(100):
+                if s.recv(100) == b"":
+                    break
+    assert wait_until(lambda: "script: seen QUIT 2" in v.log_text())

@@ -419,3 +419,90 @@ Test(script, a_protocol_error_reply_that_is_not_a_string_gives_garbage)
     free(st);
     evbuffer_free(out);
 }
+
+/* A Lua protocol's state, for its framing tests. */
+static void *proto_start(const char *name, const char *src,
+                         const struct proto_ops **ops)
+{
+    char err[600];
+    void *st;
+
+    cr_assert_eq(proto_lua_load(name, src, strlen(src), "", err, sizeof(err)), 0,
+                 "%s", err);
+    *ops = proto_at(proto_find(name));
+    st = calloc(1, (*ops)->state_size);
+    (*ops)->init(st, *ops, NULL, "b:1");
+    return st;
+}
+
+Test(script, a_protocol_unit_longer_than_what_arrived_streams_through)
+{
+    /* 2-byte big-endian length, then the body (dns.lua's framing) */
+    const struct proto_ops *ops;
+    void *st = proto_start("lp", "local function n(b) if #b < 2 then return nil end"
+                                 " return 2 + string.unpack('>I2', b) end "
+                                 "return { request = n, reply = n }", &ops);
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u = { 0 };
+
+    evbuffer_add(in, "\x00\x0a" "abc", 5);          /* 12 bytes, 5 here */
+    cr_assert_eq(ops->frame(st, PROTO_UP, in, &u), 5);
+    cr_assert_eq(u.flags & (PROTO_HEAD | PROTO_END), PROTO_HEAD);
+    evbuffer_drain(in, 5);
+    evbuffer_add(in, "defghij" "\x00\x01", 9);     /* its last 7, the next */
+    memset(&u, 0, sizeof(u));
+    cr_assert_eq(ops->frame(st, PROTO_UP, in, &u), 7);
+    cr_assert_eq(u.flags & (PROTO_HEAD | PROTO_END), PROTO_END);
+    evbuffer_drain(in, 7);
+    memset(&u, 0, sizeof(u));
+    cr_assert_eq(ops->frame(st, PROTO_UP, in, &u), 2); /* 3 long: its head */
+    cr_assert_eq(u.flags & (PROTO_HEAD | PROTO_END), PROTO_HEAD);
+    evbuffer_drain(in, 2);
+    evbuffer_add(in, "\x00", 1);
+    memset(&u, 0, sizeof(u));
+    cr_assert_eq(ops->frame(st, PROTO_UP, in, &u), 1);
+    evbuffer_drain(in, 1);
+    evbuffer_add(in, "\x00", 1); /* one byte of a length: more needed */
+    memset(&u, 0, sizeof(u));
+    cr_assert_eq(ops->frame(st, PROTO_UP, in, &u), 0);
+    ops->deinit(st);
+    free(st);
+    evbuffer_free(in);
+}
+
+Test(script, a_protocol_says_noreply_push_need_more_and_not_mine)
+{
+    const struct proto_ops *ops;
+    void *st = proto_start("fl", "return { server_first = true,"
+                                 " request = function(b)"
+                                 "  if b:sub(1, 1) == 'q' then return 1, 'noreply' end"
+                                 "  if b:sub(1, 1) == 'x' then return false end"
+                                 "  if b:sub(1, 1) == 'w' then return nil end"
+                                 "  return 1 end,"
+                                 " reply = function(b) return 1, 'push' end }", &ops);
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u = { 0 };
+    static char big[70000];
+
+    cr_assert(ops->server_first);
+    evbuffer_add(in, "q", 1);
+    cr_assert_eq(ops->frame(st, PROTO_UP, in, &u), 1);
+    cr_assert(u.flags & PROTO_NOREPLY);
+    memset(&u, 0, sizeof(u));
+    cr_assert_eq(ops->frame(st, PROTO_DOWN, in, &u), 1);
+    cr_assert(u.flags & PROTO_PUSH);
+    evbuffer_drain(in, 1);
+    memset(&u, 0, sizeof(u));
+    evbuffer_add(in, "x", 1);
+    cr_assert_lt(ops->frame(st, PROTO_UP, in, &u), 0);
+    evbuffer_drain(in, 1);
+    /* "need more" past what a framer is shown: not this protocol */
+    memset(big, 'w', sizeof(big));
+    evbuffer_add(in, "w", 1);
+    cr_assert_eq(ops->frame(st, PROTO_UP, in, &u), 0);
+    evbuffer_add(in, big, sizeof(big));
+    cr_assert_lt(ops->frame(st, PROTO_UP, in, &u), 0);
+    ops->deinit(st);
+    free(st);
+    evbuffer_free(in);
+}
