@@ -4,7 +4,8 @@ Vaurien framing redis with `dummy`, with a Lua behavior that passes every
 request without looking at it, and with one that reads the command and key
 of each (the parts are parsed on demand), next to direct and HAProxy, in
 alternation in one run. Prints medians, the Lua/dummy ratios and Vaurien's
-CPU time per request.
+CPU time per request; and, steadier, the ns one call costs in process
+(bench/lua_call.c).
 
     bench/lua.py [--quick] [--reps N] [-n REQUESTS]
 """
@@ -16,13 +17,34 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import free_port, spawn, stop_all, wait_port  # noqa: E402
+from common import ROOT, free_port, spawn, stop_all, wait_port  # noqa: E402
 from run import TMP, Target, haproxy, measure, vaurien  # noqa: E402
 
 PASS = "return { request = function(req) end }"
 LOOK = """return { request = function(req, opts, conn)
   if req.command == "SET" and req.key == "never" then return vaurien.error{} end
 end }"""
+
+
+STATE = """return { request = function(req, opts, conn, proxy)
+  conn.n = (conn.n or 0) + 1
+end }"""
+
+
+def call_cost():
+    """ns per call of each script, in process (bench/lua_call.c)."""
+    exe = os.path.join(TMP, "lua_call")
+    build = os.path.join(ROOT, "build")
+    subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "src"),
+                    "-I/usr/include/lua5.4", os.path.join(ROOT, "bench", "lua_call.c"),
+                    os.path.join(build, "libvaurien_core.a"), "-levent", "-llua5.4",
+                    "-ljansson", "-linih", "-lhttp_parser", "-lm", "-o", exe], check=True)
+    out = []
+    for name, src in (("pass", PASS), ("parts", LOOK), ("state", STATE)):
+        ns = [float(subprocess.run([exe, src], capture_output=True, text=True,
+                                   check=True).stdout.split()[0]) for _ in range(3)]
+        out.append("%s %.0f" % (name, min(ns)))
+    print("ns per call (in process, best of 3 x 1M): " + "  ".join(out), flush=True)
 
 
 def script(name, text):
@@ -40,6 +62,7 @@ def main():
     a = ap.parse_args()
     reps = a.reps or (1 if a.quick else 5)
     n = a.n or (20000 if a.quick else 100000)
+    call_cost()
     redis_port = free_port()
     spawn(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
            "--appendonly", "no", "--dir", TMP])
