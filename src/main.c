@@ -342,6 +342,13 @@ static int run_proxy(const struct settings *st, const struct addr *demo,
         log_error("out of memory");
         goto out;
     }
+    if (proxy_set_tls(p, st, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vaurien: error: %s\n", err);
+        log_error("%s", err);
+        proxy_destroy(p);
+        rc = EXIT_USAGE;
+        goto out;
+    }
     if (proxy_set_enabled(p, true, err, sizeof(err)) < 0) {
         log_error("%s", err);
         proxy_destroy(p);

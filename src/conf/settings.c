@@ -4,6 +4,7 @@
 #include "conf/settings.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,43 @@ int settings_set(struct settings *st, const char *key, const char *value,
         }
         st->overflow_backlog = strcmp(value, "backlog") == 0;
         return 0;
+    }
+    {
+        static const struct {
+            const char *key;
+            size_t off;
+        } files[] = {
+            { "tls_cert", offsetof(struct settings, tls_cert) },
+            { "tls_key", offsetof(struct settings, tls_key) },
+            { "tls_ca_out", offsetof(struct settings, tls_ca_out) },
+            { "backend_ca", offsetof(struct settings, backend_ca) },
+            { "backend_cert", offsetof(struct settings, backend_cert) },
+            { "backend_key", offsetof(struct settings, backend_key) },
+        };
+        static const struct {
+            const char *key;
+            size_t off;
+        } switches[] = {
+            { "proxy_tls", offsetof(struct settings, proxy_tls) },
+            { "backend_tls", offsetof(struct settings, backend_tls) },
+            { "backend_tls_insecure",
+              offsetof(struct settings, backend_tls_insecure) },
+        };
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+            if (key_is(key, files[i].key))
+                return copy_text((char *)st + files[i].off, 4096, value, key,
+                                 err, errlen);
+        for (size_t i = 0; i < sizeof(switches) / sizeof(switches[0]); i++)
+            if (key_is(key, switches[i].key)) {
+                int b = opt_parse_bool(value);
+                if (b < 0) {
+                    snprintf(err, errlen, "expected true or false, got '%s'",
+                             value);
+                    return -EINVAL;
+                }
+                *(bool *)((char *)st + switches[i].off) = b;
+                return 0;
+            }
     }
     if (key_is(key, "api_token"))
         return copy_text(st->api_token, sizeof(st->api_token), value, key, err,

@@ -41,6 +41,12 @@ struct settings {
     bool overflow_backlog; /* at the limit: leave clients in the backlog
                               (true) or close them at once (false) */
     char api_token[256];   /* required on every API request, "" = none */
+    /* TLS (net/tls.h): terminate toward clients, originate toward the
+     * backend; files "" when not given */
+    bool proxy_tls;
+    char tls_cert[4096], tls_key[4096], tls_ca_out[4096];
+    bool backend_tls, backend_tls_insecure;
+    char backend_ca[4096], backend_cert[4096], backend_key[4096];
     bool http;             /* serve the control API */
     struct addr http_addr; /* where */
     /* options of every behavior, indexed as the behavior registry */

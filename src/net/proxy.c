@@ -184,6 +184,16 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
         }
         return;
     }
+    if (p->tls.server != NULL) {
+        /* the session gets the decrypted side (tls.h) */
+        char who[128], peer[64];
+        addr_format_sockaddr(sa, peer, sizeof(peer));
+        snprintf(who, sizeof(who), "proxy %.40s: TLS client %s", p->name, peer);
+        if (tls_relay_start(p->base, &p->tls, true, fd, who, &fd) < 0) {
+            log_warn("%s: out of memory; closed", who);
+            return;
+        }
+    }
     if (session_create(p, fd, sa) == 0 && at_limit(p)) {
         /* --overflow backlog: the next clients wait in the kernel's
          * backlog (of every proxy, at the total limit) */
@@ -276,6 +286,16 @@ struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
     return p;
 }
 
+int proxy_set_tls(struct proxy *p, const struct settings *st, char *err,
+                  size_t errlen)
+{
+    tls_conf_deinit(&p->tls);
+    if (!st->proxy_tls && !st->backend_tls)
+        return 0;
+    return tls_conf_init(&p->tls, st, st->proxy.host, st->backend.host, err,
+                         errlen);
+}
+
 int proxy_start(struct proxy *p, char *err, size_t errlen)
 {
     int fds[PROXY_LISTEN_MAX], n;
@@ -350,6 +370,7 @@ void proxy_destroy(struct proxy *p)
         return;
     proxy_stop(p);
     behav_lua_proxy_gone(p->name);
+    tls_conf_deinit(&p->tls);
     while ((s = LIST_FIRST(&p->graveyard)) != NULL) {
         if (s->dns_req != NULL) {
             /* its cancelled lookup reports later: dns_cb frees it */

@@ -21,6 +21,7 @@
 
 #include "behav/toxic.h"
 #include "conf/settings.h"
+#include "net/tls.h"
 #include "proto/proto.h"
 
 #define PROXY_LISTEN_MAX 8
@@ -56,6 +57,7 @@ struct proxy {
     struct addr backend;
     char backend_port[8];        /* backend.port as text, for getaddrinfo */
     struct proxy_conf *conf;     /* current snapshot, owned */
+    struct tls_conf tls;         /* TLS toward clients and the backend */
     double timeout;              /* connect and idle timeout, seconds */
     bool stay_connected;
     int backlog;
@@ -101,6 +103,12 @@ struct proxy_conf *proxy_conf_clone(const struct proxy_conf *c);
  * conf); it does not listen until proxy_start(). */
 struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
                            const char *name, const struct settings *st);
+
+/* Sets up TLS toward clients and the backend as st asks (nothing when it
+ * asks for neither). Returns 0, or a negative errno with a one-line
+ * message in err (a certificate or key that does not load). */
+int proxy_set_tls(struct proxy *p, const struct settings *st, char *err,
+                  size_t errlen);
 
 /* Binds every address the listen host resolves to. Returns 0, or a negative
  * errno with a one-line message in err. */

@@ -286,6 +286,21 @@ static void on_connected(struct session *s)
     s->state = SESSION_OPEN;
     bufferevent_set_timeouts(s->backend, NULL, NULL);
     set_nodelay(bufferevent_getfd(s->backend));
+    if (p->tls.client != NULL) {
+        /* the backend speaks TLS: the session talks to a relay (tls.h) */
+        char who[400], where[300];
+        evutil_socket_t plain;
+        snprintf(who, sizeof(who), "session %llu: backend %s",
+                 (unsigned long long)s->id,
+                 addr_format(&p->backend, where, sizeof(where)));
+        if (tls_relay_start(p->base, &p->tls, false,
+                            bufferevent_getfd(s->backend), who, &plain) < 0) {
+            bufferevent_setfd(s->backend, -1); /* closed by the relay */
+            out_of_memory(s);
+            return;
+        }
+        bufferevent_setfd(s->backend, plain);
+    }
     bufferevent_setwatermark(s->backend, EV_WRITE, PIPE_LOW, 0);
     pipe_init(&s->up, &pipe_owner, s, s->id, "up", s->client, s->backend);
     pipe_init(&s->down, &pipe_owner, s, s->id, "down", s->backend, s->client);

@@ -1,0 +1,421 @@
+/*
+ * tls: the relays and their OpenSSL contexts (see tls.h).
+ */
+#include "net/tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "conf/settings.h"
+#include "core/log.h"
+
+/* ---- certificates made at start-up -------------------------------------- */
+
+/* A name as a subject: CN=cn. */
+static X509_NAME *make_name(const char *cn)
+{
+    X509_NAME *n = X509_NAME_new();
+
+    if (n != NULL)
+        X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8,
+                                   (const unsigned char *)cn, -1, -1, 0);
+    return n;
+}
+
+static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+
+    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (ext == NULL)
+        return -1;
+    X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return 0;
+}
+
+/* A certificate for key, named cn, valid from `from` to `until` seconds
+ * from now, signed by issuer_key (itself when issuer is NULL). */
+static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
+                       EVP_PKEY *issuer_key, const char *san, bool ca,
+                       long from, long until)
+{
+    X509 *c = X509_new();
+    X509_NAME *name = make_name(cn);
+    static long serial = 1;
+
+    if (c == NULL || name == NULL)
+        goto fail;
+    X509_set_version(c, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(c), (long)time(NULL) * 100 + serial++);
+    X509_gmtime_adj(X509_getm_notBefore(c), from);
+    X509_gmtime_adj(X509_getm_notAfter(c), until);
+    X509_set_pubkey(c, key);
+    X509_set_subject_name(c, name);
+    X509_set_issuer_name(c, issuer != NULL ? X509_get_subject_name(issuer)
+                                           : name);
+    if (add_ext(c, issuer != NULL ? issuer : c, NID_basic_constraints,
+                ca ? "critical,CA:TRUE" : "CA:FALSE") < 0 ||
+        add_ext(c, issuer != NULL ? issuer : c, NID_key_usage,
+                ca ? "critical,keyCertSign,cRLSign"
+                   : "critical,digitalSignature,keyEncipherment") < 0 ||
+        (san != NULL &&
+         add_ext(c, issuer != NULL ? issuer : c, NID_subject_alt_name, san) < 0) ||
+        X509_sign(c, issuer_key, EVP_sha256()) == 0)
+        goto fail;
+    X509_NAME_free(name);
+    return c;
+fail:
+    X509_NAME_free(name);
+    X509_free(c);
+    return NULL;
+}
+
+/* subjectAltName for a listen host: itself (an IP or a name), and the
+ * loopback names a test connects with. */
+static void san_for(const char *host, char *out, size_t len)
+{
+    unsigned char buf[16];
+    bool ip = inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+
+    if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+        snprintf(out, len, "DNS:localhost,IP:127.0.0.1,IP:::1");
+    else if (ip)
+        snprintf(out, len, "IP:%s,DNS:localhost,IP:127.0.0.1,IP:::1", host);
+    else
+        snprintf(out, len, "DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", host);
+}
+
+/* Makes a CA and a certificate for host signed by it; writes the CA to
+ * ca_out ("" for nowhere); puts the certificate and key in ctx. */
+static int make_server_cert(SSL_CTX *ctx, const char *host, const char *ca_out,
+                            char *err, size_t errlen)
+{
+    EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
+    X509 *ca = NULL, *leaf = NULL;
+    char san[600];
+    int rc = -ENOMEM;
+
+    if (ca_key == NULL || key == NULL)
+        goto out;
+    ca = make_cert(ca_key, "Vaurien test CA", NULL, ca_key, NULL, true, -3600,
+                   10L * 365 * 86400);
+    san_for(host, san, sizeof(san));
+    leaf = ca != NULL ? make_cert(key, host[0] ? host : "localhost", ca,
+                                  ca_key, san, false, -3600, 825L * 86400)
+                      : NULL;
+    if (leaf == NULL)
+        goto out;
+    if (SSL_CTX_use_certificate(ctx, leaf) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+        SSL_CTX_add1_chain_cert(ctx, ca) != 1)
+        goto out;
+    if (ca_out[0] != '\0') {
+        FILE *f = fopen(ca_out, "w");
+        if (f == NULL || PEM_write_X509(f, ca) != 1) {
+            snprintf(err, errlen, "--tls-ca-out %s: %s", ca_out,
+                     strerror(errno));
+            if (f != NULL)
+                fclose(f);
+            rc = -EIO;
+            goto out_quiet;
+        }
+        fclose(f);
+    }
+    rc = 0;
+out:
+    if (rc < 0)
+        snprintf(err, errlen, "cannot make a TLS certificate: out of memory");
+out_quiet:
+    X509_free(ca);
+    X509_free(leaf);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+/* The first OpenSSL error as text. */
+static const char *ssl_error(char *buf, size_t len)
+{
+    unsigned long e = ERR_get_error();
+
+    if (e == 0)
+        snprintf(buf, len, "unknown error");
+    else
+        ERR_error_string_n(e, buf, len);
+    ERR_clear_error();
+    return buf;
+}
+
+static bool is_ip(const char *host)
+{
+    unsigned char buf[16];
+
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+int tls_conf_init(struct tls_conf *t, const struct settings *st,
+                  const char *listen_host, const char *backend_host,
+                  char *err, size_t errlen)
+{
+    char why[256];
+
+    memset(t, 0, sizeof(*t));
+    if (st->proxy_tls) {
+        t->server = SSL_CTX_new(TLS_server_method());
+        if (t->server == NULL)
+            goto ssl_fail;
+        SSL_CTX_set_min_proto_version(t->server, TLS1_2_VERSION);
+        if (st->tls_cert[0] != '\0') {
+            if (SSL_CTX_use_certificate_chain_file(t->server, st->tls_cert) != 1) {
+                snprintf(err, errlen, "--tls-cert %s: %s", st->tls_cert,
+                         ssl_error(why, sizeof(why)));
+                goto fail;
+            }
+            if (SSL_CTX_use_PrivateKey_file(t->server, st->tls_key[0] ? st->tls_key
+                                                                      : st->tls_cert,
+                                            SSL_FILETYPE_PEM) != 1 ||
+                SSL_CTX_check_private_key(t->server) != 1) {
+                snprintf(err, errlen, "--tls-key %s: %s",
+                         st->tls_key[0] ? st->tls_key : st->tls_cert,
+                         ssl_error(why, sizeof(why)));
+                goto fail;
+            }
+        } else if (make_server_cert(t->server, listen_host, st->tls_ca_out, err,
+                                    errlen) < 0) {
+            goto fail;
+        }
+    }
+    if (st->backend_tls) {
+        t->client = SSL_CTX_new(TLS_client_method());
+        if (t->client == NULL)
+            goto ssl_fail;
+        SSL_CTX_set_min_proto_version(t->client, TLS1_2_VERSION);
+        if (st->backend_tls_insecure) {
+            SSL_CTX_set_verify(t->client, SSL_VERIFY_NONE, NULL);
+        } else {
+            SSL_CTX_set_verify(t->client, SSL_VERIFY_PEER, NULL);
+            if (st->backend_ca[0] != '\0'
+                    ? SSL_CTX_load_verify_locations(t->client, st->backend_ca, NULL) != 1
+                    : SSL_CTX_set_default_verify_paths(t->client) != 1) {
+                snprintf(err, errlen, "--backend-ca %s: %s", st->backend_ca,
+                         ssl_error(why, sizeof(why)));
+                goto fail;
+            }
+            snprintf(t->verify_host, sizeof(t->verify_host), "%s", backend_host);
+        }
+        if (st->backend_cert[0] != '\0' &&
+            (SSL_CTX_use_certificate_chain_file(t->client, st->backend_cert) != 1 ||
+             SSL_CTX_use_PrivateKey_file(t->client, st->backend_key[0]
+                                                        ? st->backend_key
+                                                        : st->backend_cert,
+                                         SSL_FILETYPE_PEM) != 1)) {
+            snprintf(err, errlen, "--backend-cert %s: %s", st->backend_cert,
+                     ssl_error(why, sizeof(why)));
+            goto fail;
+        }
+        if (!is_ip(backend_host))
+            snprintf(t->sni, sizeof(t->sni), "%s", backend_host);
+    }
+    return 0;
+ssl_fail:
+    snprintf(err, errlen, "TLS: %s", ssl_error(why, sizeof(why)));
+fail:
+    tls_conf_deinit(t);
+    return -EINVAL;
+}
+
+void tls_conf_deinit(struct tls_conf *t)
+{
+    SSL_CTX_free(t->server);
+    SSL_CTX_free(t->client);
+    t->server = t->client = NULL;
+}
+
+/* ---- relays ------------------------------------------------------------- */
+
+struct relay {
+    struct bufferevent *outer; /* TLS, on the TCP connection */
+    struct bufferevent *inner; /* plain, on the socketpair */
+    bool server;               /* terminating (outer is the client) */
+    bool eof_outer, eof_inner; /* that side's source ended */
+    bool shut_outer, shut_inner; /* that side's write end was closed */
+    bool up;                   /* the handshake finished */
+    char who[128];
+};
+
+static void relay_free(struct relay *r)
+{
+    bufferevent_free(r->outer);
+    bufferevent_free(r->inner);
+    free(r);
+}
+
+static struct bufferevent *other(struct relay *r, struct bufferevent *bev)
+{
+    return bev == r->outer ? r->inner : r->outer;
+}
+
+/* A side whose source ended has its bytes written: close the other's
+ * write end (close_notify on TLS, shutdown on the pair). Ends the relay
+ * when both are done. Returns false when r was freed. */
+static bool settle(struct relay *r)
+{
+    if (r->eof_inner && !r->shut_outer &&
+        evbuffer_get_length(bufferevent_get_output(r->outer)) == 0) {
+        SSL *ssl = bufferevent_openssl_get_ssl(r->outer);
+        if (r->up && ssl != NULL)
+            SSL_shutdown(ssl); /* close_notify */
+        else
+            shutdown(bufferevent_getfd(r->outer), SHUT_WR);
+        r->shut_outer = true;
+    }
+    if (r->eof_outer && !r->shut_inner &&
+        evbuffer_get_length(bufferevent_get_output(r->inner)) == 0) {
+        shutdown(bufferevent_getfd(r->inner), SHUT_WR);
+        r->shut_inner = true;
+    }
+    if (r->shut_outer && r->shut_inner) {
+        relay_free(r);
+        return false;
+    }
+    return true;
+}
+
+static void relay_read(struct bufferevent *bev, void *arg)
+{
+    struct relay *r = arg;
+    struct bufferevent *to = other(r, bev);
+
+    evbuffer_add_buffer(bufferevent_get_output(to), bufferevent_get_input(bev));
+    if (evbuffer_get_length(bufferevent_get_output(to)) >= TLS_RELAY_CAP)
+        bufferevent_disable(bev, EV_READ); /* until `to` drains */
+}
+
+static void relay_write(struct bufferevent *bev, void *arg)
+{
+    struct relay *r = arg;
+    struct bufferevent *from = other(r, bev);
+
+    if (!(bev == r->outer ? r->eof_inner : r->eof_outer))
+        bufferevent_enable(from, EV_READ);
+    settle(r);
+}
+
+static void relay_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct relay *r = arg;
+    char why[256];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        SSL *ssl = bufferevent_openssl_get_ssl(r->outer);
+        r->up = true;
+        log_debug("%s: TLS %s, %s", r->who, SSL_get_version(ssl),
+                  SSL_get_cipher_name(ssl));
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        /* the rest of its input was read: move it on first */
+        relay_read(bev, r);
+        if (bev == r->outer)
+            r->eof_outer = true;
+        else
+            r->eof_inner = true;
+        bufferevent_disable(bev, EV_READ);
+        settle(r);
+        return;
+    }
+    if (bev == r->outer && (what & BEV_EVENT_ERROR)) {
+        SSL *ssl = bufferevent_openssl_get_ssl(r->outer);
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+        if (!r->up && v != X509_V_OK)
+            log_warn("%s: certificate verify failed: %s; closed", r->who,
+                     X509_verify_cert_error_string(v));
+        else if (e != 0)
+            log_warn("%s: TLS %s: %s; closed", r->who,
+                     r->up ? "error" : "handshake failed",
+                     ERR_error_string(e, why));
+        else
+            log_info("%s: %s; closed", r->who, evutil_socket_error_to_string(
+                                                   EVUTIL_SOCKET_ERROR()));
+    }
+    relay_free(r); /* both sides closed: the session sees its end */
+}
+
+int tls_relay_start(struct event_base *base, const struct tls_conf *t,
+                    bool server, evutil_socket_t fd, const char *who,
+                    evutil_socket_t *plain)
+{
+    evutil_socket_t pair[2];
+    struct relay *r = calloc(1, sizeof(*r));
+    SSL *ssl = NULL;
+    int one = 1;
+
+    if (r == NULL || evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, pair) < 0) {
+        free(r);
+        evutil_closesocket(fd);
+        return -ENOMEM;
+    }
+    evutil_make_socket_nonblocking(pair[0]);
+    evutil_make_socket_nonblocking(pair[1]);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    snprintf(r->who, sizeof(r->who), "%s", who);
+    r->server = server;
+    ssl = SSL_new(server ? t->server : t->client);
+    if (ssl != NULL && !server) {
+        if (t->sni[0] != '\0')
+            SSL_set_tlsext_host_name(ssl, t->sni);
+        if (t->verify_host[0] != '\0') {
+            if (is_ip(t->verify_host))
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), t->verify_host);
+            else
+                SSL_set1_host(ssl, t->verify_host);
+        }
+    }
+    r->outer = ssl != NULL ? bufferevent_openssl_socket_new(
+                                 base, fd, ssl,
+                                 server ? BUFFEREVENT_SSL_ACCEPTING
+                                        : BUFFEREVENT_SSL_CONNECTING,
+                                 BEV_OPT_CLOSE_ON_FREE)
+                           : NULL;
+    r->inner = bufferevent_socket_new(base, pair[0], BEV_OPT_CLOSE_ON_FREE);
+    if (r->outer == NULL || r->inner == NULL) {
+        if (r->outer == NULL) {
+            SSL_free(ssl);
+            evutil_closesocket(fd);
+        }
+        if (r->inner == NULL)
+            evutil_closesocket(pair[0]);
+        bufferevent_free(r->outer);
+        bufferevent_free(r->inner);
+        evutil_closesocket(pair[1]);
+        free(r);
+        return -ENOMEM;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(r->outer, 1);
+    for (int i = 0; i < 2; i++) {
+        struct bufferevent *bev = i == 0 ? r->outer : r->inner;
+        bufferevent_setcb(bev, relay_read, relay_write, relay_event, r);
+        bufferevent_setwatermark(bev, EV_WRITE, TLS_RELAY_CAP / 2, 0);
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+    }
+    *plain = pair[1];
+    return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * tls: TLS in front of a session (terminate) and behind it (originate).
+ *
+ *   TLS client ──▶ relay (OpenSSL server) ──socketpair──▶ session ──▶ ...
+ *   ... session ──socketpair──▶ relay (OpenSSL client) ──▶ TLS backend
+ *
+ * A relay decrypts one TCP connection into one end of a socketpair and
+ * encrypts back; the session holds the other end as if it were the plain
+ * socket. So framing, behaviors, toxics and the fuzzed framers are the
+ * same behind TLS, and the TLS faults live here. Each relay direction
+ * buffers at most TLS_RELAY_CAP bytes, then stops reading its source.
+ * Half-close is relayed (close_notify one way, shutdown the other), and a
+ * relay ends when both directions have.
+ */
+#ifndef VAURIEN_TLS_H
+#define VAURIEN_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/util.h>
+
+#define TLS_RELAY_CAP (256u << 10)
+
+struct settings;
+struct ssl_ctx_st;
+
+/* What a proxy terminates and originates with (NULL: plain). */
+struct tls_conf {
+    struct ssl_ctx_st *server; /* --proxy-tls */
+    struct ssl_ctx_st *client; /* --backend-tls */
+    char sni[256];             /* the backend's host name ("" for an IP) */
+    char verify_host[256];     /* what its certificate must name ("":
+                                  not checked, --backend-tls-insecure) */
+};
+
+/* Builds the contexts st asks for: the server's from --tls-cert/--tls-key,
+ * or from a certificate made now for listen_host, signed by a CA made now
+ * and written to --tls-ca-out; the client's with --backend-ca (or the
+ * system's store), --backend-cert/--backend-key. Returns 0 or a negative
+ * errno with a one-line message in err. */
+int tls_conf_init(struct tls_conf *t, const struct settings *st,
+                  const char *listen_host, const char *backend_host,
+                  char *err, size_t errlen);
+void tls_conf_deinit(struct tls_conf *t);
+
+/* Makes a socketpair and a relay between fd (a TCP connection: an
+ * accepted client when server, a connected backend otherwise) and one
+ * end; returns the other end in *plain. who names the peer in logs.
+ * Returns 0, or a negative errno (fd is then closed). */
+int tls_relay_start(struct event_base *base, const struct tls_conf *t,
+                    bool server, evutil_socket_t fd, const char *who,
+                    evutil_socket_t *plain);
+
+#endif
