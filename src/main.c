@@ -31,6 +31,7 @@
 #include "ctl/client.h"
 #include "ctl/json.h"
 #include "ctl/scripts.h"
+#include "net/tls.h"
 #include "net/demo.h"
 #include "net/fast.h"
 #include "net/linger.h"
@@ -343,10 +344,8 @@ static int run_proxy(const struct settings *st, const struct addr *demo,
         goto out;
     }
     if (proxy_set_tls(p, st, err, sizeof(err)) < 0) {
-        fprintf(stderr, "vaurien: error: %s\n", err);
-        log_error("%s", err);
+        log_error("%s", err); /* checked before the log started: rare */
         proxy_destroy(p);
-        rc = EXIT_USAGE;
         goto out;
     }
     if (proxy_set_enabled(p, true, err, sizeof(err)) < 0) {
@@ -624,6 +623,16 @@ int main(int argc, char **argv)
     }
     if (is_demo)
         demo.port = st.backend.port;
+    if (st.proxy_tls || st.backend_tls) {
+        /* certificates and keys that do not load are a usage error */
+        struct tls_conf t;
+        if (tls_conf_init(&t, &st, st.proxy.host, st.backend.host, err,
+                          sizeof(err)) < 0) {
+            settings_deinit(&st);
+            usage_error(err);
+        }
+        tls_conf_deinit(&t);
+    }
     start_logging(&st);
     seed_rng(&st);
     {

@@ -1,0 +1,216 @@
+"""TLS (issue 14): the proxy terminates TLS toward clients and originates it
+toward the backend, with the protocol framed in between, so faults are the
+protocol's own behind TLS. Real peers: aiosmtpd over implicit TLS,
+`openssl s_server`, redis-server behind a terminating proxy, curl, Python's
+smtplib and ssl."""
+import os
+import re
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, free_port, port_open, recv_exactly, wait_until
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 / localhost (a backend's),
+    and its key."""
+    d = tmp_path_factory.mktemp("certs")
+    cert, key = str(d / "backend.pem"), str(d / "backend.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=30)
+    return {"cert": cert, "key": key, "dir": str(d)}
+
+
+@pytest.fixture
+def smtps_server(certs):
+    """aiosmtpd speaking implicit TLS (SMTPS, as on port 465)."""
+    controller_mod = pytest.importorskip("aiosmtpd.controller")
+
+    class Keep:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope.original_content)
+            return "250 2.0.0 Message accepted"
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs["cert"], certs["key"])
+    handler = Keep()
+    port = free_port()
+    c = controller_mod.Controller(handler, hostname="127.0.0.1", port=port,
+                                  ssl_context=ctx)
+    c.start()
+    handler.port = port
+    yield handler
+    c.stop()
+
+
+def client_ctx(ca):
+    return ssl.create_default_context(cafile=ca)
+
+
+class RecordingSMTP(smtplib.SMTP_SSL):
+    """SMTP_SSL that keeps the code of every reply it reads."""
+
+    def getreply(self):
+        code, msg = super().getreply()
+        self.codes.append(code)
+        return code, msg
+
+
+def outcomes(port, ca, n, timeout=20):
+    """Sends n messages through SMTP_SSL on one connection; returns, per
+    message, "ok" or the SMTP code that refused it, and every reply code
+    the client read."""
+    out = []
+    RecordingSMTP.codes = []
+    s = RecordingSMTP("127.0.0.1", port, context=client_ctx(ca), timeout=timeout)
+    try:
+        for i in range(n):
+            try:
+                s.sendmail("a@example.test", ["b@example.test"],
+                           "Subject: %d\r\n\r\nmessage %d\r\n" % (i, i))
+                out.append("ok")
+            except smtplib.SMTPResponseException as e:
+                out.append(e.smtp_code)
+                s.rset()
+            except smtplib.SMTPRecipientsRefused as e:
+                out.append(list(e.recipients.values())[0][0])
+                s.rset()
+    finally:
+        try:
+            s.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+    return out, list(RecordingSMTP.codes)
+
+
+def test_the_seed_example_smtp_over_implicit_tls(tmp_path, vaurien, certs, smtps_server):
+    """The original's headline: --protocol smtp --behavior 5:error,10:delay
+    in front of an SMTPS server, now with the faults inside TLS."""
+    def run():
+        ca = str(tmp_path / ("ca-%d.pem" % time.monotonic_ns()))
+        v = vaurien("--protocol", "smtp", "--proxy-tls", "--tls-ca-out", ca,
+                    "--backend-tls", "--backend-ca", certs["cert"],
+                    "--behavior", "5:error,10:delay", "--behavior-delay-sleep", "0.02",
+                    "--seed", "7", backend_port=smtps_server.port)
+        t = time.monotonic()
+        got, codes = outcomes(v.port, ca, 200)
+        took = time.monotonic() - t
+        return got, codes, took, v.log_text()
+
+    got, codes, took, log = run()
+    errors = len(re.findall(r"request: error", log))
+    delays = len(re.findall(r"request: delay", log))
+    refused = [x for x in got if x != "ok"]
+    # every error the seeded draw made reached the client as a real 451
+    # (smtplib reads the 451 of an RSET without raising: counted too)
+    assert errors > 0 and codes.count(451) == errors, (errors, codes)
+    assert set(refused) == {451}, got
+    assert delays > 50 and took >= delays * 0.02
+    assert 150 <= got.count("ok") < 200
+    # a refused envelope never reached the server; an error on the message
+    # itself comes after the server took it (README: smtp)
+    assert got.count("ok") <= len(smtps_server.messages) <= got.count("ok") + len(refused)
+    again, again_codes, _, _ = run()
+    assert again == got and again_codes == codes         # --seed replays them
+
+
+def test_https_through_the_http_framer(tmp_path, vaurien, certs):
+    ca = str(tmp_path / "ca.pem")
+    port = free_port()
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", certs["cert"],
+                            "-key", certs["key"], "-www", "-quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: port_open(port), timeout=10)
+        v = vaurien("--protocol", "http", "--proxy-tls", "--tls-ca-out", ca,
+                    "--backend-tls", "--backend-ca", certs["cert"],
+                    "--behavior", "50:error", "--behavior-error-status", "503",
+                    "--seed", "3", backend_port=port)
+        codes = []
+        for _ in range(12):
+            p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--cacert", ca, "https://127.0.0.1:%d/" % v.port],
+                               capture_output=True, text=True, timeout=20)
+            codes.append(p.stdout)
+        assert set(codes) == {"200", "503"}, codes
+        # curl checked the certificate made for 127.0.0.1 against the CA written
+        p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                            "https://127.0.0.1:%d/" % v.port], capture_output=True,
+                           text=True, timeout=20)
+        assert p.returncode == 60                   # untrusted without --cacert
+    finally:
+        srv.terminate()
+        srv.wait(10)
+
+
+def test_redis_py_over_tls_through_a_terminating_proxy(tmp_path, vaurien, redis_server):
+    import redis
+    ca = str(tmp_path / "ca.pem")
+    v = vaurien("--protocol", "redis", "--proxy-tls", "--tls-ca-out", ca,
+                "--behavior", "30:error", "--seed", "5", backend_port=redis_server)
+    r = redis.Redis(host="127.0.0.1", port=v.port, ssl=True, ssl_ca_certs=ca,
+                    socket_timeout=5)
+    seen = []
+    for i in range(40):
+        try:
+            r.set("k%d" % i, "v")
+            seen.append("ok")
+        except redis.exceptions.ResponseError as e:
+            assert "injected" in str(e)
+            seen.append("err")
+    assert "ok" in seen and "err" in seen
+    direct = redis.Redis(port=redis_server)
+    assert all((direct.get("k%d" % i) == b"v") == (x == "ok") for i, x in enumerate(seen))
+
+
+def test_a_backend_certificate_that_does_not_verify(tmp_path, vaurien, certs):
+    port = free_port()
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", certs["cert"],
+                            "-key", certs["key"], "-www", "-quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: port_open(port), timeout=10)
+        # the system store does not know the backend's self-signed certificate
+        v = vaurien("--protocol", "http", "--backend-tls", backend_port=port)
+        with v.connect() as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                assert s.recv(100) == b""                # closed, nothing sent
+            except ConnectionResetError:
+                pass                                     # closed with its request unread
+        assert wait_until(lambda: "certificate verify failed" in v.log_text())
+        lines = [x for x in v.log_text().splitlines() if "verify failed" in x]
+        assert len(lines) == 1 and "self-signed certificate" in lines[0], lines
+        assert "127.0.0.1:%d" % port in lines[0]
+        # with the right CA it passes, and with --backend-tls-insecure too
+        for flags in (["--backend-ca", certs["cert"]], ["--backend-tls-insecure"]):
+            v = vaurien("--protocol", "http", "--backend-tls", *flags, backend_port=port)
+            with v.connect() as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                assert recv_exactly(s, 12) == b"HTTP/1.0 200"
+    finally:
+        srv.terminate()
+        srv.wait(10)
+
+
+def test_bad_tls_files_exit_2_with_one_line(tmp_path):
+    bad = tmp_path / "nope.pem"
+    bad.write_text("not a certificate")
+    for flags, says in ((["--proxy-tls", "--tls-cert", str(bad)], "--tls-cert"),
+                        (["--backend-tls", "--backend-ca", str(bad)], "--backend-ca")):
+        p = subprocess.run([BIN, "--proxy", "127.0.0.1:%d" % free_port()] + flags,
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2 and says in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
