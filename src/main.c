@@ -446,6 +446,17 @@ static int run_server(int argc, char **argv)
             *(name[0] == 'p' ? &proxy_metrics : &runtime_metrics) = on;
             continue;
         }
+        if (strcmp(name, "proxy-tls") == 0 || strcmp(name, "backend-tls") == 0 ||
+            strcmp(name, "backend-tls-insecure") == 0) {
+            /* booleans too: every proxy's TLS, unless one says otherwise */
+            char why[600];
+            if (settings_set(&st, name, eq != NULL ? eq + 1 : "true", why,
+                             sizeof(why)) < 0) {
+                snprintf(err, sizeof(err), "-%s: %s", name, why);
+                usage_error(err);
+            }
+            continue;
+        }
         if (eq != NULL)
             value = eq + 1;
         else if (i + 1 < argc)

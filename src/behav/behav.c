@@ -10,11 +10,13 @@
 #include "core/script.h"
 
 static const struct behav_ops *registry[BEHAV_MAX] = {
-    &behav_abort, &behav_blackout, &behav_delay,     &behav_dummy,
-    &behav_error, &behav_hang,     &behav_transient,
+    &behav_abort,     &behav_bad_cert,  &behav_blackout,
+    &behav_delay,     &behav_dummy,     &behav_error,
+    &behav_hang,      &behav_no_close_notify, &behav_tls_alert,
+    &behav_tls_handshake_delay, &behav_transient,
 };
-static int nreg = 7;      /* the built-ins, then custom ones */
-static int by_name[BEHAV_MAX] = { 0, 1, 2, 3, 4, 5, 6 };
+static int nreg = 11;     /* the built-ins (by name), then custom ones */
+static int by_name[BEHAV_MAX] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
 static char names[BEHAV_MAX * 40]; /* behav_names(), "" when stale */
 
 #define NREG nreg

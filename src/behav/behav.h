@@ -101,6 +101,15 @@ struct behav_inst {
                                     Lua table, made on first use; 0 */
 };
 
+/* What a TLS fault does to a connection (behav/tls.c, net/tls.c). */
+enum behav_tls {
+    BEHAV_TLS_NONE,
+    BEHAV_TLS_DELAY,           /* the handshake starts late */
+    BEHAV_TLS_ALERT,           /* the handshake fails with an alert */
+    BEHAV_TLS_BAD_CERT,        /* a bad certificate is presented */
+    BEHAV_TLS_NO_CLOSE_NOTIFY, /* the end comes without close_notify */
+};
+
 struct behav_ops {
     const char *name;
     const char *help;
@@ -110,6 +119,8 @@ struct behav_ops {
     void (*decide)(struct behav_inst *b, const struct behav_ctx *ctx,
                    struct behav_verdict *v);
     void *script;                /* custom behaviors: their script */
+    enum behav_tls tls;          /* a TLS fault: drawn per connection, at
+                                    its handshake */
 };
 
 /* The registry: the built-ins, then custom behaviors in the order they
@@ -196,5 +207,9 @@ extern const struct behav_ops behav_dummy;
 extern const struct behav_ops behav_error;
 extern const struct behav_ops behav_hang;
 extern const struct behav_ops behav_transient;
+extern const struct behav_ops behav_tls_handshake_delay;
+extern const struct behav_ops behav_tls_alert;
+extern const struct behav_ops behav_bad_cert;
+extern const struct behav_ops behav_no_close_notify;
 
 #endif

@@ -86,6 +86,17 @@ static const struct flag *find_flag(const char *name, size_t len)
     return NULL;
 }
 
+/* Whether the n bytes at a spell name ('-' and '_' are the same). */
+static bool same_name(const char *a, const char *name, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char x = a[i] == '-' ? '_' : a[i];
+        if (x != name[i])
+            return false;
+    }
+    return true;
+}
+
 /* Matches --behavior-NAME-OPT / --protocol-NAME-OPT (dashes or underscores
  * in OPT). On success sets *kind, *name and *opt (opt points into arg). */
 static bool find_plugin_flag(const char *arg, size_t len, const char **kind,
@@ -104,7 +115,7 @@ static bool find_plugin_flag(const char *arg, size_t len, const char **kind,
             const struct opt_decl *decls =
                 k == 0 ? behav_at(i)->opts : proto_at(i)->opts;
             size_t pl = strlen(pname), off = 2 + kl + 1;
-            if (len <= off + pl + 1 || strncmp(arg + off, pname, pl) != 0 ||
+            if (len <= off + pl + 1 || !same_name(arg + off, pname, pl) ||
                 arg[off + pl] != '-')
                 continue;
             size_t ol = len - (off + pl + 1);
@@ -285,7 +296,11 @@ static void print_opts(FILE *out, const char *kind, const char *name,
 {
     for (int i = 0; decls[i].name != NULL; i++) {
         char flag[128];
-        size_t n = (size_t)snprintf(flag, sizeof(flag), "--%s-%s-", kind, name);
+        size_t n = (size_t)snprintf(flag, sizeof(flag), "--%s-", kind);
+        for (const char *p = name; *p != '\0' && n + 1 < sizeof(flag); p++)
+            flag[n++] = *p == '_' ? '-' : *p;
+        if (n + 1 < sizeof(flag))
+            flag[n++] = '-';
         for (const char *p = decls[i].name; *p != '\0' && n + 1 < sizeof(flag); p++)
             flag[n++] = *p == '_' ? '-' : *p;
         flag[n] = '\0';

@@ -404,10 +404,76 @@ int ctl_toxic_update(struct toxic *t, json_t *body, char *err, size_t errlen)
     return 0;
 }
 
+#define TLS_KEYS_MAX 10 /* pairs tls_settings() gives, at most 9 */
+
+/* "proxy_tls": true or {"cert", "key", "ca_out"} and "backend_tls": true or
+ * {"ca", "insecure", "cert", "key"} of a proxy, as pairs of settings keys
+ * and values (the strings live in body). Returns 0, or -1 with err. */
+static int tls_settings(json_t *body, const char **out, char *err,
+                        size_t errlen)
+{
+    static const struct {
+        const char *object, *key, *setting;
+    } keys[] = {
+        { "proxy_tls", "cert", "tls_cert" },
+        { "proxy_tls", "key", "tls_key" },
+        { "proxy_tls", "ca_out", "tls_ca_out" },
+        { "backend_tls", "ca", "backend_ca" },
+        { "backend_tls", "insecure", "backend_tls_insecure" },
+        { "backend_tls", "cert", "backend_cert" },
+        { "backend_tls", "key", "backend_key" },
+    };
+    int n = 0;
+
+    for (int k = 0; k < 2; k++) {
+        const char *object = k == 0 ? "proxy_tls" : "backend_tls";
+        json_t *o = json_object_get(body, object), *v;
+        const char *key;
+        if (o == NULL || json_is_null(o))
+            continue;
+        if (json_is_false(o)) { /* over the server's -proxy-tls */
+            out[n++] = object;
+            out[n++] = "false";
+            continue;
+        }
+        if (!json_is_true(o) && !json_is_object(o)) {
+            snprintf(err, errlen, "%s: expected true or an object", object);
+            return -1;
+        }
+        out[n++] = object;
+        out[n++] = "true";
+        json_object_foreach(json_is_object(o) ? o : NULL, key, v) {
+            size_t i = 0;
+            while (i < sizeof(keys) / sizeof(keys[0]) &&
+                   (strcmp(keys[i].object, object) != 0 ||
+                    strcmp(keys[i].key, key) != 0))
+                i++;
+            if (i == sizeof(keys) / sizeof(keys[0])) {
+                snprintf(err, errlen, "%s: unknown field '%s'", object, key);
+                return -1;
+            }
+            if (json_is_boolean(v) && strcmp(key, "insecure") == 0) {
+                out[n++] = keys[i].setting;
+                out[n++] = json_is_true(v) ? "true" : "false";
+            } else if (json_is_string(v)) {
+                out[n++] = keys[i].setting;
+                out[n++] = json_string_value(v);
+            } else {
+                snprintf(err, errlen, "%s.%s: expected a %s", object, key,
+                         strcmp(key, "insecure") == 0 ? "boolean" : "string");
+                return -1;
+            }
+        }
+    }
+    out[n] = NULL;
+    return 0;
+}
+
 struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
                                char *err, size_t errlen)
 {
     const char *name, *listen, *upstream, *protocol;
+    const char *tls[2 * TLS_KEYS_MAX + 1];
     json_t *enabled, *toxics, *t;
     struct proxy *p;
     bool bad = false;
@@ -441,10 +507,12 @@ struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
         snprintf(err, errlen, "missing required field: upstream");
         return NULL;
     }
+    if (tls_settings(body, tls, err, errlen) < 0)
+        return NULL;
     p = server_create_proxy(srv, name, listen != NULL && listen[0] != '\0'
                                            ? listen
                                            : "127.0.0.1:0",
-                            upstream, protocol,
+                            upstream, protocol, tls,
                             enabled == NULL || !json_is_false(enabled), status,
                             err, errlen);
     if (p == NULL)

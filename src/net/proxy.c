@@ -18,6 +18,45 @@
 #include "net/mem.h"
 #include "net/session.h"
 
+/* The TLS fault of a connection about to be accepted (behav/tls.c): the
+ * behavior toxics first, each against its toxicity, then the mix; drawn
+ * from a generator of its own, derived as the session's will be (the
+ * same ordinal, another stream), so --seed replays it. */
+static void draw_tls_fault(struct proxy *p, struct tls_fault *f)
+{
+    const struct behav_inst *b = NULL;
+    struct rng r;
+
+    memset(f, 0, sizeof(*f));
+    rng_derive(&r, rng_run_seed, p->name, p->next_id + 1, 3);
+    for (int i = 0; i < p->ntoxics && b == NULL; i++) {
+        struct toxic *t = p->toxics[i];
+        if (t->type->kind == TOXIC_BEHAVIOR && t->type->behav->tls &&
+            t->toxicity > 0 &&
+            (t->toxicity >= 1 || rng_double(&r) < t->toxicity))
+            b = &t->inst;
+    }
+    if (b == NULL) {
+        int idx = mix_draw(&p->conf->mix, &r);
+        if (behav_at(idx)->tls)
+            b = &p->conf->behav[idx];
+    }
+    if (b == NULL)
+        return;
+    f->kind = b->ops->tls;
+    f->value = b->ops->opts[0].name != NULL && b->ops->opts[0].type == OPT_INT
+                   ? b->vals[0].i
+                   : 0;
+    if (f->kind == BEHAV_TLS_BAD_CERT) {
+        f->cert = tls_bad_cert_kind(b->vals[0].s);
+        if (f->cert < 0)
+            log_warn("proxy %s: bad_cert: kind '%s' is not expired, "
+                     "wrong_name or self_signed; the proxy's certificate is "
+                     "shown", p->name, b->vals[0].s);
+    }
+    log_debug("proxy %s: next connection's TLS: %s", p->name, b->ops->name);
+}
+
 static bool mix_all_dummy(const struct mix *m)
 {
     for (int i = 0; i < m->n; i++)
@@ -189,7 +228,9 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
         char who[128], peer[64];
         addr_format_sockaddr(sa, peer, sizeof(peer));
         snprintf(who, sizeof(who), "proxy %.40s: TLS client %s", p->name, peer);
-        if (tls_relay_start(p->base, &p->tls, true, fd, who, &fd) < 0) {
+        struct tls_fault f;
+        draw_tls_fault(p, &f);
+        if (tls_relay_start(p->base, &p->tls, true, &f, fd, who, &fd) < 0) {
             log_warn("%s: out of memory; closed", who);
             return;
         }

@@ -46,7 +46,8 @@ void server_add(struct server *srv, struct proxy *p)
 
 struct proxy *server_create_proxy(struct server *srv, const char *name,
                                   const char *listen, const char *upstream,
-                                  const char *protocol, bool enabled,
+                                  const char *protocol,
+                                  const char *const *settings, bool enabled,
                                   int *status, char *err, size_t errlen)
 {
     struct settings st;
@@ -68,10 +69,20 @@ struct proxy *server_create_proxy(struct server *srv, const char *name,
         snprintf(err, errlen, "%s", why);
         return NULL;
     }
+    for (int i = 0; settings != NULL && settings[i] != NULL; i += 2)
+        if (settings_set(&st, settings[i], settings[i + 1], why,
+                         sizeof(why)) < 0) {
+            snprintf(err, errlen, "%s: %s", settings[i], why);
+            return NULL;
+        }
     p = proxy_create(srv->base, srv->dns, name, &st);
     if (p == NULL) {
         *status = 500;
         snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (proxy_set_tls(p, &st, err, errlen) < 0) {
+        proxy_destroy(p);
         return NULL;
     }
     snprintf(p->listen_text, sizeof(p->listen_text), "%s", listen);

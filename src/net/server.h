@@ -37,11 +37,14 @@ void server_deinit(struct server *srv);
 struct proxy *server_find(const struct server *srv, const char *name);
 
 /* Creates a proxy and, when enabled, starts it. protocol NULL means the
- * template's. On failure returns NULL with a message in err and *status
- * set to the HTTP status that fits (400, 409, 500). */
+ * template's. settings: NULL, or pairs of settings keys and values over
+ * the template's (its TLS: "backend_tls", "true", ...), ending with NULL.
+ * On failure returns NULL with a message in err and *status set to the
+ * HTTP status that fits (400, 409, 500). */
 struct proxy *server_create_proxy(struct server *srv, const char *name,
                                   const char *listen, const char *upstream,
-                                  const char *protocol, bool enabled,
+                                  const char *protocol,
+                                  const char *const *settings, bool enabled,
                                   int *status, char *err, size_t errlen);
 
 /* Adds a proxy made elsewhere (the command line's). */

@@ -293,7 +293,7 @@ static void on_connected(struct session *s)
         snprintf(who, sizeof(who), "session %llu: backend %s",
                  (unsigned long long)s->id,
                  addr_format(&p->backend, where, sizeof(where)));
-        if (tls_relay_start(p->base, &p->tls, false,
+        if (tls_relay_start(p->base, &p->tls, false, NULL,
                             bufferevent_getfd(s->backend), who, &plain) < 0) {
             bufferevent_setfd(s->backend, -1); /* closed by the relay */
             out_of_memory(s);

@@ -4,6 +4,7 @@
 #include "net/tls.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "behav/behav.h"
 #include "conf/settings.h"
 #include "core/log.h"
 
@@ -102,20 +104,34 @@ static void san_for(const char *host, char *out, size_t len)
         snprintf(out, len, "DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", host);
 }
 
-/* Makes a CA and a certificate for host signed by it; writes the CA to
- * ca_out ("" for nowhere); puts the certificate and key in ctx. */
+/* The CA of the process, made once: every proxy's certificate made at
+ * start is signed by it, so one --tls-ca-out file trusts them all. */
+static EVP_PKEY *ca_key;
+static X509 *ca;
+
+static int make_ca(void)
+{
+    if (ca != NULL)
+        return 0;
+    ca_key = EVP_EC_gen("P-256");
+    ca = ca_key != NULL ? make_cert(ca_key, "Vaurien test CA", NULL, ca_key,
+                                    NULL, true, -3600, 10L * 365 * 86400)
+                        : NULL;
+    return ca != NULL ? 0 : -ENOMEM;
+}
+
+/* Makes a certificate for host signed by the process's CA; writes the CA
+ * to ca_out ("" for nowhere); puts the certificate and key in ctx. */
 static int make_server_cert(SSL_CTX *ctx, const char *host, const char *ca_out,
                             char *err, size_t errlen)
 {
-    EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
-    X509 *ca = NULL, *leaf = NULL;
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *leaf = NULL;
     char san[600];
     int rc = -ENOMEM;
 
-    if (ca_key == NULL || key == NULL)
+    if (key == NULL || make_ca() < 0)
         goto out;
-    ca = make_cert(ca_key, "Vaurien test CA", NULL, ca_key, NULL, true, -3600,
-                   10L * 365 * 86400);
     san_for(host, san, sizeof(san));
     leaf = ca != NULL ? make_cert(key, host[0] ? host : "localhost", ca,
                                   ca_key, san, false, -3600, 825L * 86400)
@@ -143,11 +159,45 @@ out:
     if (rc < 0)
         snprintf(err, errlen, "cannot make a TLS certificate: out of memory");
 out_quiet:
-    X509_free(ca);
     X509_free(leaf);
-    EVP_PKEY_free(ca_key);
     EVP_PKEY_free(key);
     return rc;
+}
+
+/* bad_cert's certificates for host: expired and wrong-name ones signed by
+ * the process's CA, a self-signed one with the right name. */
+static int make_bad_certs(struct tls_conf *t, const char *host)
+{
+    char san[600];
+    const char *cn = host[0] ? host : "localhost";
+
+    if (make_ca() < 0 || (t->bad_key = EVP_EC_gen("P-256")) == NULL)
+        return -ENOMEM;
+    san_for(host, san, sizeof(san));
+    t->bad[0] = make_cert(t->bad_key, cn, ca, ca_key, san, false,
+                          -3 * 86400, -2 * 86400);
+    t->bad[1] = make_cert(t->bad_key, "wrong.invalid", ca, ca_key,
+                          "DNS:wrong.invalid", false, -3600, 86400);
+    t->bad[2] = make_cert(t->bad_key, cn, NULL, t->bad_key, san, false, -3600,
+                          86400);
+    return t->bad[0] && t->bad[1] && t->bad[2] ? 0 : -ENOMEM;
+}
+
+/* The alert a connection's handshake fails with (tls_alert), kept in its
+ * SSL: the ClientHello is refused with it. */
+static int alert_index = -1;
+
+static int hello_cb(SSL *ssl, int *al, void *arg)
+{
+    intptr_t alert = alert_index >= 0
+                         ? (intptr_t)SSL_get_ex_data(ssl, alert_index)
+                         : 0;
+
+    (void)arg;
+    if (alert <= 0)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    *al = (int)alert;
+    return SSL_CLIENT_HELLO_ERROR;
 }
 
 /* The first OpenSSL error as text. */
@@ -201,6 +251,11 @@ int tls_conf_init(struct tls_conf *t, const struct settings *st,
                                     errlen) < 0) {
             goto fail;
         }
+        if (make_bad_certs(t, listen_host) < 0) {
+            snprintf(err, errlen, "cannot make a TLS certificate: out of memory");
+            goto fail;
+        }
+        SSL_CTX_set_client_hello_cb(t->server, hello_cb, NULL);
     }
     if (st->backend_tls) {
         t->client = SSL_CTX_new(TLS_client_method());
@@ -246,6 +301,22 @@ void tls_conf_deinit(struct tls_conf *t)
     SSL_CTX_free(t->server);
     SSL_CTX_free(t->client);
     t->server = t->client = NULL;
+    for (int i = 0; i < 3; i++) {
+        X509_free(t->bad[i]);
+        t->bad[i] = NULL;
+    }
+    EVP_PKEY_free(t->bad_key);
+    t->bad_key = NULL;
+}
+
+int tls_bad_cert_kind(const char *text)
+{
+    static const char *const kinds[] = { "expired", "wrong_name", "self_signed" };
+
+    for (int i = 0; i < 3; i++)
+        if (strcmp(text, kinds[i]) == 0)
+            return i;
+    return -1;
 }
 
 /* ---- relays ------------------------------------------------------------- */
@@ -257,14 +328,63 @@ struct relay {
     bool eof_outer, eof_inner; /* that side's source ended */
     bool shut_outer, shut_inner; /* that side's write end was closed */
     bool up;                   /* the handshake finished */
+    bool dirty;                /* no_close_notify: end without it */
+    struct event *delay_ev;    /* tls_handshake_delay: makes outer */
+    struct event_base *base;
+    evutil_socket_t fd;        /* the TCP socket until outer has it */
+    SSL *ssl;                  /* its SSL until then */
+    bool accepting;            /* outer is the server side */
     char who[128];
 };
 
 static void relay_free(struct relay *r)
 {
-    bufferevent_free(r->outer);
+    if (r->delay_ev != NULL)
+        event_free(r->delay_ev);
+    if (r->outer != NULL)
+        bufferevent_free(r->outer);
+    if (r->ssl != NULL)
+        SSL_free(r->ssl);
+    if (r->fd >= 0)
+        evutil_closesocket(r->fd);
     bufferevent_free(r->inner);
     free(r);
+}
+
+static void relay_read(struct bufferevent *bev, void *arg);
+static void relay_write(struct bufferevent *bev, void *arg);
+static void relay_event(struct bufferevent *bev, short what, void *arg);
+
+/* Puts the TLS side on r->fd and starts both sides. Returns 0 or -ENOMEM
+ * (r->fd and r->ssl are then still r's, freed with it). */
+static int open_outer(struct relay *r)
+{
+    r->outer = bufferevent_openssl_socket_new(
+        r->base, r->fd, r->ssl,
+        r->accepting ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+        BEV_OPT_CLOSE_ON_FREE);
+    if (r->outer == NULL)
+        return -ENOMEM;
+    r->fd = -1;
+    r->ssl = NULL; /* the bufferevent's now */
+    bufferevent_openssl_set_allow_dirty_shutdown(r->outer, 1);
+    bufferevent_setcb(r->outer, relay_read, relay_write, relay_event, r);
+    bufferevent_setwatermark(r->outer, EV_WRITE, TLS_RELAY_CAP / 2, 0);
+    bufferevent_enable(r->outer, EV_READ | EV_WRITE);
+    bufferevent_enable(r->inner, EV_READ | EV_WRITE);
+    return 0;
+}
+
+static void delay_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct relay *r = arg;
+
+    (void)fd;
+    (void)what;
+    if (open_outer(r) < 0) {
+        log_warn("%s: out of memory; closed", r->who);
+        relay_free(r);
+    }
 }
 
 static struct bufferevent *other(struct relay *r, struct bufferevent *bev)
@@ -277,10 +397,12 @@ static struct bufferevent *other(struct relay *r, struct bufferevent *bev)
  * when both are done. Returns false when r was freed. */
 static bool settle(struct relay *r)
 {
+    if (r->outer == NULL)
+        return true; /* still delayed */
     if (r->eof_inner && !r->shut_outer &&
         evbuffer_get_length(bufferevent_get_output(r->outer)) == 0) {
         SSL *ssl = bufferevent_openssl_get_ssl(r->outer);
-        if (r->up && ssl != NULL)
+        if (r->up && ssl != NULL && !r->dirty)
             SSL_shutdown(ssl); /* close_notify */
         else
             shutdown(bufferevent_getfd(r->outer), SHUT_WR);
@@ -303,6 +425,8 @@ static void relay_read(struct bufferevent *bev, void *arg)
     struct relay *r = arg;
     struct bufferevent *to = other(r, bev);
 
+    if (to == NULL)
+        return; /* delayed: stays in the input until outer exists */
     evbuffer_add_buffer(bufferevent_get_output(to), bufferevent_get_input(bev));
     if (evbuffer_get_length(bufferevent_get_output(to)) >= TLS_RELAY_CAP)
         bufferevent_disable(bev, EV_READ); /* until `to` drains */
@@ -313,7 +437,7 @@ static void relay_write(struct bufferevent *bev, void *arg)
     struct relay *r = arg;
     struct bufferevent *from = other(r, bev);
 
-    if (!(bev == r->outer ? r->eof_inner : r->eof_outer))
+    if (from != NULL && !(bev == r->outer ? r->eof_inner : r->eof_outer))
         bufferevent_enable(from, EV_READ);
     settle(r);
 }
@@ -329,6 +453,13 @@ static void relay_event(struct bufferevent *bev, short what, void *arg)
         log_debug("%s: TLS %s, %s", r->who, SSL_get_version(ssl),
                   SSL_get_cipher_name(ssl));
         return;
+    }
+    if (bev == r->outer && (what & BEV_EVENT_ERROR) && r->up &&
+        ERR_GET_REASON(bufferevent_get_openssl_error(bev)) ==
+            SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        /* the peer closed without close_notify: an end like another
+         * (libevent's allow_dirty_shutdown predates OpenSSL 3's code) */
+        what = BEV_EVENT_EOF;
     }
     if (what & BEV_EVENT_EOF) {
         /* the rest of its input was read: move it on first */
@@ -360,9 +491,11 @@ static void relay_event(struct bufferevent *bev, short what, void *arg)
 }
 
 int tls_relay_start(struct event_base *base, const struct tls_conf *t,
-                    bool server, evutil_socket_t fd, const char *who,
+                    bool server, const struct tls_fault *fault,
+                    evutil_socket_t fd, const char *who,
                     evutil_socket_t *plain)
 {
+    int kind = fault != NULL ? fault->kind : BEHAV_TLS_NONE;
     evutil_socket_t pair[2];
     struct relay *r = calloc(1, sizeof(*r));
     SSL *ssl = NULL;
@@ -373,12 +506,24 @@ int tls_relay_start(struct event_base *base, const struct tls_conf *t,
         evutil_closesocket(fd);
         return -ENOMEM;
     }
+    r->fd = -1;
     evutil_make_socket_nonblocking(pair[0]);
     evutil_make_socket_nonblocking(pair[1]);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     snprintf(r->who, sizeof(r->who), "%s", who);
     r->server = server;
     ssl = SSL_new(server ? t->server : t->client);
+    if (ssl != NULL && kind == BEHAV_TLS_ALERT) {
+        if (alert_index < 0)
+            alert_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        SSL_set_ex_data(ssl, alert_index, (void *)(intptr_t)fault->value);
+    }
+    if (ssl != NULL && kind == BEHAV_TLS_BAD_CERT && fault->cert >= 0 &&
+        fault->cert < 3) {
+        SSL_use_certificate(ssl, t->bad[fault->cert]);
+        SSL_use_PrivateKey(ssl, t->bad_key);
+    }
+    r->dirty = kind == BEHAV_TLS_NO_CLOSE_NOTIFY;
     if (ssl != NULL && !server) {
         if (t->sni[0] != '\0')
             SSL_set_tlsext_host_name(ssl, t->sni);
@@ -389,32 +534,39 @@ int tls_relay_start(struct event_base *base, const struct tls_conf *t,
                 SSL_set1_host(ssl, t->verify_host);
         }
     }
-    r->outer = ssl != NULL ? bufferevent_openssl_socket_new(
-                                 base, fd, ssl,
-                                 server ? BUFFEREVENT_SSL_ACCEPTING
-                                        : BUFFEREVENT_SSL_CONNECTING,
-                                 BEV_OPT_CLOSE_ON_FREE)
-                           : NULL;
     r->inner = bufferevent_socket_new(base, pair[0], BEV_OPT_CLOSE_ON_FREE);
-    if (r->outer == NULL || r->inner == NULL) {
-        if (r->outer == NULL) {
-            SSL_free(ssl);
-            evutil_closesocket(fd);
-        }
+    if (ssl == NULL || r->inner == NULL) {
+        SSL_free(ssl);
+        evutil_closesocket(fd);
         if (r->inner == NULL)
             evutil_closesocket(pair[0]);
-        bufferevent_free(r->outer);
         bufferevent_free(r->inner);
         evutil_closesocket(pair[1]);
         free(r);
         return -ENOMEM;
     }
-    bufferevent_openssl_set_allow_dirty_shutdown(r->outer, 1);
-    for (int i = 0; i < 2; i++) {
-        struct bufferevent *bev = i == 0 ? r->outer : r->inner;
-        bufferevent_setcb(bev, relay_read, relay_write, relay_event, r);
-        bufferevent_setwatermark(bev, EV_WRITE, TLS_RELAY_CAP / 2, 0);
-        bufferevent_enable(bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(r->inner, relay_read, relay_write, relay_event, r);
+    bufferevent_setwatermark(r->inner, EV_WRITE, TLS_RELAY_CAP / 2, 0);
+    r->base = base;
+    r->fd = fd;
+    r->ssl = ssl;
+    r->accepting = server;
+    if (kind == BEHAV_TLS_DELAY && fault->value > 0) {
+        /* the TLS side is made when the delay is over: until then the
+         * ClientHello waits in the kernel, and the session's side too */
+        struct timeval tv = { fault->value / 1000,
+                              (fault->value % 1000) * 1000 };
+        r->delay_ev = evtimer_new(base, delay_done, r);
+        if (r->delay_ev != NULL && evtimer_add(r->delay_ev, &tv) == 0) {
+            bufferevent_enable(r->inner, EV_WRITE);
+            *plain = pair[1];
+            return 0;
+        }
+    }
+    if (open_outer(r) < 0) {
+        relay_free(r);
+        evutil_closesocket(pair[1]);
+        return -ENOMEM;
     }
     *plain = pair[1];
     return 0;

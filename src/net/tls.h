@@ -27,10 +27,16 @@
 struct settings;
 struct ssl_ctx_st;
 
+struct x509_st;
+struct evp_pkey_st;
+
 /* What a proxy terminates and originates with (NULL: plain). */
 struct tls_conf {
     struct ssl_ctx_st *server; /* --proxy-tls */
     struct ssl_ctx_st *client; /* --backend-tls */
+    struct x509_st *bad[3];    /* bad_cert: expired, wrong_name,
+                                  self_signed (made with the server's) */
+    struct evp_pkey_st *bad_key;
     char sni[256];             /* the backend's host name ("" for an IP) */
     char verify_host[256];     /* what its certificate must name ("":
                                   not checked, --backend-tls-insecure) */
@@ -46,12 +52,23 @@ int tls_conf_init(struct tls_conf *t, const struct settings *st,
                   char *err, size_t errlen);
 void tls_conf_deinit(struct tls_conf *t);
 
+/* The TLS fault a connection drew (behav/tls.c), for its relay. */
+struct tls_fault {
+    int kind;        /* enum behav_tls */
+    long long value; /* delay ms, alert number */
+    int cert;        /* bad_cert: 0 expired, 1 wrong_name, 2 self_signed */
+};
+
+/* bad_cert's kind as an index of tls_conf.bad, or -1. */
+int tls_bad_cert_kind(const char *text);
+
 /* Makes a socketpair and a relay between fd (a TCP connection: an
  * accepted client when server, a connected backend otherwise) and one
  * end; returns the other end in *plain. who names the peer in logs.
  * Returns 0, or a negative errno (fd is then closed). */
 int tls_relay_start(struct event_base *base, const struct tls_conf *t,
-                    bool server, evutil_socket_t fd, const char *who,
+                    bool server, const struct tls_fault *fault,
+                    evutil_socket_t fd, const char *who,
                     evutil_socket_t *plain);
 
 #endif

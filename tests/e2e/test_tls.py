@@ -214,3 +214,106 @@ def test_bad_tls_files_exit_2_with_one_line(tmp_path):
                            capture_output=True, text=True, timeout=10)
         assert p.returncode == 2 and says in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def tls_connect(port, ca, server_hostname="127.0.0.1", ragged=True):
+    ctx = client_ctx(ca)
+    if not ragged:  # Python 3.10+ ignores an EOF without close_notify by default
+        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname=server_hostname,
+                           suppress_ragged_eofs=ragged)
+
+
+def test_tls_faults_seen_by_pythons_ssl(tmp_path, vaurien, redis_server):
+    ca = str(tmp_path / "ca.pem")
+
+    def proxy(*flags):
+        return vaurien("--protocol", "redis", "--proxy-tls", "--tls-ca-out", ca,
+                       *flags, backend_port=redis_server)
+
+    v = proxy("--behavior", "100:tls_handshake_delay",
+              "--behavior-tls-handshake-delay-delay", "400")
+    t = time.monotonic()
+    with tls_connect(v.port, ca) as s:
+        assert time.monotonic() - t >= 0.38
+        s.sendall(b"PING\r\n")                 # then requests pass
+        assert recv_exactly(s, 7) == b"+PONG\r\n"
+
+    v = proxy("--behavior", "100:tls_alert", "--behavior-tls-alert-alert", "112")
+    with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+        tls_connect(v.port, ca)
+    v = proxy("--behavior", "100:tls_alert")
+    with pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"):
+        tls_connect(v.port, ca)
+
+    for kind, says in (("expired", "certificate has expired"),
+                       ("wrong_name", "mismatch"),
+                       ("self_signed", "self-signed certificate")):
+        v = proxy("--behavior", "100:bad_cert", "--behavior-bad-cert-kind", kind)
+        with pytest.raises(ssl.SSLCertVerificationError) as e:
+            tls_connect(v.port, ca)
+        assert says in e.value.verify_message, (kind, e.value.verify_message)
+
+    v = proxy("--behavior", "100:no_close_notify")
+    with tls_connect(v.port, ca, ragged=False) as s:
+        s.sendall(b"QUIT\r\n")
+        assert recv_exactly(s, 5) == b"+OK\r\n"
+        with pytest.raises(ssl.SSLError, match="(?i)eof"):  # SSLEOFError or UNEXPECTED_EOF
+            s.recv(100)
+    v = proxy()                                  # with close_notify: a clean EOF
+    with tls_connect(v.port, ca, ragged=False) as s:
+        s.sendall(b"QUIT\r\n")
+        assert recv_exactly(s, 5) == b"+OK\r\n"
+        assert s.recv(100) == b""
+
+
+def test_tls_faults_drawn_per_connection_and_as_toxics(tmp_path, vaurien, redis_server):
+    ca = str(tmp_path / "ca.pem")
+
+    def failures(port, n=30):
+        out = []
+        for _ in range(n):
+            try:
+                with tls_connect(port, ca) as s:
+                    s.sendall(b"PING\r\n")
+                    recv_exactly(s, 7)
+                out.append(0)
+            except ssl.SSLError:
+                out.append(1)
+        return out
+
+    flags = ("--protocol", "redis", "--proxy-tls", "--tls-ca-out", ca,
+             "--behavior", "40:tls_alert", "--seed", "4")
+    a = failures(vaurien(*flags, backend_port=redis_server).port)
+    b = failures(vaurien(*flags, backend_port=redis_server).port)
+    assert a == b and 4 <= sum(a) <= 26          # seeded, per connection
+    # a toxic on a `vaurien server` proxy with TLS
+    from conftest import Api
+    apiport = free_port()
+    api = Api(["server", "-host", "127.0.0.1", "-port", str(apiport),
+               "-tls-ca-out", ca], apiport)
+    try:
+        port = free_port()
+        st, body, _ = api.call("POST", "/proxies", {
+            "name": "t", "listen": "127.0.0.1:%d" % port,
+            "upstream": "127.0.0.1:%d" % redis_server, "protocol": "redis",
+            "proxy_tls": True})
+        assert st == 201, body
+        assert failures(port, 3) == [0, 0, 0]
+        st, body, _ = api.call("POST", "/proxies/t/toxics",
+                               {"type": "bad_cert", "attributes": {"kind": "expired"}})
+        assert st == 200, body
+        with pytest.raises(ssl.SSLCertVerificationError, match="expired"):
+            tls_connect(port, ca)
+        st, body, _ = api.call("POST", "/proxies", {
+            "name": "u", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1",
+            "proxy_tls": {"cert": "/nonexistent.pem"}})
+        assert st == 400 and "nonexistent" in body["error"], body
+        st, body, _ = api.call("POST", "/proxies", {
+            "name": "w", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1",
+            "backend_tls": {"colour": "x"}})
+        assert st == 400 and "colour" in body["error"], body
+    finally:
+        rc, err = api.stop()
+    assert rc == 0, err

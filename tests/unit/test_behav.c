@@ -24,12 +24,15 @@ static void set(struct behav_inst *b, const char *opt, const char *value)
 
 Test(behav, the_registry_is_sorted_and_complete)
 {
-    const char *names[] = { "abort", "blackout", "delay", "dummy",
-                            "error", "hang",     "transient" };
+    const char *names[] = { "abort", "bad_cert", "blackout", "delay", "dummy",
+                            "error", "hang", "no_close_notify", "tls_alert",
+                            "tls_handshake_delay", "transient" };
 
-    cr_assert_eq(behav_count(), 7);
-    for (int i = 0; i < 7; i++)
+    cr_assert_eq(behav_count(), 11);
+    for (int i = 0; i < 11; i++) {
         cr_assert_str_eq(behav_at(i)->name, names[i]);
+        cr_assert_eq(behav_sorted(i), i);
+    }
 }
 
 Test(behav, dummy_passes_both_ways)
