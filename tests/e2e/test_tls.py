@@ -317,3 +317,66 @@ def test_tls_faults_drawn_per_connection_and_as_toxics(tmp_path, vaurien, redis_
     finally:
         rc, err = api.stop()
     assert rc == 0, err
+
+
+def test_given_certificates_client_certificates_and_sni(tmp_path, vaurien, certs, redis_server):
+    # --tls-cert/--tls-key: the client trusts that certificate itself
+    v = vaurien("--protocol", "redis", "--proxy-tls", "--tls-cert", certs["cert"],
+                "--tls-key", certs["key"], backend_port=redis_server)
+    with tls_connect(v.port, certs["cert"]) as s:
+        s.sendall(b"PING\r\n")
+        assert recv_exactly(s, 7) == b"+PONG\r\n"
+    # a backend that wants a client certificate and the name localhost
+    port = free_port()
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", certs["cert"],
+                            "-key", certs["key"], "-Verify", "1", "-CAfile", certs["cert"],
+                            "-verify_return_error", "-servername", "localhost",
+                            "-servername_fatal", "-cert2", certs["cert"], "-key2", certs["key"],
+                            "-www", "-quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: port_open(port), timeout=10)
+        for flags, ok in ((["--backend-cert", certs["cert"], "--backend-key", certs["key"]], True),
+                          ([], False)):
+            v = vaurien("--protocol", "http", "--backend", "localhost:%d" % port,
+                        "--backend-tls", "--backend-ca", certs["cert"], *flags)
+            with v.connect() as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                try:
+                    got = s.recv(12)
+                except ConnectionResetError:
+                    got = b""
+            assert (got == b"HTTP/1.0 200") == ok, (flags, got, v.log_text()[-500:])
+            if not ok:
+                assert wait_until(lambda: "handshake failed" in v.log_text()
+                                  or "TLS error" in v.log_text())
+    finally:
+        srv.terminate()
+        srv.wait(10)
+
+
+def test_server_wide_tls_and_one_ca_for_every_proxy(tmp_path, redis_server):
+    from conftest import Api
+    ca = str(tmp_path / "ca.pem")
+    apiport = free_port()
+    api = Api(["server", "-host", "127.0.0.1", "-port", str(apiport), "-proxy-tls",
+               "-tls-ca-out", ca], apiport)
+    try:
+        ports = [free_port(), free_port(), free_port()]
+        for name, port, extra in (("a", ports[0], {}), ("b", ports[1], {}),
+                                  ("plain", ports[2], {"proxy_tls": False})):
+            body = {"name": name, "listen": "127.0.0.1:%d" % port,
+                    "upstream": "127.0.0.1:%d" % redis_server, "protocol": "redis"}
+            body.update(extra)
+            st, b, _ = api.call("POST", "/proxies", body)
+            assert st == 201, b
+        for port in ports[:2]:                      # both trusted by the one CA
+            with tls_connect(port, ca) as s:
+                s.sendall(b"PING\r\n")
+                assert recv_exactly(s, 7) == b"+PONG\r\n"
+        with socket.create_connection(("127.0.0.1", ports[2]), timeout=5) as s:
+            s.sendall(b"PING\r\n")
+            assert recv_exactly(s, 7) == b"+PONG\r\n"
+    finally:
+        rc, err = api.stop()
+    assert rc == 0, err
