@@ -296,8 +296,12 @@ fail:
     return -EINVAL;
 }
 
+static void relay_free(struct relay *r);
+
 void tls_conf_deinit(struct tls_conf *t)
 {
+    while (!LIST_EMPTY(&t->relays))
+        relay_free(LIST_FIRST(&t->relays));
     SSL_CTX_free(t->server);
     SSL_CTX_free(t->client);
     t->server = t->client = NULL;
@@ -322,6 +326,7 @@ int tls_bad_cert_kind(const char *text)
 /* ---- relays ------------------------------------------------------------- */
 
 struct relay {
+    LIST_ENTRY(relay) link;    /* in its conf's relays */
     struct bufferevent *outer; /* TLS, on the TCP connection */
     struct bufferevent *inner; /* plain, on the socketpair */
     bool server;               /* terminating (outer is the client) */
@@ -339,6 +344,7 @@ struct relay {
 
 static void relay_free(struct relay *r)
 {
+    LIST_REMOVE(r, link);
     if (r->delay_ev != NULL)
         event_free(r->delay_ev);
     if (r->outer != NULL)
@@ -490,7 +496,7 @@ static void relay_event(struct bufferevent *bev, short what, void *arg)
     relay_free(r); /* both sides closed: the session sees its end */
 }
 
-int tls_relay_start(struct event_base *base, const struct tls_conf *t,
+int tls_relay_start(struct event_base *base, struct tls_conf *t,
                     bool server, const struct tls_fault *fault,
                     evutil_socket_t fd, const char *who,
                     evutil_socket_t *plain)
@@ -507,6 +513,7 @@ int tls_relay_start(struct event_base *base, const struct tls_conf *t,
         return -ENOMEM;
     }
     r->fd = -1;
+    LIST_INSERT_HEAD(&t->relays, r, link);
     evutil_make_socket_nonblocking(pair[0]);
     evutil_make_socket_nonblocking(pair[1]);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -540,8 +547,10 @@ int tls_relay_start(struct event_base *base, const struct tls_conf *t,
         evutil_closesocket(fd);
         if (r->inner == NULL)
             evutil_closesocket(pair[0]);
-        bufferevent_free(r->inner);
+        else
+            bufferevent_free(r->inner);
         evutil_closesocket(pair[1]);
+        LIST_REMOVE(r, link);
         free(r);
         return -ENOMEM;
     }

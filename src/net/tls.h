@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 #include <event2/util.h>
@@ -29,6 +30,8 @@ struct ssl_ctx_st;
 
 struct x509_st;
 struct evp_pkey_st;
+struct relay;
+LIST_HEAD(relay_list, relay);
 
 /* What a proxy terminates and originates with (NULL: plain). */
 struct tls_conf {
@@ -37,6 +40,7 @@ struct tls_conf {
     struct x509_st *bad[3];    /* bad_cert: expired, wrong_name,
                                   self_signed (made with the server's) */
     struct evp_pkey_st *bad_key;
+    struct relay_list relays;  /* open, freed with the conf */
     char sni[256];             /* the backend's host name ("" for an IP) */
     char verify_host[256];     /* what its certificate must name ("":
                                   not checked, --backend-tls-insecure) */
@@ -50,6 +54,7 @@ struct tls_conf {
 int tls_conf_init(struct tls_conf *t, const struct settings *st,
                   const char *listen_host, const char *backend_host,
                   char *err, size_t errlen);
+/* Frees the contexts and closes every relay still open. */
 void tls_conf_deinit(struct tls_conf *t);
 
 /* The TLS fault a connection drew (behav/tls.c), for its relay. */
@@ -66,7 +71,7 @@ int tls_bad_cert_kind(const char *text);
  * accepted client when server, a connected backend otherwise) and one
  * end; returns the other end in *plain. who names the peer in logs.
  * Returns 0, or a negative errno (fd is then closed). */
-int tls_relay_start(struct event_base *base, const struct tls_conf *t,
+int tls_relay_start(struct event_base *base, struct tls_conf *t,
                     bool server, const struct tls_fault *fault,
                     evutil_socket_t fd, const char *who,
                     evutil_socket_t *plain);
