@@ -119,6 +119,35 @@ def test_a_lua_behavior_loaded_through_both_clients(redis_server):
         assert stop_proxy(handle) == 0
 
 
+def test_tls_proxies_expose_the_ca_to_trust(redis_server):
+    import os
+    import ssl
+    redis = pytest.importorskip("redis")
+    pid = start_proxy(proxy_host="127.0.0.1", proxy_port=0, http=False, protocol="redis",
+                      backend="127.0.0.1:%d" % redis_server, tls=True)
+    try:
+        r = redis.Redis(host="127.0.0.1", port=pid.proxy_port, ssl=True,
+                        ssl_ca_certs=pid.tls_ca, socket_timeout=5)
+        assert r.ping()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            redis.Redis(host="127.0.0.1", port=pid.proxy_port, ssl=True,
+                        socket_timeout=5).ping()          # not trusted without it
+    finally:
+        stop_proxy(pid)
+    assert not os.path.exists(pid.tls_ca)
+    handle = start_server(tls=True)
+    try:
+        p = handle.server().create_proxy("r", upstream="127.0.0.1:%d" % redis_server,
+                                         protocol="redis")
+        ctx = ssl.create_default_context(cafile=handle.tls_ca)
+        with ctx.wrap_socket(socket.create_connection((p.host, p.port), timeout=5),
+                             server_hostname=p.host) as s:
+            s.sendall(b"PING\r\n")
+            assert s.recv(7) == b"+PONG\r\n"
+    finally:
+        assert stop_proxy(handle) == 0
+
+
 def test_the_toxiproxy_side(backend):
     handle = start_server()
     try:

@@ -130,6 +130,13 @@ def _start(cmd, log_output, checks, timeout):
     return proc, log_path, tmpdir
 
 
+def _tls_ca_path():
+    """Where a proxy writes the CA of the certificate it makes (--tls-ca-out)."""
+    fd, path = tempfile.mkstemp(prefix="vaurien-ca-", suffix=".pem")
+    os.close(fd)
+    return path
+
+
 def _spawn(cmd, log_output, env=None):
     """Starts cmd with its log and stderr in a file we can read."""
     tmpdir = tempfile.mkdtemp(prefix="vaurien-")
@@ -152,7 +159,8 @@ def start_proxy(proxy_host="localhost", proxy_port=8000, backend_host="localhost
                 backend_port=8888, protocol="tcp", http=True, warmup=2,
                 http_host="localhost", http_port=8080, options=None, log_level="info",
                 log_output="-", port=None, behavior=None, seed=None, binary=None,
-                timeout=10.0, backend=None):
+                timeout=10.0, backend=None, tls=False, backend_tls=False,
+                backend_ca=None):
     """Starts `vaurien` as the original start_proxy() did, and returns its
     pid (a ProxyProcess) once the proxy and the API accept connections.
 
@@ -160,8 +168,11 @@ def start_proxy(proxy_host="localhost", proxy_port=8000, backend_host="localhost
     a port of 0 picks a free one, reported as .proxy_port / .http_port;
     backend="host:port" sets both backend_host and backend_port; options is
     a list of extra flags or a {flag: value} dict; warmup is accepted and
-    unused (readiness is checked, not slept). Raises StartError with what
-    the binary printed when it does not start."""
+    unused (readiness is checked, not slept). tls=True terminates TLS with
+    a certificate made at start, whose CA is at handle.tls_ca (removed by
+    stop_proxy); backend_tls=True speaks TLS to the backend, checked
+    against backend_ca (a file) or the system's store. Raises StartError
+    with what the binary printed when it does not start."""
     del warmup
     if port is not None:
         http_port = port
@@ -181,6 +192,11 @@ def start_proxy(proxy_host="localhost", proxy_port=8000, backend_host="localhost
         cmd += ["--behavior", behavior]
     if seed is not None:
         cmd += ["--seed", str(seed)]
+    tls_ca = _tls_ca_path() if tls else None
+    if tls:
+        cmd += ["--proxy-tls", "--tls-ca-out", tls_ca]
+    if backend_tls:
+        cmd += ["--backend-tls"] + (["--backend-ca", str(backend_ca)] if backend_ca else [])
     if http:
         cmd += ["--http", "--http-host", http_host, "--http-port", str(http_port)]
     if isinstance(options, dict):
@@ -198,15 +214,16 @@ def start_proxy(proxy_host="localhost", proxy_port=8000, backend_host="localhost
     proc, log_path, tmpdir = _start(cmd, log_output, checks, timeout)
     handle = ProxyProcess(proc, proxy_host=connect_host, proxy_port=proxy_port,
                           http_host=api_host, http_port=http_port if http else None,
-                          log_path=log_path, cmd=cmd, tmpdir=tmpdir)
+                          log_path=log_path, cmd=cmd, tmpdir=tmpdir, tls_ca=tls_ca)
     _running[handle.pid] = handle
     return handle
 
 
 def start_server(host="127.0.0.1", port=0, config=None, seed=None, log_level="info",
-                 log_output="-", binary=None, timeout=10.0):
+                 log_output="-", binary=None, timeout=10.0, tls=False):
     """Starts `vaurien server` (the Toxiproxy API) and returns its handle;
-    handle.server() is a Server client. Stop it with stop_proxy()."""
+    handle.server() is a Server client. Stop it with stop_proxy(). With
+    tls=True every proxy terminates TLS, trusted through handle.tls_ca."""
     exe = find_binary(binary)
     if port == 0:
         port = _free_port(host)
@@ -215,10 +232,14 @@ def start_server(host="127.0.0.1", port=0, config=None, seed=None, log_level="in
         cmd += ["-config", str(config)]
     if seed is not None:
         cmd += ["-seed", str(seed)]
+    tls_ca = _tls_ca_path() if tls else None
+    if tls:
+        cmd += ["-proxy-tls", "-tls-ca-out", tls_ca]
     proc, log_path, tmpdir = _start(cmd, log_output,
                                     [_api_up("http://" + _hostport(host, port))], timeout)
     handle = ProxyProcess(proc, proxy_host=None, proxy_port=None, http_host=host,
-                          http_port=port, log_path=log_path, cmd=cmd, tmpdir=tmpdir)
+                          http_port=port, log_path=log_path, cmd=cmd, tmpdir=tmpdir,
+                          tls_ca=tls_ca)
     _running[handle.pid] = handle
     return handle
 
@@ -241,4 +262,9 @@ def stop_proxy(pid, grace=5.0):
     if handle.log_path.startswith(handle.tmpdir):
         handle.final_log = handle.log()
     shutil.rmtree(handle.tmpdir, ignore_errors=True)
+    if getattr(handle, "tls_ca", None):
+        try:
+            os.unlink(handle.tls_ca)
+        except OSError:
+            pass
     return proc.returncode
