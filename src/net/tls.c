@@ -374,6 +374,11 @@ static int open_outer(struct relay *r)
     r->fd = -1;
     r->ssl = NULL; /* the bufferevent's now */
     bufferevent_openssl_set_allow_dirty_shutdown(r->outer, 1);
+    /* fewer, larger moves between the sides (libevent reads 16 KB) */
+    bufferevent_set_max_single_read(r->outer, TLS_RELAY_CAP / 4);
+    bufferevent_set_max_single_write(r->outer, TLS_RELAY_CAP / 4);
+    bufferevent_set_max_single_read(r->inner, TLS_RELAY_CAP / 4);
+    bufferevent_set_max_single_write(r->inner, TLS_RELAY_CAP / 4);
     bufferevent_setcb(r->outer, relay_read, relay_write, relay_event, r);
     bufferevent_setwatermark(r->outer, EV_WRITE, TLS_RELAY_CAP / 2, 0);
     bufferevent_enable(r->outer, EV_READ | EV_WRITE);
