@@ -264,7 +264,8 @@ def test_vaurien_endpoints_in_http_mode(backend):
         st, b, _ = a.call("GET", "/behavior")
         assert st == 200 and b["behavior"] == "dummy"
         assert a.call("GET", "/behaviors")[1] == {"behaviors": [
-            "abort", "blackout", "delay", "dummy", "error", "hang", "transient"]}
+            "abort", "bad_cert", "blackout", "delay", "dummy", "error", "hang",
+            "no_close_notify", "tls_alert", "tls_handshake_delay", "transient"]}
         # the original client sends no Content-Type
         st, b, _ = a.call("PUT", "/behavior", raw='{"name": "delay", "sleep": 0.2}')
         assert (st, b) == (200, {"status": "ok"})

@@ -65,7 +65,8 @@ def test_vaurienctl_commands(backend):
     try:
         r = ctl(port, "list-behaviors")
         assert r.returncode == 0 and r.stdout.split() == [
-            "abort", "blackout", "delay", "dummy", "error", "hang", "transient"]
+            "abort", "bad_cert", "blackout", "delay", "dummy", "error", "hang",
+            "no_close_notify", "tls_alert", "tls_handshake_delay", "transient"]
         r = ctl(port, "set-behavior", "delay", "--sleep", "0.3", "--before", "false")
         assert r.returncode == 0
         assert ctl(port, "get-behavior").stdout.strip() == "delay"
