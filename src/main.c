@@ -447,7 +447,8 @@ static int run_server(int argc, char **argv)
             continue;
         }
         if (strcmp(name, "proxy-tls") == 0 || strcmp(name, "backend-tls") == 0 ||
-            strcmp(name, "backend-tls-insecure") == 0) {
+            strcmp(name, "backend-tls-insecure") == 0 ||
+            strcmp(name, "starttls") == 0) {
             /* booleans too: every proxy's TLS, unless one says otherwise */
             char why[600];
             if (settings_set(&st, name, eq != NULL ? eq + 1 : "true", why,
@@ -634,7 +635,7 @@ int main(int argc, char **argv)
     }
     if (is_demo)
         demo.port = st.backend.port;
-    if (st.proxy_tls || st.backend_tls) {
+    if (st.proxy_tls || st.backend_tls || st.starttls) {
         /* certificates and keys that do not load are a usage error */
         struct tls_conf t;
         if (tls_conf_init(&t, &st, st.proxy.host, st.backend.host, err,

@@ -68,6 +68,9 @@ static const struct flag {
       "Client certificate (PEM) for a backend that asks for one" },
     { "--backend-key", "backend_key", false, "FILE",
       "Private key of --backend-cert (default: in the --backend-cert file)" },
+    { "--starttls", "starttls", true, NULL,
+      "Upgrade STARTTLS (smtp) on both sides and keep framing, with the "
+      "certificates of --tls-cert (or made at start) and --backend-ca" },
     { "--http", "http", true, NULL,
       "Serve the control API (Vaurien's and Toxiproxy's)" },
     { "--http-host", "http_host", false, "HOST",

@@ -208,6 +208,7 @@ int settings_set(struct settings *st, const char *key, const char *value,
             { "backend_tls", offsetof(struct settings, backend_tls) },
             { "backend_tls_insecure",
               offsetof(struct settings, backend_tls_insecure) },
+            { "starttls", offsetof(struct settings, starttls) },
         };
         for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
             if (key_is(key, files[i].key))

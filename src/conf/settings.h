@@ -46,6 +46,7 @@ struct settings {
     bool proxy_tls;
     char tls_cert[4096], tls_key[4096], tls_ca_out[4096];
     bool backend_tls, backend_tls_insecure;
+    bool starttls;         /* upgrade STARTTLS on both sides */
     char backend_ca[4096], backend_cert[4096], backend_key[4096];
     bool http;             /* serve the control API */
     struct addr http_addr; /* where */

@@ -70,7 +70,7 @@ bool fast_eligible(const struct session *s)
     if (s->state != SESSION_OPEN || p->ntoxics > 0)
         return false;
     if (p->tls.server != NULL || p->tls.client != NULL)
-        return false; /* the relays copy anyway (tls.h) */
+        return false; /* the relays copy anyway, or STARTTLS may come */
     if (s->mode == PROTO_RAW)
         return true;
     return s->mode == PROTO_TUNNEL && p->conf->all_dummy;

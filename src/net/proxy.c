@@ -223,7 +223,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
         }
         return;
     }
-    if (p->tls.server != NULL) {
+    if (p->tls.implicit_server) {
         /* the session gets the decrypted side (tls.h) */
         char who[128], peer[64];
         addr_format_sockaddr(sa, peer, sizeof(peer));
@@ -331,7 +331,7 @@ int proxy_set_tls(struct proxy *p, const struct settings *st, char *err,
                   size_t errlen)
 {
     tls_conf_deinit(&p->tls);
-    if (!st->proxy_tls && !st->backend_tls)
+    if (!st->proxy_tls && !st->backend_tls && !st->starttls)
         return 0;
     return tls_conf_init(&p->tls, st, st->proxy.host, st->backend.host, err,
                          errlen);

@@ -286,7 +286,7 @@ static void on_connected(struct session *s)
     s->state = SESSION_OPEN;
     bufferevent_set_timeouts(s->backend, NULL, NULL);
     set_nodelay(bufferevent_getfd(s->backend));
-    if (p->tls.client != NULL) {
+    if (p->tls.implicit_client) {
         /* the backend speaks TLS: the session talks to a relay (tls.h) */
         char who[400], where[300];
         evutil_socket_t plain;
@@ -489,11 +489,12 @@ static bool answers_caught_up(struct session *s)
     return true;
 }
 
-/* Whether the client waits for the queue: past the in-flight cap, or a
- * tunnel that starts only once every earlier reply has been written. */
+/* Whether the client waits for the queue: past the in-flight cap, a
+ * tunnel that starts only once every earlier reply has been written, or a
+ * STARTTLS upgrade. */
 static bool client_held(const struct session *s)
 {
-    return s->synth_blocked || s->inflight_full ||
+    return s->synth_blocked || s->inflight_full || s->upgrading ||
            (s->mode == PROTO_TUNNEL && s->q.head != NULL);
 }
 
@@ -796,6 +797,17 @@ static void check_mode(struct session *s, enum proto_dir dir)
         s->state != SESSION_OPEN)
         return;
     m = proto->mode(s->pstate);
+    if (m == PROTO_STARTTLS && s->proxy->tls.server != NULL &&
+        s->proxy->tls.client != NULL) {
+        s->upgrading = true; /* session_pump() finishes it */
+        session_update_reading(s);
+        return;
+    }
+    if (m == PROTO_STARTTLS) {
+        set_mode(s, PROTO_RAW, "STARTTLS (the proxy upgrades it with "
+                 "--starttls)", dir == PROTO_UP);
+        return;
+    }
     if (m != PROTO_FRAMED)
         set_mode(s, m,
                  m == PROTO_TUNNEL ? "the connection was upgraded"
@@ -1286,6 +1298,61 @@ static void pump_rounds(struct session *s)
 /* Moves what both sides have sent as far as the modes, the queue and
  * backpressure allow. The pipes are corked meanwhile: what one read
  * brought leaves in one write per direction. */
+/* STARTTLS, both sides: once everything before it is written to the
+ * client (the 220 included) and nothing more was read, each side's TCP
+ * connection goes to a TLS relay (net/tls.h) and the session goes on,
+ * framing, with the relays' plain ends. */
+static void finish_upgrade(struct session *s)
+{
+    struct proxy *p = s->proxy;
+    evutil_socket_t cfd, bfd, cplain, bplain;
+    char who[400], where[300];
+
+    if (!s->upgrading || s->state != SESSION_OPEN ||
+        pipe_buffered(&s->down) > 0 || pipe_buffered(&s->up) > 0 ||
+        evbuffer_get_length(bufferevent_get_output(s->client)) > 0 ||
+        evbuffer_get_length(bufferevent_get_output(s->backend)) > 0)
+        return;
+    s->upgrading = false;
+    if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0 ||
+        evbuffer_get_length(bufferevent_get_input(s->backend)) > 0) {
+        /* bytes after the 220 that are not TLS's: cannot be upgraded */
+        set_mode(s, PROTO_RAW, "STARTTLS with bytes after it", false);
+        return;
+    }
+    event_del(&s->crd);
+    event_del(&s->brd);
+    s->crd_on = s->brd_on = false;
+    cfd = bufferevent_getfd(s->client);
+    bfd = bufferevent_getfd(s->backend);
+    snprintf(who, sizeof(who), "session %llu: STARTTLS client %s",
+             (unsigned long long)s->id, s->peer);
+    if (tls_relay_start(p->base, &p->tls, true, NULL, cfd, who, &cplain) < 0) {
+        bufferevent_setfd(s->client, -1); /* closed by the relay */
+        out_of_memory(s);
+        return;
+    }
+    bufferevent_setfd(s->client, cplain);
+    snprintf(who, sizeof(who), "session %llu: STARTTLS backend %s",
+             (unsigned long long)s->id,
+             addr_format(&p->backend, where, sizeof(where)));
+    if (tls_relay_start(p->base, &p->tls, false, NULL, bfd, who, &bplain) < 0) {
+        bufferevent_setfd(s->backend, -1);
+        out_of_memory(s);
+        return;
+    }
+    bufferevent_setfd(s->backend, bplain);
+    event_assign(&s->crd, p->base, cplain, EV_READ | EV_PERSIST,
+                 on_client_readable, s);
+    event_assign(&s->brd, p->base, bplain, EV_READ | EV_PERSIST,
+                 on_backend_readable, s);
+    bufferevent_enable(s->client, EV_WRITE);
+    bufferevent_enable(s->backend, EV_WRITE);
+    log_info("session %llu: STARTTLS: both sides speak TLS through the "
+             "proxy; still %s", (unsigned long long)s->id, s->proto->name);
+    session_update_reading(s);
+}
+
 static void session_pump(struct session *s)
 {
     if (framer_begin(s) < 0) {
@@ -1322,6 +1389,7 @@ static void session_pump(struct session *s)
     if (s->state == SESSION_OPEN && s->mode != PROTO_FRAMED &&
         s->q.head == NULL && fast_enter(s))
         return;
+    finish_upgrade(s);
     session_update_reading(s);
 }
 
@@ -1334,7 +1402,7 @@ void session_update_reading(struct session *s)
     if (s->state == SESSION_OPEN && s->fast) {
         want_c = !s->fup.eof && !s->fup.rd_paused;
         want_b = !s->fdown.eof && !s->fdown.rd_paused;
-    } else if (s->state == SESSION_OPEN) {
+    } else if (s->state == SESSION_OPEN && !s->upgrading) {
         want_c = !s->up.eof && !s->up.full && !client_held(s) &&
                  evbuffer_get_length(bufferevent_get_input(s->client)) < PIPE_CAP;
         want_b = s->backend != NULL && !s->down.eof && !s->down.full &&
@@ -1476,6 +1544,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     if (s->state == SESSION_OPEN)
         pipe_on_drained(&s->down);
+    finish_upgrade(s);
 }
 
 static void backend_write_cb(struct bufferevent *bev, void *arg)

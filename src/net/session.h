@@ -88,6 +88,9 @@ struct session {
                                         are on their way, then the reset */
     bool pumping;                    /* session_pump() is running (checked:
                                         it never runs twice at once) */
+    bool upgrading;                  /* STARTTLS: reads stop until what was
+                                        sent is written, then both sides
+                                        go through TLS relays */
     const struct proto_ops *proto;   /* fixed for the session's life */
     enum proto_mode mode;            /* framed, tunnel or raw */
     int script_state;                /* custom behaviors' state of this

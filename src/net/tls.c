@@ -227,7 +227,9 @@ int tls_conf_init(struct tls_conf *t, const struct settings *st,
     char why[256];
 
     memset(t, 0, sizeof(*t));
-    if (st->proxy_tls) {
+    t->implicit_server = st->proxy_tls;
+    t->implicit_client = st->backend_tls;
+    if (st->proxy_tls || st->starttls) {
         t->server = SSL_CTX_new(TLS_server_method());
         if (t->server == NULL)
             goto ssl_fail;
@@ -257,7 +259,7 @@ int tls_conf_init(struct tls_conf *t, const struct settings *st,
         }
         SSL_CTX_set_client_hello_cb(t->server, hello_cb, NULL);
     }
-    if (st->backend_tls) {
+    if (st->backend_tls || st->starttls) {
         t->client = SSL_CTX_new(TLS_client_method());
         if (t->client == NULL)
             goto ssl_fail;

@@ -44,6 +44,9 @@ struct tls_conf {
     char sni[256];             /* the backend's host name ("" for an IP) */
     char verify_host[256];     /* what its certificate must name ("":
                                   not checked, --backend-tls-insecure) */
+    bool implicit_server;      /* clients start with TLS (--proxy-tls) */
+    bool implicit_client;      /* the backend too (--backend-tls); else the
+                                  contexts are for STARTTLS (--starttls) */
 };
 
 /* Builds the contexts st asks for: the server's from --tls-cert/--tls-key,

@@ -59,6 +59,10 @@ enum proto_mode {
     PROTO_TUNNEL, /* plain tcp: faults per chunk (after an HTTP 101, TLS) */
     PROTO_RAW,    /* passed through untouched, no faults (pub/sub, STARTTLS,
                      malformed traffic) */
+    PROTO_STARTTLS, /* returned once by mode(): both sides start TLS now
+                       (smtp's 220 to STARTTLS); the session upgrades both
+                       and frames on when it terminates and originates TLS,
+                       else it passes the connection through (PROTO_RAW) */
 };
 
 /* Flags of a unit step (struct proto_unit.flags). */

@@ -9,7 +9,8 @@
  * An error reply is "<code> <enhanced> <text>\r\n" (default 451 4.3.0), for
  * any command; for the message itself the message is delivered and its
  * 250 replaced (the server cannot take back DATA it has started). After
- * STARTTLS and its 220 the connection is passed through.
+ * STARTTLS and its 220 the session upgrades both sides to TLS (when it
+ * terminates and originates TLS) or passes the connection through.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@ struct smtp_dir {
 struct smtp_state {
     struct smtp_dir up, down;
     bool expect_body;       /* a 354 came: the message follows */
-    bool raw;
+    bool tls_now;           /* a 220 to STARTTLS ended: TLS starts */
 };
 
 static enum smtp_cmd verb(const char *line)
@@ -199,16 +200,22 @@ static ssize_t smtp_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         if (d->answers == CMD_DATA && d->code == 354)
             s->expect_body = true;
         if (d->answers == CMD_STARTTLS && d->code == 220)
-            s->raw = true;
+            s->tls_now = true;
     }
     return n;
 }
 
+/* After STARTTLS's 220 both sides speak TLS: said once; if the session
+ * upgrades, the conversation goes on with the client's new EHLO (no
+ * greeting comes inside TLS). */
 static enum proto_mode smtp_mode(void *st)
 {
     struct smtp_state *s = st;
 
-    return s->raw ? PROTO_RAW : PROTO_FRAMED;
+    if (!s->tls_now)
+        return PROTO_FRAMED;
+    s->tls_now = false;
+    return PROTO_STARTTLS;
 }
 
 static void smtp_error_reply(void *st, const struct proto_error *e,

@@ -380,3 +380,84 @@ def test_server_wide_tls_and_one_ca_for_every_proxy(tmp_path, redis_server):
     finally:
         rc, err = api.stop()
     assert rc == 0, err
+
+
+@pytest.fixture
+def starttls_server(certs):
+    """aiosmtpd in plain text offering STARTTLS."""
+    controller_mod = pytest.importorskip("aiosmtpd.controller")
+
+    class Keep:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append((session.ssl is not None, envelope.original_content))
+            return "250 2.0.0 Message accepted"
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs["cert"], certs["key"])
+    handler = Keep()
+    port = free_port()
+    c = controller_mod.Controller(handler, hostname="127.0.0.1", port=port,
+                                  tls_context=ctx, require_starttls=False)
+    c.start()
+    handler.port = port
+    yield handler
+    c.stop()
+
+
+class RecordingPlainSMTP(smtplib.SMTP):
+    def getreply(self):
+        code, msg = super().getreply()
+        self.codes.append(code)
+        return code, msg
+
+
+def test_starttls_upgraded_on_both_sides_and_still_smtp(tmp_path, vaurien, certs,
+                                                        starttls_server):
+    def run():
+        ca = str(tmp_path / ("ca-%d.pem" % time.monotonic_ns()))
+        v = vaurien("--protocol", "smtp", "--starttls", "--tls-ca-out", ca,
+                    "--backend-ca", certs["cert"],
+                    "--behavior", "5:error,10:delay", "--behavior-delay-sleep", "0.02",
+                    "--seed", "12", backend_port=starttls_server.port)
+        RecordingPlainSMTP.codes = []
+        s = RecordingPlainSMTP("127.0.0.1", v.port, timeout=20)
+        s.ehlo()
+        s.starttls(context=client_ctx(ca))      # the proxy's certificate, its CA
+        s.ehlo()
+        got = []
+        for i in range(100):
+            try:
+                s.sendmail("a@example.test", ["b@example.test"], "Subject: %d\r\n\r\nm\r\n" % i)
+                got.append("ok")
+            except smtplib.SMTPResponseException as e:
+                got.append(e.smtp_code)
+                s.rset()
+            except smtplib.SMTPRecipientsRefused:
+                got.append(451)
+                s.rset()
+        s.quit()
+        return got, list(RecordingPlainSMTP.codes), v.log_text()
+
+    got, codes, log = run()
+    assert "STARTTLS: both sides speak TLS" in log
+    errors = len(re.findall(r"request: error", log))
+    assert errors > 0 and codes.count(451) == errors, (errors, codes)
+    assert 70 <= got.count("ok") < 100
+    # the server saw the messages inside TLS
+    assert starttls_server.messages and all(tls for tls, _ in starttls_server.messages)
+    again, again_codes, _ = run()
+    assert (again, again_codes) == (got, codes)
+
+
+def test_starttls_without_certificates_is_passed_through(tmp_path, vaurien, starttls_server,
+                                                         certs):
+    v = vaurien("--protocol", "smtp", backend_port=starttls_server.port)
+    s = smtplib.SMTP("127.0.0.1", v.port, timeout=20)
+    s.starttls(context=client_ctx(certs["cert"]))   # the server's own certificate
+    s.sendmail("a@example.test", ["b@example.test"], "Subject: x\r\n\r\nm\r\n")
+    s.quit()
+    assert wait_until(lambda: "passing through untouched" in v.log_text())
+    assert "--starttls" in v.log_text()

@@ -63,7 +63,7 @@ Test(smtp, bdat_carries_its_chunk)
     cr_assert_eq(f.len[1], 13);
 }
 
-Test(smtp, starttls_accepted_leaves_the_protocol)
+Test(smtp, starttls_accepted_starts_tls_once)
 {
     void *st = framer_new(S);
     struct evbuffer *in = evbuffer_new();
@@ -71,7 +71,8 @@ Test(smtp, starttls_accepted_leaves_the_protocol)
 
     evbuffer_add(in, "220 2.0.0 ready\r\n", 17);
     cr_assert_eq(S->frame(st, PROTO_DOWN, in, &u), 17);
-    cr_assert_eq(S->mode(st), PROTO_RAW);
+    cr_assert_eq(S->mode(st), PROTO_STARTTLS);
+    cr_assert_eq(S->mode(st), PROTO_FRAMED); /* said once */
     evbuffer_free(in);
     framer_free(S, st);
 }
