@@ -30,9 +30,10 @@ def certs(tmp_path_factory):
     return {"cert": cert, "key": key, "dir": str(d)}
 
 
-@pytest.fixture
-def smtps_server(certs):
-    """aiosmtpd speaking implicit TLS (SMTPS, as on port 465)."""
+def aiosmtpd_with_tls(certs, **tls):
+    """An aiosmtpd keeping (inside TLS?, message) of what it receives;
+    tls: ssl_context= (implicit TLS) or tls_context= (STARTTLS). Returns
+    (handler with .port and .messages, controller)."""
     controller_mod = pytest.importorskip("aiosmtpd.controller")
 
     class Keep:
@@ -40,17 +41,24 @@ def smtps_server(certs):
             self.messages = []
 
         async def handle_DATA(self, server, session, envelope):
-            self.messages.append(envelope.original_content)
+            self.messages.append((session.ssl is not None, envelope.original_content))
             return "250 2.0.0 Message accepted"
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(certs["cert"], certs["key"])
     handler = Keep()
-    port = free_port()
-    c = controller_mod.Controller(handler, hostname="127.0.0.1", port=port,
-                                  ssl_context=ctx)
+    handler.port = free_port()
+    c = controller_mod.Controller(handler, hostname="127.0.0.1", port=handler.port,
+                                  **{k: ctx for k in tls},
+                                  **({"require_starttls": False} if "tls_context" in tls else {}))
     c.start()
-    handler.port = port
+    return handler, c
+
+
+@pytest.fixture
+def smtps_server(certs):
+    """aiosmtpd speaking implicit TLS (SMTPS, as on port 465)."""
+    handler, c = aiosmtpd_with_tls(certs, ssl_context=True)
     yield handler
     c.stop()
 
@@ -385,24 +393,7 @@ def test_server_wide_tls_and_one_ca_for_every_proxy(tmp_path, redis_server):
 @pytest.fixture
 def starttls_server(certs):
     """aiosmtpd in plain text offering STARTTLS."""
-    controller_mod = pytest.importorskip("aiosmtpd.controller")
-
-    class Keep:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append((session.ssl is not None, envelope.original_content))
-            return "250 2.0.0 Message accepted"
-
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(certs["cert"], certs["key"])
-    handler = Keep()
-    port = free_port()
-    c = controller_mod.Controller(handler, hostname="127.0.0.1", port=port,
-                                  tls_context=ctx, require_starttls=False)
-    c.start()
-    handler.port = port
+    handler, c = aiosmtpd_with_tls(certs, tls_context=True)
     yield handler
     c.stop()
 
