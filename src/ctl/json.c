@@ -404,9 +404,11 @@ int ctl_toxic_update(struct toxic *t, json_t *body, char *err, size_t errlen)
     return 0;
 }
 
-#define TLS_KEYS_MAX 10 /* pairs tls_settings() gives, at most 9 */
+#define TLS_KEYS_MAX 8 /* pairs tls_settings() gives, at most 8 (no
+                          file is written through the API: the CA goes
+                          where the server's -tls-ca-out says) */
 
-/* "proxy_tls": true or {"cert", "key", "ca_out"} and "backend_tls": true or
+/* "proxy_tls": true or {"cert", "key"} and "backend_tls": true or
  * {"ca", "insecure", "cert", "key"} of a proxy, as pairs of settings keys
  * and values (the strings live in body). Returns 0, or -1 with err. */
 static int tls_settings(json_t *body, const char **out, char *err,
@@ -417,7 +419,6 @@ static int tls_settings(json_t *body, const char **out, char *err,
     } keys[] = {
         { "proxy_tls", "cert", "tls_cert" },
         { "proxy_tls", "key", "tls_key" },
-        { "proxy_tls", "ca_out", "tls_ca_out" },
         { "backend_tls", "ca", "backend_ca" },
         { "backend_tls", "insecure", "backend_tls_insecure" },
         { "backend_tls", "cert", "backend_cert" },

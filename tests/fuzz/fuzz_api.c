@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (body == NULL)
         return 0;
     fixed = server_create_proxy(&srv, "fixed", "127.0.0.1:0", "127.0.0.1:1", NULL,
-                                false, &status, err, sizeof(err));
+                                NULL, false, &status, err, sizeof(err));
     switch (data[0] % 5) {
     case 0:
         force_disabled(body);
