@@ -419,7 +419,9 @@ static int run_server(int argc, char **argv)
             printf("usage: vaurien server [-host HOST] [-port PORT] "
                    "[-config FILE] [-seed N]\n"
                    "       [-log-level LEVEL] [-log-output FILE] "
-                   "[-timeout SECONDS]\n\n"
+                   "[-timeout SECONDS]\n"
+                   "       [-proxy-tls] [-backend-tls] [-starttls] "
+                   "[-tls-ca-out FILE] [-backend-ca FILE] ...\n\n"
                    "Serves the Toxiproxy and Vaurien control API (default "
                    "localhost:8474);\n-config takes Toxiproxy's populate "
                    "JSON (with protocol and toxics).\n");
