@@ -327,6 +327,8 @@ int tls_bad_cert_kind(const char *text)
 
 /* ---- relays ------------------------------------------------------------- */
 
+#define RELAY_LINGER_S 10 /* after the session's end, the peer's, at most */
+
 struct relay {
     LIST_ENTRY(relay) link;    /* in its conf's relays */
     struct bufferevent *outer; /* TLS, on the TCP connection */
@@ -415,11 +417,15 @@ static bool settle(struct relay *r)
     if (r->eof_inner && !r->shut_outer &&
         evbuffer_get_length(bufferevent_get_output(r->outer)) == 0) {
         SSL *ssl = bufferevent_openssl_get_ssl(r->outer);
+        struct timeval tv = { RELAY_LINGER_S, 0 };
         if (r->up && ssl != NULL && !r->dirty)
             SSL_shutdown(ssl); /* close_notify */
         else
             shutdown(bufferevent_getfd(r->outer), SHUT_WR);
         r->shut_outer = true;
+        /* the session is gone: the peer's end is awaited a while, not
+         * for ever (a client that never finished its handshake) */
+        bufferevent_set_timeouts(r->outer, &tv, NULL);
     }
     if (r->eof_outer && !r->shut_inner &&
         evbuffer_get_length(bufferevent_get_output(r->inner)) == 0) {

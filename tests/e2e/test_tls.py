@@ -452,3 +452,18 @@ def test_starttls_without_certificates_is_passed_through(tmp_path, vaurien, star
     s.quit()
     assert wait_until(lambda: "passing through untouched" in v.log_text())
     assert "--starttls" in v.log_text()
+
+
+def test_clients_that_never_finish_a_handshake_are_let_go(tmp_path, vaurien, redis_server):
+    v = vaurien("--protocol", "redis", "--proxy-tls", "--timeout", "1",
+                backend_port=redis_server)
+
+    def fds():
+        return len(os.listdir("/proc/%d/fd" % v.proc.pid))
+    idle = fds()
+    silent = [socket.create_connection(("127.0.0.1", v.port), timeout=5) for _ in range(20)]
+    assert wait_until(lambda: fds() >= idle + 40, timeout=5)    # relays, sessions
+    # the session's idle timeout, then at most 10 s for the relay
+    assert wait_until(lambda: fds() <= idle + 1, timeout=20), (idle, fds())
+    for s in silent:
+        s.close()
