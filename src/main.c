@@ -348,6 +348,11 @@ static int run_proxy(const struct settings *st, const struct addr *demo,
         proxy_destroy(p);
         goto out;
     }
+    for (int i = 0; i < st->mix.n; i++)
+        if (behav_at(st->mix.e[i].behav)->tls && !st->proxy_tls)
+            log_warn("%s acts on TLS handshakes, which this proxy does not "
+                     "terminate (--proxy-tls): it does nothing here",
+                     behav_at(st->mix.e[i].behav)->name);
     if (proxy_set_enabled(p, true, err, sizeof(err)) < 0) {
         log_error("%s", err);
         proxy_destroy(p);

@@ -363,6 +363,11 @@ struct toxic *ctl_toxic_create(struct proxy *p, json_t *body, int *status,
         snprintf(err, errlen, "invalid toxic type");
         return NULL;
     }
+    if (type->behav != NULL && type->behav->tls && !p->tls.implicit_server) {
+        snprintf(err, errlen, "%s acts on TLS handshakes: the proxy does not "
+                 "terminate TLS (\"proxy_tls\": true)", type->name);
+        return NULL;
+    }
     if (proxy_find_toxic(p, name) != NULL) {
         *status = 409;
         snprintf(err, errlen, "toxic already exists");

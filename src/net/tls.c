@@ -234,6 +234,9 @@ int tls_conf_init(struct tls_conf *t, const struct settings *st,
         if (t->server == NULL)
             goto ssl_fail;
         SSL_CTX_set_min_proto_version(t->server, TLS1_2_VERSION);
+        /* a peer's FIN without close_notify is an end, and the other
+         * direction goes on (OpenSSL 3 makes it fatal by default) */
+        SSL_CTX_set_options(t->server, SSL_OP_IGNORE_UNEXPECTED_EOF);
         if (st->tls_cert[0] != '\0') {
             if (SSL_CTX_use_certificate_chain_file(t->server, st->tls_cert) != 1) {
                 snprintf(err, errlen, "--tls-cert %s: %s", st->tls_cert,
@@ -264,6 +267,7 @@ int tls_conf_init(struct tls_conf *t, const struct settings *st,
         if (t->client == NULL)
             goto ssl_fail;
         SSL_CTX_set_min_proto_version(t->client, TLS1_2_VERSION);
+        SSL_CTX_set_options(t->client, SSL_OP_IGNORE_UNEXPECTED_EOF);
         if (st->backend_tls_insecure) {
             SSL_CTX_set_verify(t->client, SSL_VERIFY_NONE, NULL);
         } else {
@@ -327,7 +331,8 @@ int tls_bad_cert_kind(const char *text)
 
 /* ---- relays ------------------------------------------------------------- */
 
-#define RELAY_LINGER_S 10 /* after the session's end, the peer's, at most */
+#define RELAY_LINGER_S 10 /* once a side ended: seconds without a byte
+                             moved before the relay goes */
 
 struct relay {
     LIST_ENTRY(relay) link;    /* in its conf's relays */
@@ -339,6 +344,8 @@ struct relay {
     bool up;                   /* the handshake finished */
     bool dirty;                /* no_close_notify: end without it */
     struct event *delay_ev;    /* tls_handshake_delay: makes outer */
+    struct event *linger_ev;   /* a side ended: goes when nothing moves
+                                  for RELAY_LINGER_S seconds */
     struct event_base *base;
     evutil_socket_t fd;        /* the TCP socket until outer has it */
     SSL *ssl;                  /* its SSL until then */
@@ -351,6 +358,8 @@ static void relay_free(struct relay *r)
     LIST_REMOVE(r, link);
     if (r->delay_ev != NULL)
         event_free(r->delay_ev);
+    if (r->linger_ev != NULL)
+        event_free(r->linger_ev);
     if (r->outer != NULL)
         bufferevent_free(r->outer);
     if (r->ssl != NULL)
@@ -390,6 +399,26 @@ static int open_outer(struct relay *r)
     return 0;
 }
 
+static void linger_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct relay *r = arg;
+
+    (void)fd;
+    (void)what;
+    log_debug("%s: one side ended and nothing moved for %d s; closed",
+              r->who, RELAY_LINGER_S);
+    relay_free(r);
+}
+
+/* Bytes moved: a lingering relay has RELAY_LINGER_S seconds again. */
+static void linger_on(struct relay *r)
+{
+    struct timeval tv = { RELAY_LINGER_S, 0 };
+
+    if (r->linger_ev != NULL)
+        evtimer_add(r->linger_ev, &tv);
+}
+
 static void delay_done(evutil_socket_t fd, short what, void *arg)
 {
     struct relay *r = arg;
@@ -417,15 +446,11 @@ static bool settle(struct relay *r)
     if (r->eof_inner && !r->shut_outer &&
         evbuffer_get_length(bufferevent_get_output(r->outer)) == 0) {
         SSL *ssl = bufferevent_openssl_get_ssl(r->outer);
-        struct timeval tv = { RELAY_LINGER_S, 0 };
         if (r->up && ssl != NULL && !r->dirty)
             SSL_shutdown(ssl); /* close_notify */
         else
             shutdown(bufferevent_getfd(r->outer), SHUT_WR);
         r->shut_outer = true;
-        /* the session is gone: the peer's end is awaited a while, not
-         * for ever (a client that never finished its handshake) */
-        bufferevent_set_timeouts(r->outer, &tv, NULL);
     }
     if (r->eof_outer && !r->shut_inner &&
         evbuffer_get_length(bufferevent_get_output(r->inner)) == 0) {
@@ -446,6 +471,7 @@ static void relay_read(struct bufferevent *bev, void *arg)
 
     if (to == NULL)
         return; /* delayed: stays in the input until outer exists */
+    linger_on(r);
     evbuffer_add_buffer(bufferevent_get_output(to), bufferevent_get_input(bev));
     if (evbuffer_get_length(bufferevent_get_output(to)) >= TLS_RELAY_CAP)
         bufferevent_disable(bev, EV_READ); /* until `to` drains */
@@ -456,6 +482,7 @@ static void relay_write(struct bufferevent *bev, void *arg)
     struct relay *r = arg;
     struct bufferevent *from = other(r, bev);
 
+    linger_on(r);
     if (from != NULL && !(bev == r->outer ? r->eof_inner : r->eof_outer))
         bufferevent_enable(from, EV_READ);
     settle(r);
@@ -464,6 +491,7 @@ static void relay_write(struct bufferevent *bev, void *arg)
 static void relay_event(struct bufferevent *bev, short what, void *arg)
 {
     struct relay *r = arg;
+    unsigned long e = 0;
     char why[256];
 
     if (what & BEV_EVENT_CONNECTED) {
@@ -473,14 +501,23 @@ static void relay_event(struct bufferevent *bev, short what, void *arg)
                   SSL_get_cipher_name(ssl));
         return;
     }
-    if (bev == r->outer && (what & BEV_EVENT_ERROR) && r->up &&
-        ERR_GET_REASON(bufferevent_get_openssl_error(bev)) ==
-            SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-        /* the peer closed without close_notify: an end like another
-         * (libevent's allow_dirty_shutdown predates OpenSSL 3's code) */
-        what = BEV_EVENT_EOF;
+    if (what & (BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT)) {
+        /* a write failed (libevent reports it as EOF|WRITING with dirty
+         * shutdowns allowed): that peer is gone, and what is queued for
+         * it never leaves; or a linger ran out */
+        log_debug("%s: %s; closed", r->who, what & BEV_EVENT_TIMEOUT
+                                                 ? "timed out"
+                                                 : "gone while written to");
+        relay_free(r);
+        return;
     }
+    if (bev == r->outer && (what & BEV_EVENT_ERROR))
+        e = bufferevent_get_openssl_error(bev); /* taken off once */
+    if (e != 0 && r->up &&
+        ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+        what = BEV_EVENT_EOF; /* an end without close_notify: an end */
     if (what & BEV_EVENT_EOF) {
+        struct timeval tv = { RELAY_LINGER_S, 0 };
         /* the rest of its input was read: move it on first */
         relay_read(bev, r);
         if (bev == r->outer)
@@ -488,12 +525,19 @@ static void relay_event(struct bufferevent *bev, short what, void *arg)
         else
             r->eof_inner = true;
         bufferevent_disable(bev, EV_READ);
+        /* one side ended: from now on the relay goes after
+         * RELAY_LINGER_S seconds without a byte moved, whatever the peer
+         * does (one that stopped reading, never finished its handshake,
+         * or will not close) */
+        if (r->linger_ev == NULL)
+            r->linger_ev = evtimer_new(bufferevent_get_base(bev), linger_done, r);
+        if (r->linger_ev != NULL)
+            evtimer_add(r->linger_ev, &tv);
         settle(r);
         return;
     }
     if (bev == r->outer && (what & BEV_EVENT_ERROR)) {
         SSL *ssl = bufferevent_openssl_get_ssl(r->outer);
-        unsigned long e = bufferevent_get_openssl_error(bev);
         long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
         if (!r->up && v != X509_V_OK)
             log_warn("%s: certificate verify failed: %s; closed", r->who,
@@ -503,8 +547,9 @@ static void relay_event(struct bufferevent *bev, short what, void *arg)
                      r->up ? "error" : "handshake failed",
                      ERR_error_string(e, why));
         else
-            log_info("%s: %s; closed", r->who, evutil_socket_error_to_string(
-                                                   EVUTIL_SOCKET_ERROR()));
+            log_info("%s: %s%s; closed", r->who,
+                     r->up ? "" : "during the handshake: ",
+                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     }
     relay_free(r); /* both sides closed: the session sees its end */
 }

@@ -315,6 +315,11 @@ def test_tls_faults_drawn_per_connection_and_as_toxics(tmp_path, vaurien, redis_
         with pytest.raises(ssl.SSLCertVerificationError, match="expired"):
             tls_connect(port, ca)
         st, body, _ = api.call("POST", "/proxies", {
+            "name": "plain", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"})
+        assert st == 201
+        st, body, _ = api.call("POST", "/proxies/plain/toxics", {"type": "tls_alert"})
+        assert st == 400 and "does not terminate TLS" in body["error"], body
+        st, body, _ = api.call("POST", "/proxies", {
             "name": "u", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1",
             "proxy_tls": {"cert": "/nonexistent.pem"}})
         assert st == 400 and "nonexistent" in body["error"], body
@@ -467,3 +472,52 @@ def test_clients_that_never_finish_a_handshake_are_let_go(tmp_path, vaurien, red
     assert wait_until(lambda: fds() <= idle + 1, timeout=20), (idle, fds())
     for s in silent:
         s.close()
+
+
+def test_a_client_that_ends_with_a_fin_still_gets_its_reply(tmp_path, vaurien, backend):
+    """TCP FIN without close_notify is a half-close: the echo comes back."""
+    ca = str(tmp_path / "ca.pem")
+    v = vaurien("--proxy-tls", "--tls-ca-out", ca, backend_port=backend.port)
+    s = socket.create_connection(("127.0.0.1", v.port), timeout=15)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    o = client_ctx(ca).wrap_bio(inc, out, server_hostname="127.0.0.1")
+    while True:
+        try:
+            o.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            s.sendall(out.read())
+            inc.write(s.recv(65536))
+    data = os.urandom(100000)
+    o.write(data)
+    s.sendall(out.read())
+    s.shutdown(socket.SHUT_WR)                 # FIN, no close_notify
+    got = bytearray()
+    while len(got) < len(data):
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        inc.write(d)
+        try:
+            while True:
+                x = o.read(1 << 20)
+                if not x:
+                    break
+                got += x
+        except ssl.SSLWantReadError:
+            pass
+    s.close()
+    assert bytes(got) == data
+
+
+def test_clients_that_leave_with_bytes_due_leave_nothing_behind(tmp_path, vaurien, backend):
+    ca = str(tmp_path / "ca.pem")
+    v = vaurien("--proxy-tls", "--tls-ca-out", ca, "--timeout", "2",
+                backend_port=backend.port)
+    idle = len(os.listdir("/proc/%d/fd" % v.proc.pid))
+    for _ in range(30):
+        with tls_connect(v.port, ca) as s:
+            s.sendall(os.urandom(300000))      # echoed: due to a client that leaves
+            s.recv(10)
+    assert wait_until(lambda: len(os.listdir("/proc/%d/fd" % v.proc.pid)) <= idle + 1,
+                      timeout=25), (idle, len(os.listdir("/proc/%d/fd" % v.proc.pid)))
