@@ -3,6 +3,7 @@ toward the backend, with the protocol framed in between, so faults are the
 protocol's own behind TLS. Real peers: aiosmtpd over implicit TLS,
 `openssl s_server`, redis-server behind a terminating proxy, curl, Python's
 smtplib and ssl."""
+import contextlib
 import os
 import re
 import smtplib
@@ -61,6 +62,22 @@ def smtps_server(certs):
     handler, c = aiosmtpd_with_tls(certs, ssl_context=True)
     yield handler
     c.stop()
+
+
+@contextlib.contextmanager
+def s_server(certs, *extra):
+    """`openssl s_server -www` on a free port with the backend certificate;
+    yields the port."""
+    port = free_port()
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", certs["cert"],
+                            "-key", certs["key"], *extra, "-www", "-quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: port_open(port), timeout=10)
+        yield port
+    finally:
+        srv.terminate()
+        srv.wait(10)
 
 
 def client_ctx(ca):
@@ -136,12 +153,7 @@ def test_the_seed_example_smtp_over_implicit_tls(tmp_path, vaurien, certs, smtps
 
 def test_https_through_the_http_framer(tmp_path, vaurien, certs):
     ca = str(tmp_path / "ca.pem")
-    port = free_port()
-    srv = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", certs["cert"],
-                            "-key", certs["key"], "-www", "-quiet"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: port_open(port), timeout=10)
+    with s_server(certs) as port:
         v = vaurien("--protocol", "http", "--proxy-tls", "--tls-ca-out", ca,
                     "--backend-tls", "--backend-ca", certs["cert"],
                     "--behavior", "50:error", "--behavior-error-status", "503",
@@ -158,9 +170,6 @@ def test_https_through_the_http_framer(tmp_path, vaurien, certs):
                             "https://127.0.0.1:%d/" % v.port], capture_output=True,
                            text=True, timeout=20)
         assert p.returncode == 60                   # untrusted without --cacert
-    finally:
-        srv.terminate()
-        srv.wait(10)
 
 
 def test_redis_py_over_tls_through_a_terminating_proxy(tmp_path, vaurien, redis_server):
@@ -184,12 +193,7 @@ def test_redis_py_over_tls_through_a_terminating_proxy(tmp_path, vaurien, redis_
 
 
 def test_a_backend_certificate_that_does_not_verify(tmp_path, vaurien, certs):
-    port = free_port()
-    srv = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", certs["cert"],
-                            "-key", certs["key"], "-www", "-quiet"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: port_open(port), timeout=10)
+    with s_server(certs) as port:
         # the system store does not know the backend's self-signed certificate
         v = vaurien("--protocol", "http", "--backend-tls", backend_port=port)
         with v.connect() as s:
@@ -208,9 +212,6 @@ def test_a_backend_certificate_that_does_not_verify(tmp_path, vaurien, certs):
             with v.connect() as s:
                 s.sendall(b"GET / HTTP/1.0\r\n\r\n")
                 assert recv_exactly(s, 12) == b"HTTP/1.0 200"
-    finally:
-        srv.terminate()
-        srv.wait(10)
 
 
 def test_bad_tls_files_exit_2_with_one_line(tmp_path):
@@ -340,15 +341,9 @@ def test_given_certificates_client_certificates_and_sni(tmp_path, vaurien, certs
         s.sendall(b"PING\r\n")
         assert recv_exactly(s, 7) == b"+PONG\r\n"
     # a backend that wants a client certificate and the name localhost
-    port = free_port()
-    srv = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", certs["cert"],
-                            "-key", certs["key"], "-Verify", "1", "-CAfile", certs["cert"],
-                            "-verify_return_error", "-servername", "localhost",
-                            "-servername_fatal", "-cert2", certs["cert"], "-key2", certs["key"],
-                            "-www", "-quiet"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: port_open(port), timeout=10)
+    with s_server(certs, "-Verify", "1", "-CAfile", certs["cert"], "-verify_return_error",
+                  "-servername", "localhost", "-servername_fatal", "-cert2", certs["cert"],
+                  "-key2", certs["key"]) as port:
         for flags, ok in ((["--backend-cert", certs["cert"], "--backend-key", certs["key"]], True),
                           ([], False)):
             v = vaurien("--protocol", "http", "--backend", "localhost:%d" % port,
@@ -363,9 +358,6 @@ def test_given_certificates_client_certificates_and_sni(tmp_path, vaurien, certs
             if not ok:
                 assert wait_until(lambda: "handshake failed" in v.log_text()
                                   or "TLS error" in v.log_text())
-    finally:
-        srv.terminate()
-        srv.wait(10)
 
 
 def test_server_wide_tls_and_one_ca_for_every_proxy(tmp_path, redis_server):
