@@ -235,6 +235,16 @@ json_t *ctl_proxy_json(const struct proxy *p)
     json_object_set_new(o, "enabled", json_boolean(p->enabled));
     json_object_set_new(o, "toxics", ctl_toxics_json(p));
     json_object_set_new(o, "protocol", json_string(p->conf->proto->name));
+    /* Vaurien's TLS, shown only where set: Toxiproxy's view is unchanged */
+    if (p->tls.implicit_server)
+        json_object_set_new(o, "proxy_tls", json_true());
+    if (p->tls.implicit_client)
+        json_object_set_new(o, "backend_tls",
+                            json_pack("{s:b}", "insecure",
+                                      p->tls.verify_host[0] == '\0'));
+    if (p->tls.server != NULL && p->tls.client != NULL &&
+        !p->tls.implicit_server && !p->tls.implicit_client)
+        json_object_set_new(o, "starttls", json_true());
     return o;
 }
 

@@ -375,6 +375,14 @@ def test_server_wide_tls_and_one_ca_for_every_proxy(tmp_path, redis_server):
             body.update(extra)
             st, b, _ = api.call("POST", "/proxies", body)
             assert st == 201, b
+        st, b, _ = api.call("POST", "/proxies", {
+            "name": "out", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1",
+            "proxy_tls": False, "backend_tls": {"insecure": True}})
+        assert st == 201, b
+        shown = api.call("GET", "/proxies")[1]
+        assert shown["a"]["proxy_tls"] is True and "proxy_tls" not in shown["plain"]
+        assert "backend_tls" not in shown["a"]
+        assert shown["out"]["backend_tls"] == {"insecure": True}
         for port in ports[:2]:                      # both trusted by the one CA
             with tls_connect(port, ca) as s:
                 s.sendall(b"PING\r\n")
