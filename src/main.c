@@ -30,6 +30,7 @@
 #include "ctl/api.h"
 #include "ctl/client.h"
 #include "ctl/json.h"
+#include "core/script.h"
 #include "ctl/scripts.h"
 #include "net/tls.h"
 #include "net/demo.h"
@@ -236,20 +237,6 @@ static void reload_proxy(void *arg)
     settings_deinit(&nst);
 }
 
-/* The folder of a config file ("" for the current one): its relative
- * script files are there. */
-static void config_dir(const char *path, char *dir, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-
-    if (slash == NULL)
-        snprintf(dir, len, "%s", "");
-    else if (slash == path)
-        snprintf(dir, len, "/");
-    else
-        snprintf(dir, len, "%.*s", (int)(slash - path), path);
-}
-
 /* Whether a -config names proxies: Toxiproxy's list, or an object with
  * "proxies" (next to "behaviors" and "protocols"). */
 static bool has_proxies(json_t *j)
@@ -279,7 +266,7 @@ static void reload_server(void *arg)
                   r->config, je.text, je.line);
         return;
     }
-    config_dir(r->config, dir, sizeof(dir));
+    script_dir_of(r->config, dir, sizeof(dir));
     ctl_scripts_load(j, dir, true, err, sizeof(err)); /* failures logged */
     if (!has_proxies(j)) {
         json_decref(j);
@@ -517,7 +504,7 @@ static int run_server(int argc, char **argv)
             goto out;
         }
         done = NULL;
-        config_dir(config, dir, sizeof(dir));
+        script_dir_of(config, dir, sizeof(dir));
         if (ctl_scripts_load(j, dir, false, err, sizeof(err)) < 0) {
             fprintf(stderr, "vaurien: error: -config %s: %s\n", config, err);
             json_decref(j);

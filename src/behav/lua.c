@@ -41,7 +41,6 @@ struct lua_behav {
     int request, reply;                 /* the hooks (references) */
     int request_args, reply_args;       /* parameters they declare: the
                                            ones not declared are not made */
-    char path[4096];                    /* the file, "" from the API */
 };
 
 /* The request a hook is called for, read by the req table's __index. */
@@ -847,7 +846,6 @@ int behav_lua_load(const char *name, const char *source, size_t len,
     lb->reply = ld.reply;
     lb->request_args = ld.request_args;
     lb->reply_args = ld.reply_args;
-    snprintf(lb->path, sizeof(lb->path), "%s", path);
     return 0;
 }
 

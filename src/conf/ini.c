@@ -13,6 +13,7 @@
 
 #include "behav/behav.h"
 #include "core/log.h"
+#include "core/script.h"
 #include "proto/proto.h"
 
 struct ini_ctx {
@@ -31,10 +32,7 @@ static int load_script(struct ini_ctx *c, const char *section,
     char path[8192];
     bool behavior = strncmp(section, "behavior:", 9) == 0;
 
-    if (value[0] == '/' || c->dir[0] == '\0')
-        snprintf(path, sizeof(path), "%s", value);
-    else
-        snprintf(path, sizeof(path), "%s/%s", c->dir, value);
+    script_path(c->dir, value, path, sizeof(path));
     return behavior ? behav_lua_load_file(section + 9, path, why, whylen)
                     : proto_lua_load_file(section + 9, path, why, whylen);
 }
@@ -175,7 +173,6 @@ int ini_load_file(const char *path, struct settings *st, char *err,
 {
     struct ini_ctx c = { .st = st, .scripts = true };
     FILE *f = fopen(path, "r");
-    const char *slash = strrchr(path, '/');
     int rc;
 
     if (f == NULL) {
@@ -183,10 +180,7 @@ int ini_load_file(const char *path, struct settings *st, char *err,
         snprintf(err, errlen, "config %s: %s", path, strerror(e));
         return -e;
     }
-    if (slash != NULL)
-        snprintf(c.dir, sizeof(c.dir), "%.*s", (int)(slash - path), path);
-    if (slash == path)
-        snprintf(c.dir, sizeof(c.dir), "/");
+    script_dir_of(path, c.dir, sizeof(c.dir));
     rc = ini_parse_file(f, conf_ini_handler, &c);
     if (rc == 0 && !c.failed) {
         settings_sync(st);

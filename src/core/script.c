@@ -305,6 +305,26 @@ lua_State *script_state(void)
     return L;
 }
 
+void script_dir_of(const char *config, char *dir, size_t len)
+{
+    const char *slash = strrchr(config, '/');
+
+    if (slash == NULL)
+        snprintf(dir, len, "%s", "");
+    else if (slash == config)
+        snprintf(dir, len, "/");
+    else
+        snprintf(dir, len, "%.*s", (int)(slash - config), config);
+}
+
+void script_path(const char *dir, const char *file, char *out, size_t len)
+{
+    if (file[0] == '/' || dir[0] == '\0')
+        snprintf(out, len, "%s", file);
+    else
+        snprintf(out, len, "%s/%s", dir, file);
+}
+
 bool script_started(void)
 {
     return L != NULL;

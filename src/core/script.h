@@ -37,6 +37,12 @@ struct lua_State *script_state(void);
 /* Whether the state was made (a script was ever loaded). */
 bool script_started(void);
 
+/* The folder of a config file ("" for the current one, "/" for the
+ * root): the scripts it names relatively are there. */
+void script_dir_of(const char *config, char *dir, size_t len);
+/* file, relative to dir unless it is absolute. */
+void script_path(const char *dir, const char *file, char *out, size_t len);
+
 /* Reads a script file into a new NUL-terminated buffer (the caller frees
  * it). Returns NULL with a message in err. */
 char *script_read_file(const char *path, size_t *len, char *err,

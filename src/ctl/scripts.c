@@ -9,6 +9,7 @@
 
 #include "behav/behav.h"
 #include "core/log.h"
+#include "core/script.h"
 #include "proto/proto.h"
 
 int ctl_script_load(json_t *e, bool behavior, const char *dir, char *err,
@@ -47,10 +48,7 @@ int ctl_script_load(json_t *e, bool behavior, const char *dir, char *err,
     }
     if (file != NULL) {
         char path[8192];
-        if (file[0] == '/' || dir[0] == '\0')
-            snprintf(path, sizeof(path), "%s", file);
-        else
-            snprintf(path, sizeof(path), "%s/%s", dir, file);
+        script_path(dir, file, path, sizeof(path));
         return behavior ? behav_lua_load_file(name, path, err, errlen)
                         : proto_lua_load_file(name, path, err, errlen);
     }

@@ -338,7 +338,6 @@ struct relay {
     LIST_ENTRY(relay) link;    /* in its conf's relays */
     struct bufferevent *outer; /* TLS, on the TCP connection */
     struct bufferevent *inner; /* plain, on the socketpair */
-    bool server;               /* terminating (outer is the client) */
     bool eof_outer, eof_inner; /* that side's source ended */
     bool shut_outer, shut_inner; /* that side's write end was closed */
     bool up;                   /* the handshake finished */
@@ -576,7 +575,6 @@ int tls_relay_start(struct event_base *base, struct tls_conf *t,
     evutil_make_socket_nonblocking(pair[1]);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     snprintf(r->who, sizeof(r->who), "%s", who);
-    r->server = server;
     ssl = SSL_new(server ? t->server : t->client);
     if (ssl != NULL && kind == BEHAV_TLS_ALERT) {
         if (alert_index < 0)
