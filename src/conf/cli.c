@@ -69,7 +69,8 @@ static const struct flag {
     { "--backend-key", "backend_key", false, "FILE",
       "Private key of --backend-cert (default: in the --backend-cert file)" },
     { "--starttls", "starttls", true, NULL,
-      "Upgrade STARTTLS (smtp) on both sides and keep framing, with the "
+      "Upgrade STARTTLS (smtp) and SSL requests (mysql) on both sides and "
+      "keep framing, with the "
       "certificates of --tls-cert (or made at start) and --backend-ca" },
     { "--http", "http", true, NULL,
       "Serve the control API (Vaurien's and Toxiproxy's)" },

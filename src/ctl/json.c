@@ -485,6 +485,8 @@ static int tls_settings(json_t *body, const char **out, char *err,
     return 0;
 }
 
+static uint64_t tls_spec_of(json_t *entry);
+
 struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
                                char *err, size_t errlen)
 {
@@ -533,6 +535,7 @@ struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
                             err, errlen);
     if (p == NULL)
         return NULL;
+    p->tls_spec = tls_spec_of(body);
     json_array_foreach(toxics != NULL && json_is_array(toxics) ? toxics : NULL,
                        i, t) {
         int st;
@@ -545,14 +548,37 @@ struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
     return p;
 }
 
-/* An entry equal to a proxy that exists: same listen and upstream. */
+/* A hash (FNV-1a) of an entry's "proxy_tls" and "backend_tls" as given,
+ * keys sorted: equal settings give equal hashes. */
+static uint64_t tls_spec_of(json_t *entry)
+{
+    json_t *o = json_object();
+    uint64_t h = 14695981039346656037ull;
+    char *text;
+
+    for (int k = 0; k < 2; k++) {
+        const char *key = k == 0 ? "proxy_tls" : "backend_tls";
+        json_t *v = json_object_get(entry, key);
+        if (o != NULL && v != NULL && !json_is_null(v))
+            json_object_set(o, key, v);
+    }
+    text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    for (const char *c = text; c != NULL && *c != '\0'; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    free(text);
+    json_decref(o);
+    return h;
+}
+
+/* An entry equal to a proxy that exists: same listen, upstream and TLS. */
 static bool same_proxy(const struct proxy *p, json_t *entry)
 {
     const char *listen = json_string_value(json_object_get(entry, "listen"));
     const char *upstream = json_string_value(json_object_get(entry, "upstream"));
     char bound[300];
 
-    if (upstream == NULL || strcmp(upstream, p->upstream_text) != 0)
+    if (upstream == NULL || strcmp(upstream, p->upstream_text) != 0 ||
+        tls_spec_of(entry) != p->tls_spec)
         return false;
     if (listen == NULL)
         return true;

@@ -205,6 +205,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
     struct proxy *p = arg;
+    struct tls_link *link = NULL;
     time_t now;
 
     (void)lev;
@@ -224,18 +225,23 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
         return;
     }
     if (p->tls.implicit_server) {
-        /* the session gets the decrypted side (tls.h) */
+        /* the session gets the decrypted side (tls.h); with TLS to the
+         * backend too, a link passes ALPN between the two relays */
         char who[128], peer[64];
+        struct tls_fault f;
         addr_format_sockaddr(sa, peer, sizeof(peer));
         snprintf(who, sizeof(who), "proxy %.40s: TLS client %s", p->name, peer);
-        struct tls_fault f;
         draw_tls_fault(p, &f);
-        if (tls_relay_start(p->base, &p->tls, true, &f, fd, who, &fd) < 0) {
+        if (p->tls.implicit_client)
+            link = tls_link_create();
+        if (tls_relay_start(p->base, &p->tls, true, &f, fd, who, NULL, link,
+                            &fd) < 0) {
             log_warn("%s: out of memory; closed", who);
+            tls_link_put(link);
             return;
         }
     }
-    if (session_create(p, fd, sa) == 0 && at_limit(p)) {
+    if (session_create(p, fd, sa, link) == 0 && at_limit(p)) {
         /* --overflow backlog: the next clients wait in the kernel's
          * backlog (of every proxy, at the total limit) */
         if (total_limit())

@@ -49,6 +49,9 @@ struct proxy {
                                     port 0 was bound) */
     char listen_asked[300];      /* listen address as first asked */
     char upstream_text[300];     /* upstream as configured */
+    uint64_t tls_spec;           /* a hash of its JSON's proxy_tls and
+                                    backend_tls (ctl/json.c): a reload
+                                    that changes them replaces it */
     struct toxic *toxics[TOXIC_MAX]; /* in the order added */
     int ntoxics;
     struct event_base *base;

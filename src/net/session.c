@@ -137,7 +137,7 @@ static void dns_cb(int result, struct evutil_addrinfo *ai, void *arg)
 }
 
 int session_create(struct proxy *p, evutil_socket_t fd,
-                   const struct sockaddr *peer)
+                   const struct sockaddr *peer, struct tls_link *link)
 {
     struct session *s = calloc(1, sizeof(*s));
     struct evutil_addrinfo hints;
@@ -145,13 +145,16 @@ int session_create(struct proxy *p, evutil_socket_t fd,
 
     if (s == NULL) {
         evutil_closesocket(fd);
+        tls_link_put(link);
         return -ENOMEM;
     }
+    s->tls_link = link;
     /* not closed on free: session_close() closes it, lingering when the
      * client may still be sending (linger.h) */
     s->client = bufferevent_socket_new(p->base, fd, 0);
     if (s->client == NULL) {
         evutil_closesocket(fd);
+        tls_link_put(link);
         free(s);
         return -ENOMEM;
     }
@@ -294,7 +297,8 @@ static void on_connected(struct session *s)
                  (unsigned long long)s->id,
                  addr_format(&p->backend, where, sizeof(where)));
         if (tls_relay_start(p->base, &p->tls, false, NULL,
-                            bufferevent_getfd(s->backend), who, &plain) < 0) {
+                            bufferevent_getfd(s->backend), who, NULL, s->tls_link,
+                            &plain) < 0) {
             bufferevent_setfd(s->backend, -1); /* closed by the relay */
             out_of_memory(s);
             return;
@@ -804,8 +808,8 @@ static void check_mode(struct session *s, enum proto_dir dir)
         return;
     }
     if (m == PROTO_STARTTLS) {
-        set_mode(s, PROTO_RAW, "STARTTLS (the proxy upgrades it with "
-                 "--starttls)", dir == PROTO_UP);
+        set_mode(s, PROTO_RAW, "TLS started inside the protocol (the proxy "
+                 "upgrades it with --starttls)", dir == PROTO_UP);
         return;
     }
     if (m != PROTO_FRAMED)
@@ -1314,10 +1318,10 @@ static void finish_upgrade(struct session *s)
         evbuffer_get_length(bufferevent_get_output(s->backend)) > 0)
         return;
     s->upgrading = false;
-    if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0 ||
-        evbuffer_get_length(bufferevent_get_input(s->backend)) > 0) {
-        /* bytes after the 220 that are not TLS's: cannot be upgraded */
-        set_mode(s, PROTO_RAW, "STARTTLS with bytes after it", false);
+    if (evbuffer_get_length(bufferevent_get_input(s->backend)) > 0) {
+        /* the backend spoke after agreeing: not TLS, not upgraded */
+        set_mode(s, PROTO_RAW, "STARTTLS with the backend's bytes after it",
+                 false);
         return;
     }
     event_del(&s->crd);
@@ -1327,7 +1331,10 @@ static void finish_upgrade(struct session *s)
     bfd = bufferevent_getfd(s->backend);
     snprintf(who, sizeof(who), "session %llu: STARTTLS client %s",
              (unsigned long long)s->id, s->peer);
-    if (tls_relay_start(p->base, &p->tls, true, NULL, cfd, who, &cplain) < 0) {
+    /* what the client sent already (MySQL's ClientHello comes right
+     * behind its SSL request) is the start of its handshake */
+    if (tls_relay_start(p->base, &p->tls, true, NULL, cfd, who,
+                        bufferevent_get_input(s->client), NULL, &cplain) < 0) {
         bufferevent_setfd(s->client, -1); /* closed by the relay */
         out_of_memory(s);
         return;
@@ -1336,7 +1343,8 @@ static void finish_upgrade(struct session *s)
     snprintf(who, sizeof(who), "session %llu: STARTTLS backend %s",
              (unsigned long long)s->id,
              addr_format(&p->backend, where, sizeof(where)));
-    if (tls_relay_start(p->base, &p->tls, false, NULL, bfd, who, &bplain) < 0) {
+    if (tls_relay_start(p->base, &p->tls, false, NULL, bfd, who, NULL, NULL,
+                        &bplain) < 0) {
         bufferevent_setfd(s->backend, -1);
         out_of_memory(s);
         return;
@@ -1766,6 +1774,7 @@ void session_close(struct session *s, bool reset, const char *why)
 
 void session_destroy(struct session *s)
 {
+    tls_link_put(s->tls_link);
     if (s->ai != NULL)
         evutil_freeaddrinfo(s->ai);
     LIST_REMOVE(s, link);

@@ -30,6 +30,7 @@
 #include "proto/proto.h"
 
 struct proxy;
+struct tls_link;
 
 enum session_state {
     SESSION_RESOLVING,  /* looking up the backend */
@@ -91,6 +92,7 @@ struct session {
     bool upgrading;                  /* STARTTLS: reads stop until what was
                                         sent is written, then both sides
                                         go through TLS relays */
+    struct tls_link *tls_link;       /* ALPN between its TLS relays */
     const struct proto_ops *proto;   /* fixed for the session's life */
     enum proto_mode mode;            /* framed, tunnel or raw */
     int script_state;                /* custom behaviors' state of this
@@ -118,10 +120,11 @@ struct session {
     char peer[64];                   /* client address, for logs */
 };
 
-/* Takes an accepted socket and starts connecting to the backend. Returns 0,
- * or a negative errno (the socket is then closed). */
+/* Takes an accepted socket and starts connecting to the backend; takes
+ * the reference to link (tls.h, may be NULL). Returns 0, or a negative
+ * errno (the socket is then closed). */
 int session_create(struct proxy *p, evutil_socket_t fd,
-                   const struct sockaddr *peer);
+                   const struct sockaddr *peer, struct tls_link *link);
 
 /* Closes both connections now, with RST when reset is true. Idempotent.
  * why is logged. */

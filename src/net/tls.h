@@ -31,6 +31,7 @@ struct ssl_ctx_st;
 struct x509_st;
 struct evp_pkey_st;
 struct relay;
+struct evbuffer;
 LIST_HEAD(relay_list, relay);
 
 /* What a proxy terminates and originates with (NULL: plain). */
@@ -47,6 +48,10 @@ struct tls_conf {
     bool implicit_server;      /* clients start with TLS (--proxy-tls) */
     bool implicit_client;      /* the backend too (--backend-tls); else the
                                   contexts are for STARTTLS (--starttls) */
+    bool alpn_http1;           /* ALPN: only http/1.x is passed on (the
+                                  http framer reads no other) */
+    bool closing;              /* deinit: relays go without telling their
+                                  link's other relay */
 };
 
 /* Builds the contexts st asks for: the server's from --tls-cert/--tls-key,
@@ -70,13 +75,38 @@ struct tls_fault {
 /* bad_cert's kind as an index of tls_conf.bad, or -1. */
 int tls_bad_cert_kind(const char *text);
 
+/*
+ * A link joins the two relays of one connection when the proxy terminates
+ * and originates TLS, so that ALPN passes through: the client's relay
+ * reads the ClientHello and stops there; the backend's relay offers the
+ * client's list (filtered, tls_alpn_filter) in its own handshake; the
+ * client's handshake then goes on with the backend's pick. Each relay and
+ * the session hold a reference; a relay that goes lets the other go on.
+ */
+struct tls_link;
+
+struct tls_link *tls_link_create(void);
+void tls_link_put(struct tls_link *l);
+
+/* Reads an ALPN extension's body (a 2-byte length, then 1-byte-length
+ * names) and writes the names to pass on into out (the wire format
+ * SSL_set_alpn_protos takes): all of them, or only http/1.1 and http/1.0
+ * when http1. Returns the bytes written: 0 for none, or for a malformed
+ * extension or one that does not fit in cap. */
+size_t tls_alpn_filter(const unsigned char *ext, size_t len, bool http1,
+                       unsigned char *out, size_t cap);
+
 /* Makes a socketpair and a relay between fd (a TCP connection: an
  * accepted client when server, a connected backend otherwise) and one
  * end; returns the other end in *plain. who names the peer in logs.
+ * early (may be NULL): bytes already read from fd that belong to the TLS
+ * stream (a ClientHello that came with a STARTTLS request); they are moved
+ * into the relay. link (may be NULL): the connection's link, referenced.
  * Returns 0, or a negative errno (fd is then closed). */
 int tls_relay_start(struct event_base *base, struct tls_conf *t,
                     bool server, const struct tls_fault *fault,
                     evutil_socket_t fd, const char *who,
+                    struct evbuffer *early, struct tls_link *link,
                     evutil_socket_t *plain);
 
 #endif

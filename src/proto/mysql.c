@@ -14,10 +14,10 @@
  * request's last packet (1 for most; 2 after a request of 16 MiB split in
  * two, set by error_amend once the request has ended), the configured
  * error number and SQLSTATE (default 1040, 08004, "Too many
- * connections"), so the client library reports that error. A client
- * asking for TLS leaves the protocol: faults then apply per chunk (tcp
- * behavior). Compression, LOCAL INFILE and binlog streams are passed
- * through.
+ * connections"), so the client library reports that error. A client's
+ * SSL request is STARTTLS: the session upgrades both sides and frames on
+ * inside TLS (--starttls), or passes the connection through. Compression,
+ * LOCAL INFILE and binlog streams are passed through.
  */
 #include <stdio.h>
 #include <string.h>
@@ -105,7 +105,7 @@ struct mysql_state {
     enum my_stage stage;
     uint32_t server_caps, client_caps;
     bool deprecate_eof;
-    bool tunnel;             /* TLS: faults per chunk */
+    bool tls_now;            /* an SSL request ended: TLS starts */
     bool raw;                /* not framed any more */
     const char *why;         /* why it left the protocol, for the log */
 };
@@ -326,10 +326,8 @@ static void logical_done(struct my_dir *d)
                                             (uint32_t)d->first[3] << 24);
             s->deprecate_eof =
                 (s->client_caps & s->server_caps & CLIENT_DEPRECATE_EOF) != 0;
-            if ((s->client_caps & CLIENT_SSL) && d->loglen == 32) {
-                s->tunnel = true;
-                s->why = "the client asked for TLS";
-            }
+            if ((s->client_caps & CLIENT_SSL) && d->loglen == 32)
+                s->tls_now = true; /* an SSL request, not the response */
             s->stage = ST_AUTH;
             break;
         case ST_AUTH:
@@ -492,8 +490,11 @@ static enum proto_mode mysql_mode(void *st)
 {
     struct mysql_state *s = st;
 
-    if (s->tunnel)
-        return PROTO_TUNNEL;
+    if (s->tls_now) {
+        /* said once: the response comes again inside TLS */
+        s->tls_now = false;
+        return PROTO_STARTTLS;
+    }
     return s->raw ? PROTO_RAW : PROTO_FRAMED;
 }
 

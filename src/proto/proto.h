@@ -60,7 +60,9 @@ enum proto_mode {
     PROTO_RAW,    /* passed through untouched, no faults (pub/sub, STARTTLS,
                      malformed traffic) */
     PROTO_STARTTLS, /* returned once by mode(): both sides start TLS now
-                       (smtp's 220 to STARTTLS); the session upgrades both
+                       (smtp's 220 to STARTTLS, MySQL's SSL request, whose
+                       ClientHello may already be read); the session
+                       upgrades both
                        and frames on when it terminates and originates TLS,
                        else it passes the connection through (PROTO_RAW) */
 };

@@ -468,6 +468,9 @@ def smtp_server():
     c.stop()
 
 
+MARIADB = {}  # "cert": the server's TLS certificate (its own CA)
+
+
 @pytest.fixture(scope="session")
 def mariadb_server():
     """A mariadbd of its own (datadir in a temporary folder, free port), with
@@ -486,8 +489,18 @@ def mariadb_server():
     subprocess.run([install, "--no-defaults", "--datadir=" + data, "--user=root",
                     "--auth-root-authentication-method=normal", "--skip-test-db"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    # TLS for clients that ask (pymysql and the mariadb CLI here do not
+    # unless told): a certificate for 127.0.0.1, its own CA
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=30)
+    MARIADB["cert"] = cert
     port = free_port()
     p = subprocess.Popen([server, "--no-defaults", "--datadir=" + data, "--user=root",
+                          "--ssl-cert=" + cert, "--ssl-key=" + key,
                           "--port=%d" % port, "--bind-address=127.0.0.1",
                           "--socket=" + os.path.join(d, "sock"), "--init-file=" + init,
                           "--max-allowed-packet=64M", "--skip-log-bin",

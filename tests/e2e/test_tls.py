@@ -521,3 +521,193 @@ def test_clients_that_leave_with_bytes_due_leave_nothing_behind(tmp_path, vaurie
             s.recv(10)
     assert wait_until(lambda: len(os.listdir("/proc/%d/fd" % v.proc.pid)) <= idle + 1,
                       timeout=25), (idle, len(os.listdir("/proc/%d/fd" % v.proc.pid)))
+
+
+def mysql_run(port, ca, n=60, ssl=True):
+    """n statements through pymysql on one connection (TLS to the proxy
+    trusting ca when ssl); returns per statement "ok" or the error number,
+    and the connection's cipher as the server saw it."""
+    import pymysql
+    kw = {"ssl_ca": ca, "ssl_verify_cert": True} if ssl else {}
+    c = pymysql.connect(host="127.0.0.1", port=port, user="vaurien", password="secret",
+                        database="vaurien", connect_timeout=10, read_timeout=20, **kw)
+    got = []
+    try:
+        with c.cursor() as cur:
+            for i in range(n):
+                try:
+                    cur.execute("SELECT %s + 1", (i,))
+                    assert cur.fetchone() == (i + 1,)
+                    got.append("ok")
+                except pymysql.err.OperationalError as e:
+                    got.append(e.args[0])
+            cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            cipher = cur.fetchone()[1]
+    finally:
+        c.close()
+    return got, cipher
+
+
+def test_mysql_ssl_request_upgraded_on_both_sides_and_still_mysql(tmp_path, vaurien,
+                                                                  mariadb_server):
+    """pymysql asks for TLS (an SSL request, its ClientHello right behind):
+    with --starttls the proxy terminates it, speaks TLS to MariaDB, and keeps
+    framing MySQL inside, so errors are ERR packets on the drawn statements
+    and the same seed replays them."""
+    from conftest import MARIADB
+
+    def run():
+        ca = str(tmp_path / ("ca-%d.pem" % time.monotonic_ns()))
+        v = vaurien("--protocol", "mysql", "--starttls", "--tls-ca-out", ca,
+                    "--backend-ca", MARIADB["cert"], "--behavior", "20:error",
+                    "--seed", "21", backend_port=mariadb_server)
+        got, cipher = mysql_run(v.port, ca)
+        return got, cipher, v.log_text()
+
+    got, cipher, log = run()
+    assert "STARTTLS: both sides speak TLS" in log
+    assert cipher, "MariaDB saw the statements inside TLS"
+    assert 1040 in got and "ok" in got, got          # Too many connections
+    assert got.count(1040) == len(re.findall(r"request: error", log)), got
+    again, _, _ = run()
+    assert again == got                               # --seed replays them
+
+
+def test_mysql_ssl_request_without_starttls_is_passed_through(tmp_path, vaurien,
+                                                              mariadb_server):
+    from conftest import MARIADB
+    v = vaurien("--protocol", "mysql", "--behavior", "100:error",
+                backend_port=mariadb_server)
+    got, cipher = mysql_run(v.port, MARIADB["cert"], n=5)
+    assert got == ["ok"] * 5 and cipher          # TLS end to end, no faults inside
+    assert wait_until(lambda: "--starttls" in v.log_text())
+
+
+def alpn_of(port, ca, offer):
+    ctx = client_ctx(ca)
+    ctx.set_alpn_protocols(offer)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            return s.selected_alpn_protocol()
+
+
+def test_alpn_passes_the_clients_list_to_the_backend_and_its_pick_back(tmp_path, vaurien,
+                                                                      certs):
+    """The client's ALPN list goes to the backend; the backend's choice comes
+    back to the client. The http framer reads only HTTP/1.x, so only those
+    names pass through a --protocol http proxy."""
+    ca = str(tmp_path / "ca.pem")
+    with s_server(certs, "-alpn", "h2,foo,http/1.1") as port:
+        tcp = vaurien("--proxy-tls", "--tls-ca-out", ca, "--backend-tls",
+                      "--backend-ca", certs["cert"], backend_port=port)
+        assert alpn_of(tcp.port, ca, ["bar", "foo"]) == "foo"
+        assert alpn_of(tcp.port, ca, ["h2", "http/1.1"]) == "h2"
+        assert alpn_of(tcp.port, ca, ["bar"]) is None   # the backend chose none
+        assert alpn_of(tcp.port, ca, []) is None
+        http = vaurien("--protocol", "http", "--proxy-tls", "--tls-ca-out", ca,
+                       "--backend-tls", "--backend-ca", certs["cert"], backend_port=port)
+        assert alpn_of(http.port, ca, ["h2", "http/1.1"]) == "http/1.1"
+        assert alpn_of(http.port, ca, ["h2"]) is None
+        # curl offers h2 and http/1.1, gets http/1.1 and speaks it (s_server
+        # answers HTTP/1.0)
+        p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w",
+                            "%{http_code} %{http_version}", "--cacert", ca,
+                            "https://127.0.0.1:%d/" % http.port],
+                           capture_output=True, text=True, timeout=20)
+        assert p.stdout in ("200 1", "200 1.1"), p.stdout
+    # a backend that never finishes its handshake: the client's goes on
+    # without ALPN after 10 s, and the log says why
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        v = vaurien("--proxy-tls", "--tls-ca-out", ca, "--backend-tls", "--backend-ca",
+                    certs["cert"], backend_port=silent.getsockname()[1])
+        t0 = time.monotonic()
+        assert alpn_of(v.port, ca, ["foo"]) is None
+        assert 9 <= time.monotonic() - t0 < 30
+        assert "ALPN not passed on" in v.log_text()
+
+
+def test_mysql_client_hello_in_the_same_segment_as_the_ssl_request(tmp_path, vaurien,
+                                                                  mariadb_server):
+    """A client that sends its ClientHello in the same write as its SSL
+    request: the proxy has read part of the handshake before it knew TLS was
+    coming, and hands it to the TLS side."""
+    from conftest import MARIADB
+    ca = str(tmp_path / "ca.pem")
+    v = vaurien("--protocol", "mysql", "--starttls", "--tls-ca-out", ca,
+                "--backend-ca", MARIADB["cert"], backend_port=mariadb_server)
+    with v.connect() as s:
+        head = recv_exactly(s, 4)
+        greeting = recv_exactly(s, int.from_bytes(head[:3], "little"))
+        assert greeting[0] == 10                       # protocol 10
+        caps = 0x200 | 0x800 | 0x8000 | 0x80000        # 4.1, SSL, secure, plugin auth
+        body = caps.to_bytes(4, "little") + (1 << 24).to_bytes(4, "little") + b"\x21" + bytes(23)
+        request = len(body).to_bytes(3, "little") + b"\x01" + body
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = client_ctx(ca).wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        with pytest.raises(ssl.SSLWantReadError):
+            tls.do_handshake()
+        s.sendall(request + outgoing.read())           # one write
+        s.settimeout(10)
+        for _ in range(20):
+            data = s.recv(65536)
+            assert data, "closed during the handshake"
+            incoming.write(data)
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if outgoing.pending:
+                    s.sendall(outgoing.read())
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    assert wait_until(lambda: "STARTTLS: both sides speak TLS" in v.log_text())
+
+
+def test_a_reload_that_changes_a_proxys_tls_replaces_it(tmp_path, redis_server):
+    """SIGHUP applies -config again: a proxy whose proxy_tls changed is
+    replaced (now speaking TLS); one whose TLS is unchanged keeps its
+    connections."""
+    import json
+    import signal
+    from conftest import Api
+    ca = str(tmp_path / "ca.pem")
+    pa, pb = free_port(), free_port()
+    up = "127.0.0.1:%d" % redis_server
+    cfg = tmp_path / "c.json"
+
+    def write(b_tls):
+        cfg.write_text(json.dumps([
+            {"name": "a", "listen": "127.0.0.1:%d" % pa, "upstream": up, "protocol": "redis"},
+            {"name": "b", "listen": "127.0.0.1:%d" % pb, "upstream": up, "protocol": "redis",
+             **({"proxy_tls": True} if b_tls else {})}]))
+    write(False)
+    apiport = free_port()
+    api = Api(["server", "-host", "127.0.0.1", "-port", str(apiport), "-tls-ca-out", ca,
+               "-config", str(cfg)], apiport)
+    try:
+        held = socket.create_connection(("127.0.0.1", pa), timeout=5)
+        held.sendall(b"PING\r\n")
+        assert recv_exactly(held, 7) == b"+PONG\r\n"
+        write(True)
+        api.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: api.call("GET", "/proxies")[1]["b"].get("proxy_tls") is True,
+                          timeout=5)
+        with tls_connect(pb, ca) as s:             # b speaks TLS now
+            s.sendall(b"PING\r\n")
+            assert recv_exactly(s, 7) == b"+PONG\r\n"
+        held.sendall(b"PING\r\n")                  # a was untouched
+        assert recv_exactly(held, 7) == b"+PONG\r\n"
+        write(True)
+        api.proc.send_signal(signal.SIGHUP)        # the same again: b is kept
+        held_b = tls_connect(pb, ca)
+        held_b.sendall(b"PING\r\n")
+        assert recv_exactly(held_b, 7) == b"+PONG\r\n"
+        assert wait_until(lambda: open(api.log).read().count("SIGHUP: -config") == 2)
+        held_b.sendall(b"PING\r\n")
+        assert recv_exactly(held_b, 7) == b"+PONG\r\n"
+        held_b.close()
+        held.close()
+    finally:
+        rc, err = api.stop()
+    assert rc == 0, err

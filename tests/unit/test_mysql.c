@@ -191,7 +191,7 @@ Test(mysql, a_packet_of_16_mib_or_more_is_one_request)
     framer_free(MY, st);
 }
 
-Test(mysql, a_tls_request_leaves_the_protocol)
+Test(mysql, an_ssl_request_is_starttls_once_then_the_login_goes_on)
 {
     void *st = framer_new(MY);
     struct buf g = { .n = 0 }, r = { .n = 0 };
@@ -203,7 +203,8 @@ Test(mysql, a_tls_request_leaves_the_protocol)
     feed(st, PROTO_DOWN, &g);
     pkt(&r, 1, ssl, sizeof(ssl));
     feed(st, PROTO_UP, &r);
-    cr_assert_eq(MY->mode(st), PROTO_TUNNEL);
+    cr_assert_eq(MY->mode(st), PROTO_STARTTLS);
+    cr_assert_eq(MY->mode(st), PROTO_FRAMED, "said once");
     framer_free(MY, st);
 }
 
