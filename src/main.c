@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "conf/cli.h"
+#include "core/journal.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "ctl/api.h"
@@ -74,6 +75,9 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (rc < 0)
         log_error("SIGHUP: cannot open the log again: %s", strerror(-rc));
+    rc = journal_reopen();
+    if (rc < 0)
+        log_error("SIGHUP: cannot open the journal again: %s", strerror(-rc));
     log_info("received SIGHUP: log reopened%s",
              l->reload != NULL ? ", reloading the configuration" : "");
     if (l->reload != NULL)
@@ -146,8 +150,11 @@ static void loop_deinit(struct loop *l)
     if (l->base != NULL)
         event_base_free(l->base);
     mem_deinit();
+    journal_deinit();
 }
 
+/* The log, and the journal of faults (core/journal.h): a file that does
+ * not open is a usage error. */
 static void start_logging(const struct settings *st)
 {
     char err[4400];
@@ -155,6 +162,15 @@ static void start_logging(const struct settings *st)
 
     if (rc < 0) {
         snprintf(err, sizeof(err), "--log-output %s: %s", st->log_output,
+                 strerror(-rc));
+        usage_error(err);
+    }
+    log_set_json(st->log_json);
+    if (journal_init((size_t)st->journal_size) < 0)
+        usage_error("--journal-size: out of memory");
+    rc = journal_set_file(st->journal);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "--journal %s: %s", st->journal,
                  strerror(-rc));
         usage_error(err);
     }
@@ -442,7 +458,7 @@ static int run_server(int argc, char **argv)
         }
         if (strcmp(name, "proxy-tls") == 0 || strcmp(name, "backend-tls") == 0 ||
             strcmp(name, "backend-tls-insecure") == 0 ||
-            strcmp(name, "starttls") == 0) {
+            strcmp(name, "starttls") == 0 || strcmp(name, "statsd") == 0) {
             /* booleans too: every proxy's TLS, unless one says otherwise */
             char why[600];
             if (settings_set(&st, name, eq != NULL ? eq + 1 : "true", why,

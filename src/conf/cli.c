@@ -72,6 +72,22 @@ static const struct flag {
       "Upgrade STARTTLS (smtp) and SSL requests (mysql) on both sides and "
       "keep framing, with the "
       "certificates of --tls-cert (or made at start) and --backend-ca" },
+    { "--log-format", "log_format", false, "FORMAT",
+      "text (the original's lines) or json (one object per line)" },
+    { "--journal", "journal", false, "FILE",
+      "Write every fault event to FILE as JSON lines (reopened on SIGHUP)" },
+    { "--journal-size", "journal_size", false, "N",
+      "Fault events kept for GET /events (default 10000; 0: none)" },
+    { "--statsd", "statsd", true, NULL,
+      "Send metrics to statsd (also --statsd.enabled)" },
+    { "--statsd-host", "statsd_host", false, "HOST",
+      "statsd's host (default localhost)" },
+    { "--statsd-port", "statsd_port", false, "PORT",
+      "statsd's UDP port (default 8125)" },
+    { "--statsd-prefix", "statsd_prefix", false, "PREFIX",
+      "Prefix of every metric name (default vaurien)" },
+    { "--statsd-sample-rate", "statsd_sample_rate", false, "RATE",
+      "Share of requests whose timings are sent (default 1.0)" },
     { "--http", "http", true, NULL,
       "Serve the control API (Vaurien's and Toxiproxy's)" },
     { "--http-host", "http_host", false, "HOST",
@@ -84,6 +100,19 @@ static const struct flag {
 
 static const struct flag *find_flag(const char *name, size_t len)
 {
+    char alias[64];
+
+    /* the original's spellings: --statsd.enabled, --statsd.host, ... */
+    if (len > 9 && len < sizeof(alias) && strncmp(name, "--statsd.", 9) == 0) {
+        memcpy(alias, name, len);
+        alias[8] = '-';
+        if (len == 16 && strncmp(name + 9, "enabled", 7) == 0)
+            len = 8;
+        for (size_t i = 9; i < len; i++)
+            if (alias[i] == '_')
+                alias[i] = '-';
+        name = alias;
+    }
     for (size_t i = 0; i < NFLAGS; i++)
         if (strlen(flags[i].flag) == len && strncmp(flags[i].flag, name, len) == 0)
             return &flags[i];

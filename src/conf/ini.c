@@ -131,8 +131,14 @@ static int conf_ini_handler(void *user, const char *section, const char *name,
         rc = settings_set_plugin(c->st, "protocol", section + 9, name, value,
                                  why, sizeof(why));
     } else if (strcmp(section, "statsd") == 0) {
-        log_warn("config: [statsd] is not supported by this build; ignored");
-        return 1;
+        /* the original's keys: enabled, host, port, prefix, sample_rate */
+        char key[80];
+        snprintf(key, sizeof(key), "statsd_%s", name);
+        rc = settings_set(c->st, strcmp(name, "enabled") == 0 ? "statsd" : key,
+                          value, why, sizeof(why));
+        if (rc == -ENOENT)
+            snprintf(why, sizeof(why), "unknown key (enabled, host, port, "
+                     "prefix, sample_rate)");
     } else {
         snprintf(why, sizeof(why), "unknown section");
         rc = -EINVAL;

@@ -33,6 +33,11 @@ void settings_init(struct settings *st)
             strcpy(st->api_token, token);
     }
     strcpy(st->log_output, "-");
+    st->journal_size = 10000;
+    strcpy(st->statsd_host, "localhost");
+    st->statsd_port = 8125;
+    strcpy(st->statsd_prefix, "vaurien");
+    st->statsd_sample_rate = 1.0;
     for (int i = 0; i < behav_count(); i++)
         behav_inst_init(&st->behav[i], behav_at(i));
     for (int i = 0; i < proto_count(); i++)
@@ -225,6 +230,68 @@ int settings_set(struct settings *st, const char *key, const char *value,
                 *(bool *)((char *)st + switches[i].off) = b;
                 return 0;
             }
+    }
+    if (key_is(key, "journal"))
+        return copy_text(st->journal, sizeof(st->journal), value, key, err,
+                         errlen);
+    if (key_is(key, "journal_size") || key_is(key, "statsd_port")) {
+        long v;
+        bool port = key_is(key, "statsd_port");
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (value[0] == '\0' || *end != '\0' || errno != 0 || v < (port ? 1 : 0) ||
+            v > (port ? 65535 : 10000000)) {
+            snprintf(err, errlen, port ? "expected a port 1-65535, got '%s'"
+                                       : "expected 0 (off) to 10000000 events, "
+                                         "got '%s'", value);
+            return -EINVAL;
+        }
+        if (port)
+            st->statsd_port = (int)v;
+        else
+            st->journal_size = v;
+        return 0;
+    }
+    if (key_is(key, "statsd") || key_is(key, "statsd_enabled")) {
+        int b = opt_parse_bool(value);
+        if (b < 0) {
+            snprintf(err, errlen, "expected true or false, got '%s'", value);
+            return -EINVAL;
+        }
+        st->statsd = b;
+        return 0;
+    }
+    if (key_is(key, "statsd_host"))
+        return copy_text(st->statsd_host, sizeof(st->statsd_host), value, key,
+                         err, errlen);
+    if (key_is(key, "statsd_prefix")) {
+        for (const char *c = value; *c != '\0'; c++)
+            if (*c == ':' || *c == '|' || *c == '@' || (unsigned char)*c <= ' ') {
+                snprintf(err, errlen, "a statsd prefix has no ':', '|', '@' "
+                         "or spaces, got '%s'", value);
+                return -EINVAL;
+            }
+        return copy_text(st->statsd_prefix, sizeof(st->statsd_prefix), value,
+                         key, err, errlen);
+    }
+    if (key_is(key, "statsd_sample_rate")) {
+        double r;
+        errno = 0;
+        r = strtod(value, &end);
+        if (value[0] == '\0' || *end != '\0' || errno != 0 || !(r > 0 && r <= 1)) {
+            snprintf(err, errlen, "expected a rate > 0 and <= 1, got '%s'", value);
+            return -EINVAL;
+        }
+        st->statsd_sample_rate = r;
+        return 0;
+    }
+    if (key_is(key, "log_format")) {
+        if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0) {
+            snprintf(err, errlen, "expected text or json, got '%s'", value);
+            return -EINVAL;
+        }
+        st->log_json = strcmp(value, "json") == 0;
+        return 0;
     }
     if (key_is(key, "api_token"))
         return copy_text(st->api_token, sizeof(st->api_token), value, key, err,

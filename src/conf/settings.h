@@ -48,6 +48,15 @@ struct settings {
     bool backend_tls, backend_tls_insecure;
     bool starttls;         /* upgrade STARTTLS on both sides */
     char backend_ca[4096], backend_cert[4096], backend_key[4096];
+    /* what the proxy tells (core/journal.h, ctl/statsd.h) */
+    char journal[4096];    /* --journal FILE: events as JSON lines */
+    long journal_size;     /* events kept in the ring (0: no journal) */
+    bool statsd;           /* send statsd metrics */
+    char statsd_host[256];
+    int statsd_port;
+    char statsd_prefix[128];
+    double statsd_sample_rate; /* timers sent for this share of requests */
+    bool log_json;         /* --log-format json */
     bool http;             /* serve the control API */
     struct addr http_addr; /* where */
     /* options of every behavior, indexed as the behavior registry */

@@ -12,6 +12,8 @@
 
 #include <event2/event.h>
 
+#include "core/jsonesc.h"
+
 static const char *const level_names[] = {
     "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL",
 };
@@ -19,6 +21,12 @@ static const char *const level_names[] = {
 static FILE *log_out;
 static enum log_level log_min = LOG_INFO;
 static char log_path[4096]; /* "" for stderr */
+static int log_json;
+
+void log_set_json(int on)
+{
+    log_json = on;
+}
 
 int log_level_parse(const char *name)
 {
@@ -97,10 +105,6 @@ void log_write(enum log_level level, const char *fmt, ...)
 
     if (level < log_min)
         return;
-    now = time(NULL);
-    localtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-    fprintf(f, "%s [%d] [%s] ", stamp, (int)getpid(), level_names[level]);
     va_start(ap, fmt);
     n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
@@ -108,6 +112,30 @@ void log_write(enum log_level level, const char *fmt, ...)
         n = 0;
     if ((size_t)n >= sizeof(line))
         n = sizeof(line) - 1; /* cut, never split into lines */
+    if (log_json) {
+        struct timespec ts;
+        static char out[sizeof(line) * 6 + 256];
+        size_t at;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now = ts.tv_sec;
+        gmtime_r(&now, &tm);
+        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        at = (size_t)snprintf(out, sizeof(out),
+                              "{\"time\":\"%s.%03ldZ\",\"time_ns\":%lld,"
+                              "\"pid\":%d,\"level\":\"%s\",\"msg\":",
+                              stamp, ts.tv_nsec / 1000000,
+                              (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec,
+                              (int)getpid(), level_names[level]);
+        jsonesc(out, sizeof(out) - 2, &at, line, (size_t)n);
+        out[at++] = '}';
+        out[at++] = '\n';
+        fwrite(out, 1, at, f);
+        return;
+    }
+    now = time(NULL);
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+    fprintf(f, "%s [%d] [%s] ", stamp, (int)getpid(), level_names[level]);
     /* One event, one line: control bytes in names and paths that users
      * chose (a proxy named "x\n... [ERROR] ...") are escaped, not written. */
     for (int i = 0, run = 0; i <= n; i++) {

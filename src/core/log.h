@@ -22,6 +22,10 @@ int log_reopen(void);
 /* libevent's messages, through here (event_set_log_callback). */
 void log_libevent(int severity, const char *msg);
 
+/* One JSON object per line from now on ({"time", "time_ns", "pid",
+ * "level", "msg"}: the journal's names where they apply). */
+void log_set_json(int on);
+
 int log_enabled(enum log_level level);
 
 void log_write(enum log_level level, const char *fmt, ...)

@@ -28,6 +28,7 @@
 
 #include "behav/mix.h"
 #include "core/log.h"
+#include "ctl/events.h"
 #include "ctl/json.h"
 #include "ctl/scripts.h"
 #include "net/listen.h"
@@ -44,6 +45,7 @@ struct api_conn {
     struct bufferevent *bev;          /* held (a reference) until adopted */
     struct evhttp_connection *evcon;  /* NULL until adopted */
     struct event *deadline;
+    struct events_stream *stream;     /* GET /events/stream on it */
 };
 
 struct api {
@@ -71,6 +73,7 @@ struct api {
 
 static void conn_free(struct api_conn *c)
 {
+    events_stream_end(c->stream);
     LIST_REMOVE(c, link);
     event_free(c->deadline);
     free(c);
@@ -144,16 +147,43 @@ static struct bufferevent *conn_new(struct event_base *base, void *arg)
 
 /* The request on req's connection came whole: the next request's
  * deadline runs from now. */
+static struct api_conn *conn_of(struct api *api, struct evhttp_request *req);
+
 static void conn_request_done(struct api *api, struct evhttp_request *req)
+{
+    struct api_conn *c = conn_of(api, req);
+
+    if (c != NULL)
+        conn_arm(c);
+}
+
+static void send_error(struct evhttp_request *req, int code, const char *msg);
+
+/* The adopted connection of req, or NULL. */
+static struct api_conn *conn_of(struct api *api, struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct api_conn *c;
 
     LIST_FOREACH(c, &api->conns, link)
-        if (c->evcon == evcon && evcon != NULL) {
-            conn_arm(c);
-            return;
-        }
+        if (c->evcon == evcon && evcon != NULL)
+            return c;
+    return NULL;
+}
+
+/* GET /events/stream: the connection streams from now on, with no
+ * deadline (events.h bounds what it queues). */
+static void stream_start(struct api *api, struct evhttp_request *req)
+{
+    struct api_conn *c = conn_of(api, req);
+
+    if (c == NULL || c->stream != NULL) {
+        send_error(req, 503, "the connection is not ready to stream; retry");
+        return;
+    }
+    c->stream = events_stream_start(req);
+    if (c->stream != NULL)
+        evtimer_del(c->deadline);
 }
 
 /* After evhttp_free(): the connections it had not handed over yet. */
@@ -913,6 +943,10 @@ static int route_methods(char seg[SEG_MAX][SEG_LEN], int n)
         return M_POST;
     if (n == 1 && strcmp(seg[0], "metrics") == 0)
         return M_GET;
+    if (n == 1 && strcmp(seg[0], "events") == 0)
+        return M_GET | M_DELETE;
+    if (n == 2 && strcmp(seg[0], "events") == 0 && strcmp(seg[1], "stream") == 0)
+        return M_GET;
     if (n == 1 && (strcmp(seg[0], "behavior") == 0 || strcmp(seg[0], "backend") == 0))
         return M_GET | M_PUT;
     if (n == 1 && strcmp(seg[0], "behaviors") == 0)
@@ -968,6 +1002,15 @@ static void api_cb(struct evhttp_request *req, void *arg)
     if (api->token[0] != '\0' &&
         !token_ok(evhttp_find_header(in, "Authorization"), api->token)) {
         send_error(req, 401, "missing or wrong API token");
+        return;
+    }
+    if (strcmp(seg[0], "events") == 0) {
+        if (n == 2)
+            stream_start(api, req);
+        else if (m == M_GET)
+            events_get(req);
+        else
+            events_delete(req);
         return;
     }
     if (n >= 2) {
@@ -1056,10 +1099,16 @@ struct api *api_start(struct event_base *base, struct server *srv,
         return NULL;
     }
     api->srv = srv;
+    if (events_init(base) < 0) {
+        free(api);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     if (token != NULL)
         snprintf(api->token, sizeof(api->token), "%s", token);
     api->http = evhttp_new(base);
     if (api->http == NULL) {
+        events_deinit();
         free(api);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -1077,6 +1126,7 @@ struct api *api_start(struct event_base *base, struct server *srv,
     n = net_bind_all(a, api->fds, API_LISTEN_MAX, err, errlen);
     if (n < 0) {
         evhttp_free(api->http);
+        events_deinit();
         free(api);
         return NULL;
     }
@@ -1088,6 +1138,7 @@ struct api *api_start(struct event_base *base, struct server *srv,
             for (int k = i; k < n; k++)
                 close(api->fds[k]);
             evhttp_free(api->http);
+            events_deinit();
             free(api);
             return NULL;
         }
@@ -1138,5 +1189,6 @@ void api_stop(struct api *api)
         return;
     evhttp_free(api->http); /* closes the sockets it accepted on */
     conn_free_all(api);
+    events_deinit();
     free(api);
 }

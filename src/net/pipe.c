@@ -640,6 +640,14 @@ static int tox_reset_peer(struct pipe *p, struct tox_link *l)
     return arm_tox_timer(p, TOXT_RESET, (double)l->a[TOX_TIMEOUT_MS] / 1000.0);
 }
 
+/* Tells the owner that link l acted (the journal). */
+static void acted(struct pipe *p, const struct tox_link *l, double held_ms,
+                  uint64_t bytes, const char *outcome)
+{
+    if (p->owner->acted != NULL)
+        p->owner->acted(p->ctx, p, l->t, held_ms, bytes, outcome);
+}
+
 /* The timing of link l applied to a unit (emit and re-timing). */
 static void apply_timing(struct rng *rng, const struct tox_link *l,
                          struct held *plan)
@@ -790,20 +798,37 @@ int pipe_emit_until(struct pipe *p, struct evbuffer *from, size_t len,
     plan.then = (uint8_t)then;
     for (int i = 0; i < p->nchain; i++) {
         struct tox_link *l = &p->chain[i];
+        struct timespec before = plan.due;
+        bool fired = l->fired;
         if (!l->on)
             continue;
         switch (l->t->type->kind) {
         case TOXIC_LIMIT_DATA:
             tox_limit_data(p, l, &len, &cut, &plan);
+            if (plan.then == BEHAV_CLOSE)
+                acted(p, l, 0, cut, "limit reached: the rest cut, then closed");
             break;
         case TOXIC_TIMEOUT:
+            acted(p, l, 0, len + cut, "dropped; closed after the timeout");
             evbuffer_drain(from, len + cut);
             return tox_timeout(p, l);
         case TOXIC_RESET_PEER:
+            if (!fired)
+                acted(p, l, (double)l->a[TOX_TIMEOUT_MS], len + cut,
+                      "dropped; reset after the timeout");
             evbuffer_drain(from, len + cut);
             return tox_reset_peer(p, l);
         default:
             apply_timing(&p->rng, l, &plan);
+            if (l->t->type->kind == TOXIC_LATENCY &&
+                !timespec_le(&plan.due, &before))
+                acted(p, l, (double)(plan.due.tv_sec - before.tv_sec) * 1e3 +
+                                (double)(plan.due.tv_nsec - before.tv_nsec) / 1e6,
+                      len, "held");
+            else if (l->t->type->kind != TOXIC_LATENCY &&
+                     (plan.by & link_mask(l)))
+                acted(p, l, 0, len, l->t->type->kind == TOXIC_SLICER
+                                        ? "sliced" : "paced");
             break;
         }
     }

@@ -100,6 +100,9 @@ struct pipe_owner {
     void (*drained)(void *ctx, struct pipe *p);
     /* the destination's write side was shut */
     void (*done)(void *ctx);
+    /* toxic t acted on bytes (the journal); may be NULL */
+    void (*acted)(void *ctx, const struct pipe *p, const struct toxic *t,
+                  double held_ms, uint64_t bytes, const char *outcome);
 };
 
 struct pipe {

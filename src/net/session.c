@@ -35,6 +35,7 @@
 #include "net/fast.h"
 #include "net/linger.h"
 #include "net/proxy.h"
+#include "net/report.h"
 
 /* How long a client must stay silent in the middle of what a framer holds
  * before the framer may send it on (proto.h, stalled). */
@@ -174,6 +175,7 @@ int session_create(struct proxy *p, evutil_socket_t fd,
     proxy_session_opened(p);
     touch(s);
     log_debug("session %llu: accepted %s", (unsigned long long)s->id, s->peer);
+    report_conn(s, JOURNAL_OPEN, "accepted");
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -217,6 +219,7 @@ static void try_connect(struct session *s)
     log_warn("session %llu: backend %s: cannot connect",
              (unsigned long long)s->id,
              addr_format(&p->backend, where, sizeof(where)));
+    report_conn(s, JOURNAL_CONNECT_FAILED, where);
     session_close(s, false, "backend unreachable");
 }
 
@@ -273,11 +276,23 @@ static void pipe_done_cb(void *ctx)
     session_on_pipe_done(ctx);
 }
 
+static void pipe_acted_cb(void *ctx, const struct pipe *p,
+                          const struct toxic *t, double held_ms,
+                          uint64_t bytes, const char *outcome)
+{
+    struct session *s = ctx;
+
+    if (journal_on())
+        report_toxic(s, t, p == &s->up ? JOURNAL_UP : JOURNAL_DOWN, held_ms,
+                     bytes, outcome);
+}
+
 static const struct pipe_owner pipe_owner = {
     .close = pipe_close_cb,
     .reading = pipe_reading_cb,
     .drained = pipe_drained_cb,
     .done = pipe_done_cb,
+    .acted = pipe_acted_cb,
 };
 
 static void on_connected(struct session *s)
@@ -404,12 +419,18 @@ static void make_ctx(struct session *s, struct behav_ctx *ctx,
     ctx->reply = reply;
 }
 
+/* What decided a verdict: a behavior of the mix, or of toxic t. */
+struct drawn {
+    const struct behav_inst *b;
+    const struct toxic *t; /* NULL: the mix */
+};
+
 /* The verdict of one request, whose bytes so far are in[off, off + len):
  * the proxy's behavior toxics first, each drawn against its toxicity, in
  * the order added; then the mix. */
 static void draw(struct session *s, struct behav_verdict *v,
                  struct evbuffer *in, size_t off, size_t len,
-                 const struct proto_unit *u)
+                 const struct proto_unit *u, struct drawn *d)
 {
     struct proxy *p = s->proxy;
     struct proxy_conf *c = p->conf;
@@ -424,13 +445,31 @@ static void draw(struct session *s, struct behav_verdict *v,
             continue;
         if (t->toxicity >= 1 || rng_double(&s->rng) < t->toxicity) {
             behav_decide(&t->inst, &ctx, v);
+            d->b = &t->inst;
+            d->t = t;
             return;
         }
     }
     idx = mix_draw(&c->mix, &s->rng);
     behav_decide(&c->behav[idx], &ctx, v);
+    d->b = &c->behav[idx];
+    d->t = NULL;
     if (v->by != &behav_dummy)
         p->faults[idx]++;
+}
+
+/* A drawn verdict that does something goes to the journal (report.h):
+ * the request's bytes so far are in[off, off + len), answer is the
+ * proxy's reply when it answers. */
+static void journal_draw(struct session *s, const struct drawn *d,
+                         const struct behav_verdict *v,
+                         const struct proto_unit *u, struct evbuffer *in,
+                         size_t off, size_t len, struct evbuffer *answer)
+{
+    if (!journal_on() || v->by == &behav_dummy ||
+        (v->req == BEHAV_PASS && v->rep == BEHAV_PASS && v->hook == 0))
+        return;
+    report_fault(s, d->b, d->t, v, u, in, off, len, answer);
 }
 
 /* The bytes the proxy answers a request with: the verdict's own (custom
@@ -515,6 +554,7 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
     while (s->state == SESSION_OPEN && !s->up.discard && !client_held(s) &&
            evbuffer_get_length(in) > 0) {
         struct behav_verdict v;
+        struct drawn d = { NULL, NULL };
         struct evbuffer *answer;
         bool close = false;
         size_t len = evbuffer_get_length(in);
@@ -527,7 +567,9 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
             memset(&v, 0, sizeof(v));
             v.by = &behav_dummy;
         } else {
-            draw(s, &v, in, 0, len, NULL);
+            draw(s, &v, in, 0, len, NULL, &d);
+            if (v.req != BEHAV_ERROR)
+                journal_draw(s, &d, &v, NULL, in, 0, len, NULL);
         }
         log_debug("session %llu: %zu bytes: %s (request %s, reply %s)",
                   (unsigned long long)s->id, len, v.by->name,
@@ -553,6 +595,7 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
                 break;
             }
             build_answer(s, &v, NULL, answer, &close);
+            journal_draw(s, &d, &v, NULL, NULL, 0, 0, answer);
             send_answer(s, answer, close, v.req_delay);
             evbuffer_free(answer);
             if (close)
@@ -868,14 +911,17 @@ static bool start_request(struct session *s, struct evbuffer *in, size_t n)
 {
     struct proto_unit *u = &s->up_unit;
     struct behav_verdict *v = &s->up_v;
+    struct drawn d = { NULL, NULL };
     struct entry *e;
 
     if (u->flags & PROTO_NOFAULT) {
         memset(v, 0, sizeof(*v));
         v->by = &behav_dummy;
     } else {
-        draw(s, v, in, u->skip, n, u);
+        draw(s, v, in, u->skip, n, u, &d);
     }
+    if (v->req != BEHAV_ERROR || (u->flags & PROTO_NOREPLY))
+        journal_draw(s, &d, v, u, in, u->skip, n, NULL);
     if (v->hook != 0 && (u->flags & PROTO_NOREPLY)) {
         script_unref(v->hook); /* no reply to call it for */
         v->hook = 0;
@@ -911,6 +957,8 @@ static bool start_request(struct session *s, struct evbuffer *in, size_t n)
         out_of_memory(s);
         return false;
     }
+    if (v->req == BEHAV_ERROR)
+        journal_draw(s, &d, v, u, in, u->skip, n, e->answer);
     e->v = *v;
     e->req = *u;
     entry_queue_push(&s->q, e);
@@ -1717,6 +1765,7 @@ void session_close(struct session *s, bool reset, const char *why)
     if (s->state == SESSION_CLOSED)
         return;
     s->state = SESSION_CLOSED;
+    report_conn(s, JOURNAL_CLOSE, why);
     log_debug("session %llu: closed (%s), %llu bytes up, %llu down",
               (unsigned long long)s->id, why, s->up.bytes, s->down.bytes);
     evtimer_del(&s->idle_ev);

@@ -54,7 +54,7 @@ struct fast_dir {
 struct session {
     LIST_ENTRY(session) link;
     struct proxy *proxy;
-    uint64_t id;
+    uint64_t id;                     /* ordinal on its proxy */
     enum session_state state;
     uint32_t requests;               /* requests drawn for so far */
     struct bufferevent *client;
@@ -117,7 +117,8 @@ struct session {
     bool fast_assigned;              /* the fast events are assigned */
     bool no_fast;                    /* no pipe could be had: stay off */
     struct fast_dir fup, fdown;      /* its two directions */
-    char peer[64];                   /* client address, for logs */
+    char peer[56];                   /* client address, for logs ("[v6]:port"
+                                        fits) */
 };
 
 /* Takes an accepted socket and starts connecting to the backend; takes
