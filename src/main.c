@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "ctl/api.h"
+#include "ctl/statsd.h"
 #include "ctl/client.h"
 #include "ctl/json.h"
 #include "core/script.h"
@@ -333,6 +334,10 @@ static int run_proxy(const struct settings *st, const struct addr *demo,
         goto out;
     }
     server_init(&srv, l.base, l.dns, st);
+    if (statsd_start(l.base, st, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
     proxy_set_global_limit(st->max_total);
     if (demo != NULL) {
         d = demo_backend_start(l.base, demo, err, sizeof(err));
@@ -389,6 +394,7 @@ static int run_proxy(const struct settings *st, const struct addr *demo,
     rc = 0;
 out:
     api_stop(api);
+    statsd_stop();
     if (l.base != NULL)
         server_deinit(&srv);
     demo_backend_stop(d);
@@ -507,6 +513,10 @@ static int run_server(int argc, char **argv)
         goto out;
     }
     server_init(&srv, l.base, l.dns, &st);
+    if (statsd_start(l.base, &st, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
     proxy_set_global_limit(st.max_total);
     if (config[0] != '\0') {
         json_error_t je;
@@ -553,6 +563,7 @@ static int run_server(int argc, char **argv)
     rc = 0;
 out:
     api_stop(api);
+    statsd_stop();
     if (l.base != NULL)
         server_deinit(&srv);
     loop_deinit(&l);

@@ -49,6 +49,7 @@ struct toxic {
     char stream_text[16];  /* as the client spelled it */
     double toxicity;       /* 0..1 */
     uint32_t uid;          /* unique per process: chains refer to it */
+    uint64_t acted;        /* times it acted on bytes or a request */
     struct behav_inst inst; /* attributes (inst.vals); the behavior's
                                instance for TOXIC_BEHAVIOR */
 };

@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "ctl/events.h"
 #include "ctl/json.h"
+#include "ctl/metrics.h"
 #include "ctl/scripts.h"
 #include "net/listen.h"
 #include "net/mem.h"
@@ -92,28 +93,37 @@ static void conn_arm(struct api_conn *c)
     evtimer_add(c->deadline, &tv);
 }
 
+/* Adopts c: evhttp set its bufferevent's callbacks, whose argument is
+ * the connection (none: evhttp is already done with it, and c is freed).
+ * Returns false when c was freed. */
+static bool conn_adopt(struct api_conn *c)
+{
+    struct bufferevent *bev = c->bev;
+    bufferevent_data_cb readcb;
+    void *cbarg;
+    bool kept = false;
+
+    bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
+    if (readcb == NULL || cbarg == NULL) {
+        conn_free(c);
+    } else {
+        c->evcon = cbarg;
+        evhttp_connection_set_closecb(c->evcon, conn_closed, c);
+        conn_arm(c);
+        kept = true;
+    }
+    bufferevent_decref(bev); /* evhttp's alone from now on */
+    return kept;
+}
+
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct api_conn *c = arg;
-    bufferevent_data_cb readcb;
-    void *cbarg;
 
     (void)fd;
     (void)what;
     if (c->evcon == NULL) {
-        /* adopt: evhttp set the bufferevent's callbacks, its argument is
-         * the connection (none left: evhttp is already done with it) */
-        struct bufferevent *bev = c->bev;
-        bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
-        if (readcb == NULL || cbarg == NULL) {
-            conn_free(c);
-        } else {
-            c->evcon = cbarg;
-            evhttp_connection_set_closecb(c->evcon, conn_closed, c);
-            conn_arm(c);
-        }
-        c = NULL;
-        bufferevent_decref(bev); /* evhttp's alone from now on */
+        conn_adopt(c);
         return;
     }
     log_info("control API: a request not whole in %d s; connection closed",
@@ -163,11 +173,19 @@ static void send_error(struct evhttp_request *req, int code, const char *msg);
 static struct api_conn *conn_of(struct api *api, struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct api_conn *c;
+    struct api_conn *c, *next;
 
+    if (evcon == NULL)
+        return NULL;
     LIST_FOREACH(c, &api->conns, link)
-        if (c->evcon == evcon && evcon != NULL)
+        if (c->evcon == evcon)
             return c;
+    /* a request can come before the timer adopted its connection */
+    for (c = LIST_FIRST(&api->conns); c != NULL; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->evcon == NULL && conn_adopt(c) && c->evcon == evcon)
+            return c;
+    }
     return NULL;
 }
 
@@ -445,29 +463,6 @@ static void toxic_update(struct proxy *p, struct toxic *t,
     send_json(req, 200, ctl_toxic_json(t));
 }
 
-/* A label value as the Prometheus text format writes it: \\, \" and \n
- * escaped, so no name can end its label or its line. */
-static void label_value(struct evbuffer *out, const char *v)
-{
-    for (const char *p = v; *p != '\0'; p++) {
-        if (*p == '\\')
-            evbuffer_add(out, "\\\\", 2);
-        else if (*p == '"')
-            evbuffer_add(out, "\\\"", 2);
-        else if (*p == '\n')
-            evbuffer_add(out, "\\n", 2);
-        else
-            evbuffer_add(out, p, 1);
-    }
-}
-
-static void family(struct evbuffer *out, const char *name, const char *type,
-                   const char *help)
-{
-    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-                        type);
-}
-
 /* One metric family with a value per proxy. */
 static void metric(struct evbuffer *out, const struct server *srv,
                    const char *name, const char *type, const char *help,
@@ -475,10 +470,10 @@ static void metric(struct evbuffer *out, const struct server *srv,
 {
     const struct proxy *p;
 
-    family(out, name, type, help);
+    metrics_family(out, name, type, help);
     TAILQ_FOREACH(p, &srv->proxies, link) {
         evbuffer_add_printf(out, "%s{proxy=\"", name);
-        label_value(out, p->name);
+        metrics_label(out, p->name);
         evbuffer_add_printf(out, "\"} %llu\n", value(p));
     }
 }
@@ -505,17 +500,17 @@ static void toxiproxy_metrics(struct evbuffer *out, const struct server *srv)
     const struct proxy *p;
 
     for (size_t f = 0; f < sizeof(fam) / sizeof(*fam); f++) {
-        family(out, fam[f].name, "counter", fam[f].help);
+        metrics_family(out, fam[f].name, "counter", fam[f].help);
         TAILQ_FOREACH(p, &srv->proxies, link) {
             for (int up = 1; up >= 0; up--) {
                 unsigned long long v = p->bytes[up ? 0 : 1][fam[f].sent ? 0 : 1];
                 evbuffer_add_printf(out, "%s{direction=\"%s\",listener=\"",
                                     fam[f].name, up ? "upstream" : "downstream");
-                label_value(out, p->listen_text);
+                metrics_label(out, p->listen_text);
                 evbuffer_add(out, "\",proxy=\"", 9);
-                label_value(out, p->name);
+                metrics_label(out, p->name);
                 evbuffer_add(out, "\",upstream=\"", 12);
-                label_value(out, p->upstream_text);
+                metrics_label(out, p->upstream_text);
                 evbuffer_add_printf(out, "\"} %llu\n", v);
             }
         }
@@ -559,27 +554,27 @@ static void runtime_metrics(struct evbuffer *out)
         closedir(d);
         fds--; /* the directory's own */
     }
-    family(out, "process_cpu_seconds_total", "counter",
+    metrics_family(out, "process_cpu_seconds_total", "counter",
            "Total user and system CPU time spent in seconds.");
     evbuffer_add_printf(out, "process_cpu_seconds_total %s\n",
                         ctl_json_number((double)(utime + stime) / (double)tick,
                                         num, sizeof(num)));
-    family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+    metrics_family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
     evbuffer_add_printf(out, "process_open_fds %d\n", fds);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        family(out, "process_max_fds", "gauge",
+        metrics_family(out, "process_max_fds", "gauge",
                "Maximum number of open file descriptors.");
         evbuffer_add_printf(out, "process_max_fds %llu\n",
                             (unsigned long long)rl.rlim_cur);
     }
-    family(out, "process_virtual_memory_bytes", "gauge",
+    metrics_family(out, "process_virtual_memory_bytes", "gauge",
            "Virtual memory size in bytes.");
     evbuffer_add_printf(out, "process_virtual_memory_bytes %llu\n", vsize);
-    family(out, "process_resident_memory_bytes", "gauge",
+    metrics_family(out, "process_resident_memory_bytes", "gauge",
            "Resident memory size in bytes.");
     evbuffer_add_printf(out, "process_resident_memory_bytes %llu\n",
                         (unsigned long long)rss * (unsigned long long)page);
-    family(out, "process_start_time_seconds", "gauge",
+    metrics_family(out, "process_start_time_seconds", "gauge",
            "Start time of the process since unix epoch in seconds.");
     evbuffer_add_printf(out, "process_start_time_seconds %s\n",
                         ctl_json_number((double)btime + (double)start / (double)tick,
@@ -605,16 +600,17 @@ static void metrics_get(struct api *api, struct evhttp_request *req)
            "Bytes sent to the backend.", m_up);
     metric(out, api->srv, "vaurien_proxy_downstream_bytes_total", "counter",
            "Bytes sent to clients.", m_down);
-    family(out, "vaurien_proxy_faults_total", "counter",
+    metrics_family(out, "vaurien_proxy_faults_total", "counter",
            "Requests that drew a behavior other than dummy from the mix.");
     TAILQ_FOREACH(p, &api->srv->proxies, link)
         for (int i = 0; i < behav_count(); i++)
             if (p->faults[i] > 0) {
                 evbuffer_add(out, "vaurien_proxy_faults_total{proxy=\"", 34);
-                label_value(out, p->name);
+                metrics_label(out, p->name);
                 evbuffer_add_printf(out, "\",behavior=\"%s\"} %llu\n",
                                     behav_at(i)->name, p->faults[i]);
             }
+    metrics_report(out, api->srv);
     if (api->proxy_metrics)
         toxiproxy_metrics(out, api->srv);
     if (api->runtime_metrics)

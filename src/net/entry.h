@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -67,6 +68,7 @@ struct entry {
     struct behav_verdict v;  /* drawn when the request started */
     struct proto_unit req;   /* what the framer learned of the request */
     struct evbuffer *answer; /* the proxy's reply (REPLACE, ANSWER) */
+    struct timespec start;   /* when the request started (round trips) */
 };
 
 struct entry_queue {

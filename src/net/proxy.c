@@ -145,6 +145,16 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 
 static LIST_HEAD(, proxy) all_proxies = LIST_HEAD_INITIALIZER(all_proxies);
 
+struct proxy *proxy_first(void)
+{
+    return LIST_FIRST(&all_proxies);
+}
+
+struct proxy *proxy_next(const struct proxy *p)
+{
+    return LIST_NEXT(p, all_link);
+}
+
 static bool own_limit(const struct proxy *p)
 {
     return p->max_connections > 0 && p->active >= (uint64_t)p->max_connections;

@@ -39,6 +39,32 @@ struct proxy_conf {
 struct session;
 LIST_HEAD(session_list, session);
 
+/* Request round trips through the proxy: the histogram's upper bounds,
+ * in seconds (Prometheus' defaults). */
+#define PROXY_RTT_BOUNDS \
+    { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+#define PROXY_RTT_N 12
+
+/* Counters the data path keeps (net/report.c), read by /metrics and
+ * statsd (ctl/statsd.c). */
+struct proxy_stats {
+    uint64_t requests;                  /* requests drawn for (chunks on
+                                           tcp) */
+    uint64_t faults[SETTINGS_BEHAV_MAX]; /* decisions that did something, per
+                                           behavior, from the mix or a
+                                           behavior toxic */
+    uint64_t rtt[PROXY_RTT_N + 1];      /* round trips per bucket (the last:
+                                           over the largest bound) */
+    uint64_t rtt_count;
+    double rtt_sum;                     /* seconds */
+    uint64_t connects;                  /* backend connections made */
+    double connect_sum;                 /* seconds they took */
+    struct {                            /* counters as statsd last sent */
+        uint64_t connections, requests, up, down;
+        uint64_t faults[SETTINGS_BEHAV_MAX];
+    } sent;
+};
+
 struct proxy {
     TAILQ_ENTRY(proxy) link;     /* in the server's list */
     LIST_ENTRY(proxy) all_link;  /* among every proxy of the process, which
@@ -85,7 +111,12 @@ struct proxy {
     unsigned long long bytes[2][2];
     unsigned long long faults[SETTINGS_BEHAV_MAX]; /* requests per behavior
                                                       that was not dummy */
+    struct proxy_stats stats;      /* what /metrics and statsd report */
 };
+
+/* Every proxy of the process, in no order (statsd). */
+struct proxy *proxy_first(void);
+struct proxy *proxy_next(const struct proxy *p);
 
 /* The limit on connections across every proxy (0: none). */
 void proxy_set_global_limit(long max);

@@ -10,6 +10,7 @@
 #include "behav/behav.h"
 #include "behav/toxic.h"
 #include "core/jsonesc.h"
+#include "ctl/statsd.h"
 #include "net/proxy.h"
 #include "net/session.h"
 #include "proto/proto.h"
@@ -177,8 +178,17 @@ void report_fault(struct session *s, const struct behav_inst *b,
                   const struct proto_unit *u, struct evbuffer *in,
                   size_t off, size_t len, struct evbuffer *answer)
 {
-    struct journal_event *e = begin(s, JOURNAL_FAULT);
+    struct proxy_stats *st = &s->proxy->stats;
+    struct journal_event *e;
 
+    for (int i = 0; i < behav_count(); i++)
+        if (behav_at(i) == v->by) {
+            st->faults[i]++;
+            break;
+        }
+    if (t != NULL)
+        ((struct toxic *)t)->acted++; /* a counter: the toxic is the API's */
+    e = begin(s, JOURNAL_FAULT);
     if (e == NULL)
         return;
     e->index = s->requests;
@@ -197,8 +207,10 @@ void report_toxic(struct session *s, const struct toxic *t,
                   enum journal_dir dir, double held_ms, uint64_t bytes,
                   const char *outcome)
 {
-    struct journal_event *e = begin(s, JOURNAL_TOXIC);
+    struct journal_event *e;
 
+    ((struct toxic *)t)->acted++; /* a counter: the toxic is the API's */
+    e = begin(s, JOURNAL_TOXIC);
     if (e == NULL)
         return;
     e->dir = (uint8_t)dir;
@@ -210,6 +222,27 @@ void report_toxic(struct session *s, const struct toxic *t,
     options_json(t->type->attrs, t->inst.vals, e->options, sizeof(e->options));
     journal_copy(e->outcome, sizeof(e->outcome), outcome, (size_t)-1);
     journal_commit(e);
+}
+
+void report_rtt(struct session *s, double secs)
+{
+    static const double bounds[] = PROXY_RTT_BOUNDS;
+    struct proxy_stats *st = &s->proxy->stats;
+    int i = 0;
+
+    while (i < PROXY_RTT_N && secs > bounds[i])
+        i++;
+    st->rtt[i]++;
+    st->rtt_count++;
+    st->rtt_sum += secs;
+    statsd_timer(s->proxy, "request", secs);
+}
+
+void report_connected(struct session *s, double secs)
+{
+    s->proxy->stats.connects++;
+    s->proxy->stats.connect_sum += secs;
+    statsd_timer(s->proxy, "connect", secs);
 }
 
 void report_conn(struct session *s, enum journal_kind kind, const char *why)

@@ -39,6 +39,11 @@ void report_toxic(struct session *s, const struct toxic *t,
                   enum journal_dir dir, double held_ms, uint64_t bytes,
                   const char *outcome);
 
+/* A request's round trip through the proxy ended: secs since it started. */
+void report_rtt(struct session *s, double secs);
+/* The backend connection was made in secs. */
+void report_connected(struct session *s, double secs);
+
 /* A connection opened, closed (why) or could not reach the backend. */
 void report_conn(struct session *s, enum journal_kind kind, const char *why);
 

@@ -282,9 +282,8 @@ static void pipe_acted_cb(void *ctx, const struct pipe *p,
 {
     struct session *s = ctx;
 
-    if (journal_on())
-        report_toxic(s, t, p == &s->up ? JOURNAL_UP : JOURNAL_DOWN, held_ms,
-                     bytes, outcome);
+    report_toxic(s, t, p == &s->up ? JOURNAL_UP : JOURNAL_DOWN, held_ms,
+                 bytes, outcome);
 }
 
 static const struct pipe_owner pipe_owner = {
@@ -298,7 +297,13 @@ static const struct pipe_owner pipe_owner = {
 static void on_connected(struct session *s)
 {
     struct proxy *p = s->proxy;
+    struct timespec now;
 
+    /* touched at accept, and not since: the connect's time (to the coarse
+     * clock's few ms) */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    report_connected(s, (double)(now.tv_sec - s->last_active.tv_sec) +
+                            (double)(now.tv_nsec - s->last_active.tv_nsec) / 1e9);
     evutil_freeaddrinfo(s->ai);
     s->ai = s->ai_next = NULL;
     s->state = SESSION_OPEN;
@@ -438,6 +443,7 @@ static void draw(struct session *s, struct behav_verdict *v,
     int idx;
 
     s->requests++;
+    p->stats.requests++;
     make_ctx(s, &ctx, in, off, len, u, false);
     for (int i = 0; i < p->ntoxics; i++) {
         struct toxic *t = p->toxics[i];
@@ -466,7 +472,7 @@ static void journal_draw(struct session *s, const struct drawn *d,
                          const struct proto_unit *u, struct evbuffer *in,
                          size_t off, size_t len, struct evbuffer *answer)
 {
-    if (!journal_on() || v->by == &behav_dummy ||
+    if (v->by == &behav_dummy ||
         (v->req == BEHAV_PASS && v->rep == BEHAV_PASS && v->hook == 0))
         return;
     report_fault(s, d->b, d->t, v, u, in, off, len, answer);
@@ -733,6 +739,12 @@ static void tunnel_reply(struct session *s, struct evbuffer *in)
  * once the queue is below half its cap. */
 static void entry_forget(struct session *s, struct entry *e)
 {
+    if (e->start.tv_sec != 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        report_rtt(s, (double)(now.tv_sec - e->start.tv_sec) +
+                          (double)(now.tv_nsec - e->start.tv_nsec) / 1e9);
+    }
     if (s->up_entry == e)
         s->up_entry = NULL;
     if (s->down_entry == e)
@@ -961,6 +973,7 @@ static bool start_request(struct session *s, struct evbuffer *in, size_t n)
         journal_draw(s, &d, v, u, in, u->skip, n, e->answer);
     e->v = *v;
     e->req = *u;
+    clock_gettime(CLOCK_MONOTONIC, &e->start);
     entry_queue_push(&s->q, e);
     s->up_entry = e;
     if (entry_queue_full(&s->q))

@@ -11,7 +11,8 @@ block of a test, and have everything back to normal after it.
 from ._process import ProxyProcess, find_binary, start_proxy, start_server, stop_proxy
 from .client import Client, Proxy, Server, Toxic
 from .errors import APIError, StartError, VaurienError
+from .journal import assert_faults
 
-__all__ = ["APIError", "Client", "Proxy", "ProxyProcess", "Server", "StartError", "Toxic",
+__all__ = ["APIError", "Client", "assert_faults", "Proxy", "ProxyProcess", "Server", "StartError", "Toxic",
            "VaurienError", "find_binary", "start_proxy", "start_server", "stop_proxy"]
 __version__ = "2.0.0"

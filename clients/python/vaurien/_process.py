@@ -69,6 +69,12 @@ class ProxyProcess(int):
         from .client import Server
         return Server("http://" + _hostport(self.http_host, self.http_port))
 
+    def events(self, **filters):
+        """The fault journal of this process (its API), oldest first."""
+        from .journal import fetch_events
+        return fetch_events("http://" + _hostport(self.http_host, self.http_port),
+                            **filters)
+
     def log(self, lines=200):
         """The last lines vaurien logged."""
         try:

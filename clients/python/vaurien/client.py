@@ -4,6 +4,7 @@ import contextlib
 
 from . import _http
 from .errors import APIError
+from .journal import clear_events, fetch_events
 
 
 class Client:
@@ -57,6 +58,14 @@ class Client:
             if e.status in (400, 409):
                 raise ValueError(e.message) from None
             raise
+
+    def events(self, **filters):
+        """The fault journal's events (proxy=, behavior=, kind=, since=),
+        oldest first (see vaurien.journal)."""
+        return fetch_events(self.base, token=self.token, timeout=self.timeout, **filters)
+
+    def clear_events(self):
+        clear_events(self.base, token=self.token, timeout=self.timeout)
 
     def list_behaviors(self):
         return self._call("GET", "/behaviors")["behaviors"]
@@ -167,6 +176,10 @@ class Proxy:
     def delete(self):
         self.server._call("DELETE", self._path())
 
+    def events(self, **filters):
+        """This proxy's events in the fault journal, oldest first."""
+        return self.server.events(proxy=self.name, **filters)
+
     def toxics(self):
         return [Toxic(self, t) for t in self.server._call("GET", self._path() + "/toxics")]
 
@@ -229,6 +242,14 @@ class Server:
         (name, help, options). A script that does not load raises
         APIError (400) with Lua's message."""
         return self._call("POST", "/behaviors", {"name": name, "script": script})
+
+    def events(self, **filters):
+        """The fault journal's events (proxy=, behavior=, kind=, since=),
+        oldest first (see vaurien.journal)."""
+        return fetch_events(self.url, token=self.token, timeout=self.timeout, **filters)
+
+    def clear_events(self):
+        clear_events(self.url, token=self.token, timeout=self.timeout)
 
     def populate(self, proxies):
         return [Proxy(self, p) for p in self._call("POST", "/populate", proxies)["proxies"]]

@@ -14,10 +14,12 @@ or with `-p vaurien.pytest_plugin`).
         p = vaurien_server.create_proxy("db", upstream="127.0.0.1:5432")
         with p.toxic("latency", latency=100): ...
 
-When a test fails, the report shows the last lines each of its proxies
-logged.
+When a test fails, the report shows the faults each of its proxies
+injected (the journal) and the last lines it logged.
 """
 import pytest
+
+from .journal import describe
 
 from ._process import start_proxy, start_server, stop_proxy
 
@@ -85,6 +87,17 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.failed:
         for handle in getattr(item, _STARTED, []):
+            if handle.running():
+                try:
+                    faults = handle.events(kind="fault")
+                except Exception as e:  # the report must not fail the run
+                    faults = None
+                    report.sections.append(("vaurien faults (pid %d)" % handle.pid,
+                                            "cannot read the journal: %s" % e))
+                if faults is not None:
+                    report.sections.append((
+                        "vaurien faults (pid %d): %d" % (handle.pid, len(faults)),
+                        describe(faults[-50:]) or "(none)"))
             log = handle.log(lines=40) if handle.running() else getattr(handle, "final_log", "")
             if log:
                 report.sections.append(("vaurien log (pid %d)" % handle.pid, log))
