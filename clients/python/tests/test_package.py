@@ -71,6 +71,35 @@ def test_a_behavior_set_through_the_client_reaches_redis_py(redis_server):
         stop_proxy(pid)
 
 
+def test_events_and_assert_faults_name_the_faulted_requests(redis_server):
+    redis = pytest.importorskip("redis")
+    from vaurien import assert_faults
+    pid = start_proxy(proxy_port=0, http_port=0, proxy_host="127.0.0.1", http_host="127.0.0.1",
+                      backend="127.0.0.1:%d" % redis_server, protocol="redis")
+    try:
+        r = redis.Redis(host="127.0.0.1", port=pid.proxy_port, socket_timeout=5)
+        r.set("a", "1")
+        client = pid.client()
+        with client.with_behavior("error"):
+            for key in ("user:1", "user:2"):
+                with pytest.raises(redis.exceptions.ResponseError):
+                    r.get(key)
+        r.get("a")
+        got = assert_faults(client, behavior="error", count=2, at=[2, 3])
+        assert [e["request"] for e in got] == ["GET user:1", "GET user:2"]
+        assert_faults(pid, request="GET user:*", count=2)
+        with pytest.raises(AssertionError, match="expected 1 faults of error, the journal "
+                                                 "has 2"):
+            assert_faults(client, behavior="error", count=1)
+        with pytest.raises(AssertionError, match=r"at requests \[1\]"):
+            assert_faults(client, behavior="error", at=[1])
+        assert [e["kind"] for e in client.events()][:1] == ["open"]
+        client.clear_events()
+        assert client.events() == []
+    finally:
+        stop_proxy(pid)
+
+
 FAIL_EVERY_2ND = """
 return { options = { { name = "every", type = "int", default = 2 } },
   request = function(req, opts, conn)
@@ -206,13 +235,20 @@ def test_fixtures_in_a_test_module_run_by_pytest(pytester, backend, redis_server
                 with pytest.raises(redis.exceptions.ResponseError):
                     redis.Redis(port=p.port, socket_timeout=5).get("x")
 
-        def test_failure_shows_the_log(vaurien_proxy):
-            vaurien_proxy("127.0.0.1:%(echo)d")
+        def test_failure_shows_the_log_and_the_faults(vaurien_proxy):
+            proxy = vaurien_proxy("127.0.0.1:%(redis)d", protocol="redis", behavior="100:error")
+            r = redis.Redis(port=proxy.proxy_port, socket_timeout=5)
+            for key in ("first", "second"):
+                with pytest.raises(redis.exceptions.ResponseError):
+                    r.get(key)
             assert False, "deliberate"
         """ % {"echo": backend.port, "redis": redis_server})
     result = pytester.runpytest_subprocess("-p", "vaurien.pytest_plugin", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*vaurien log (pid *)*", "*listening on*"])
+    result.stdout.fnmatch_lines(["*vaurien faults (pid *): 2*",
+                                 "*req 1 'GET first': error -> answered: -ERR*",
+                                 "*req 2 'GET second': error*",
+                                 "*vaurien log (pid *)*", "*listening on*"])
 
 
 def test_the_package_installs_with_its_pytest_entry_point(tmp_path):
