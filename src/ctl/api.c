@@ -941,6 +941,8 @@ static int route_methods(char seg[SEG_MAX][SEG_LEN], int n)
         return M_GET;
     if (n == 1 && strcmp(seg[0], "events") == 0)
         return M_GET | M_DELETE;
+    if (n == 1 && strcmp(seg[0], "ui") == 0)
+        return M_GET;
     if (n == 2 && strcmp(seg[0], "events") == 0 && strcmp(seg[1], "stream") == 0)
         return M_GET;
     if (n == 1 && (strcmp(seg[0], "behavior") == 0 || strcmp(seg[0], "backend") == 0))
@@ -954,6 +956,42 @@ static int route_methods(char seg[SEG_MAX][SEG_LEN], int n)
     if (n == 4 && strcmp(seg[0], "proxies") == 0 && strcmp(seg[2], "toxics") == 0)
         return M_GET | M_POST | M_PATCH | M_DELETE;
     return 0;
+}
+
+extern const unsigned char ui_page[]; /* built from src/ctl/ui/index.html */
+extern const size_t ui_page_len;
+
+/* GET /ui: the dashboard, one page that uses this API like any client. */
+static void ui_get(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    struct evbuffer *out = evbuffer_new();
+
+    evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    /* nothing but this page and this API: no CDN, no frames */
+    evhttp_add_header(h, "Content-Security-Policy",
+                      "default-src 'none'; script-src 'unsafe-inline'; "
+                      "style-src 'unsafe-inline'; connect-src 'self'; "
+                      "frame-ancestors 'none'");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    if (out != NULL)
+        evbuffer_add_reference(out, ui_page, ui_page_len, NULL, NULL);
+    evhttp_send_reply(req, 200, NULL, out);
+    if (out != NULL)
+        evbuffer_free(out);
+}
+
+/* A browser's request from a page the API served: the browser itself says
+ * so (Sec-Fetch-Site, which no page can set), and a change of state
+ * carries an Origin, which api_guard holds to the API's own. */
+static bool same_origin_page(struct evkeyvalq *in, int method)
+{
+    const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
+
+    if (site == NULL || strcmp(site, "same-origin") != 0)
+        return false;
+    return method == M_GET || evhttp_find_header(in, "Origin") != NULL;
 }
 
 static void api_cb(struct evhttp_request *req, void *arg)
@@ -984,8 +1022,15 @@ static void api_cb(struct evhttp_request *req, void *arg)
         return;
     }
     add_request_id(api, req);
-    /* a web page must not reconfigure a developer's proxy */
-    if (ua != NULL && strncmp(ua, "Mozilla/", 8) == 0) {
+    if (n == 1 && strcmp(seg[0], "ui") == 0) {
+        ui_get(req); /* the page itself: no state, no secret */
+        return;
+    }
+    /* a web page must not reconfigure a developer's proxy: browsers are
+     * refused, but for the dashboard's own requests (a page served by the
+     * API: the browser says same-origin, and api_guard checks its Origin) */
+    if (ua != NULL && strncmp(ua, "Mozilla/", 8) == 0 &&
+        !same_origin_page(in, m)) {
         send_text(req, 403, "text/plain; charset=utf-8",
                   "User agent not allowed\n");
         return;

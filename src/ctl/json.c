@@ -235,7 +235,18 @@ json_t *ctl_proxy_json(const struct proxy *p)
     json_object_set_new(o, "enabled", json_boolean(p->enabled));
     json_object_set_new(o, "toxics", ctl_toxics_json(p));
     json_object_set_new(o, "protocol", json_string(p->conf->proto->name));
-    /* Vaurien's TLS, shown only where set: Toxiproxy's view is unchanged */
+    /* Vaurien's TLS, shown only where set: Toxiproxy's view is unchanged.
+     * What the proxy's JSON gave comes back as given (a round trip through
+     * POST /populate keeps the proxy); else what server-wide flags set. */
+    if (p->tls_given != NULL) {
+        json_t *given = json_loads(p->tls_given, 0, NULL);
+        json_object_update(o, given);
+        json_decref(given);
+        if (p->tls.server != NULL && p->tls.client != NULL &&
+            !p->tls.implicit_server && !p->tls.implicit_client)
+            json_object_set_new(o, "starttls", json_true());
+        return o;
+    }
     if (p->tls.implicit_server)
         json_object_set_new(o, "proxy_tls", json_true());
     if (p->tls.implicit_client)
@@ -485,7 +496,7 @@ static int tls_settings(json_t *body, const char **out, char *err,
     return 0;
 }
 
-static uint64_t tls_spec_of(json_t *entry);
+static char *tls_given_of(json_t *entry);
 
 struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
                                char *err, size_t errlen)
@@ -535,7 +546,7 @@ struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
                             err, errlen);
     if (p == NULL)
         return NULL;
-    p->tls_spec = tls_spec_of(body);
+    p->tls_given = tls_given_of(body);
     json_array_foreach(toxics != NULL && json_is_array(toxics) ? toxics : NULL,
                        i, t) {
         int st;
@@ -548,26 +559,37 @@ struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
     return p;
 }
 
-/* A hash (FNV-1a) of an entry's "proxy_tls" and "backend_tls" as given,
- * keys sorted: equal settings give equal hashes. */
-static uint64_t tls_spec_of(json_t *entry)
+/* An entry's "proxy_tls" and "backend_tls" as one canonical text (keys
+ * sorted, true and {} the same, "insecure": false dropped), NULL when it
+ * has neither: equal settings give equal texts. Returns a malloc'd
+ * string. */
+static char *tls_given_of(json_t *entry)
 {
     json_t *o = json_object();
-    uint64_t h = 14695981039346656037ull;
-    char *text;
+    char *text = NULL;
+    bool any = false;
 
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && o != NULL; k++) {
         const char *key = k == 0 ? "proxy_tls" : "backend_tls";
-        json_t *v = json_object_get(entry, key);
-        if (o != NULL && v != NULL && !json_is_null(v))
+        json_t *v = json_object_get(entry, key), *n;
+        if (v == NULL || json_is_null(v))
+            continue;
+        any = true;
+        if (!json_is_object(v)) {
             json_object_set(o, key, v);
+            continue;
+        }
+        n = json_deep_copy(v);
+        if (json_is_false(json_object_get(n, "insecure")))
+            json_object_del(n, "insecure");
+        json_object_set_new(o, key, json_object_size(n) == 0 ? json_true() : n);
+        if (json_object_size(n) == 0)
+            json_decref(n);
     }
-    text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    for (const char *c = text; c != NULL && *c != '\0'; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    free(text);
+    if (any && o != NULL)
+        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
-    return h;
+    return text;
 }
 
 /* An entry equal to a proxy that exists: same listen, upstream and TLS. */
@@ -577,8 +599,16 @@ static bool same_proxy(const struct proxy *p, json_t *entry)
     const char *upstream = json_string_value(json_object_get(entry, "upstream"));
     char bound[300];
 
-    if (upstream == NULL || strcmp(upstream, p->upstream_text) != 0 ||
-        tls_spec_of(entry) != p->tls_spec)
+    char *given;
+    bool same_tls;
+
+    if (upstream == NULL || strcmp(upstream, p->upstream_text) != 0)
+        return false;
+    given = tls_given_of(entry);
+    same_tls = given == NULL ? p->tls_given == NULL
+                             : p->tls_given != NULL && strcmp(given, p->tls_given) == 0;
+    free(given);
+    if (!same_tls)
         return false;
     if (listen == NULL)
         return true;
@@ -624,6 +654,21 @@ json_t *ctl_populate(struct server *srv, json_t *body, int *status,
             size_t n = strlen(err);
             snprintf(err + n, errlen - n, " at proxy %zu", i + 1);
             return NULL;
+        }
+        /* TLS files that do not load fail here, before a proxy is
+         * replaced by one that cannot be made */
+        if (json_object_get(e, "proxy_tls") != NULL ||
+            json_object_get(e, "backend_tls") != NULL) {
+            const char *tls[2 * TLS_KEYS_MAX + 1];
+            const char *listen = json_string_value(json_object_get(e, "listen"));
+            if (tls_settings(e, tls, err, errlen) < 0 ||
+                server_check_tls(srv, listen != NULL && listen[0] != '\0'
+                                          ? listen : "127.0.0.1:0",
+                                 up, tls, err, errlen) < 0) {
+                size_t n = strlen(err);
+                snprintf(err + n, errlen - n, " at proxy %zu", i + 1);
+                return NULL;
+            }
         }
     }
     out = json_array();

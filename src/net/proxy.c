@@ -442,6 +442,7 @@ void proxy_destroy(struct proxy *p)
     proxy_conf_destroy(p->conf);
     for (int i = 0; i < p->ntoxics; i++)
         toxic_destroy(p->toxics[i]);
+    free(p->tls_given);
     free(p);
 }
 

@@ -75,9 +75,10 @@ struct proxy {
                                     port 0 was bound) */
     char listen_asked[300];      /* listen address as first asked */
     char upstream_text[300];     /* upstream as configured */
-    uint64_t tls_spec;           /* a hash of its JSON's proxy_tls and
-                                    backend_tls (ctl/json.c): a reload
-                                    that changes them replaces it */
+    char *tls_given;             /* its JSON's proxy_tls and backend_tls,
+                                    normalized (ctl/json.c), or NULL: a
+                                    reload that changes them replaces it;
+                                    GET shows them. Owned */
     struct toxic *toxics[TOXIC_MAX]; /* in the order added */
     int ntoxics;
     struct event_base *base;

@@ -44,6 +44,51 @@ void server_add(struct server *srv, struct proxy *p)
     srv->nproxies++;
 }
 
+/* The server's template with a proxy's addresses, protocol and settings
+ * (pairs of key and value, NULL-terminated) in *st. Returns 0 or -1 with
+ * err. */
+static int proxy_settings(const struct server *srv, const char *listen,
+                          const char *upstream, const char *protocol,
+                          const char *const *settings, struct settings *st,
+                          char *err, size_t errlen)
+{
+    char why[600];
+
+    *st = *srv->defaults;
+    if (settings_set(st, "proxy", listen, why, sizeof(why)) < 0 ||
+        settings_set(st, "backend", upstream, why, sizeof(why)) < 0 ||
+        (protocol != NULL &&
+         settings_set(st, "protocol", protocol, why, sizeof(why)) < 0)) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    for (int i = 0; settings != NULL && settings[i] != NULL; i += 2)
+        if (settings_set(st, settings[i], settings[i + 1], why,
+                         sizeof(why)) < 0) {
+            snprintf(err, errlen, "%s: %s", settings[i], why);
+            return -1;
+        }
+    return 0;
+}
+
+int server_check_tls(const struct server *srv, const char *listen,
+                     const char *upstream, const char *const *settings,
+                     char *err, size_t errlen)
+{
+    struct settings st;
+    struct tls_conf t;
+
+    if (proxy_settings(srv, listen, upstream, NULL, settings, &st, err,
+                       errlen) < 0)
+        return -1;
+    if (!st.proxy_tls && !st.backend_tls && !st.starttls)
+        return 0;
+    if (tls_conf_init(&t, &st, st.proxy.host, st.backend.host, err, errlen) < 0)
+        return -1;
+    tls_conf_deinit(&t);
+    return 0;
+}
+
 struct proxy *server_create_proxy(struct server *srv, const char *name,
                                   const char *listen, const char *upstream,
                                   const char *protocol,
@@ -52,7 +97,6 @@ struct proxy *server_create_proxy(struct server *srv, const char *name,
 {
     struct settings st;
     struct proxy *p = NULL;
-    char why[600];
 
     *status = 400;
     if (server_find(srv, name) != NULL) {
@@ -61,20 +105,9 @@ struct proxy *server_create_proxy(struct server *srv, const char *name,
         return NULL;
     }
     /* the template, with this proxy's addresses and protocol */
-    st = *srv->defaults;
-    if (settings_set(&st, "proxy", listen, why, sizeof(why)) < 0 ||
-        settings_set(&st, "backend", upstream, why, sizeof(why)) < 0 ||
-        (protocol != NULL &&
-         settings_set(&st, "protocol", protocol, why, sizeof(why)) < 0)) {
-        snprintf(err, errlen, "%s", why);
+    if (proxy_settings(srv, listen, upstream, protocol, settings, &st, err,
+                       errlen) < 0)
         return NULL;
-    }
-    for (int i = 0; settings != NULL && settings[i] != NULL; i += 2)
-        if (settings_set(&st, settings[i], settings[i + 1], why,
-                         sizeof(why)) < 0) {
-            snprintf(err, errlen, "%s: %s", settings[i], why);
-            return NULL;
-        }
     p = proxy_create(srv->base, srv->dns, name, &st);
     if (p == NULL) {
         *status = 500;

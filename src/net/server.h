@@ -47,6 +47,13 @@ struct proxy *server_create_proxy(struct server *srv, const char *name,
                                   const char *const *settings, bool enabled,
                                   int *status, char *err, size_t errlen);
 
+/* Whether a proxy with these settings would get its TLS (certificates
+ * and keys that load): checked before a reload replaces a proxy. Returns
+ * 0 or -1 with err. */
+int server_check_tls(const struct server *srv, const char *listen,
+                     const char *upstream, const char *const *settings,
+                     char *err, size_t errlen);
+
 /* Adds a proxy made elsewhere (the command line's). */
 void server_add(struct server *srv, struct proxy *p);
 

@@ -1623,6 +1623,8 @@ static void backend_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     if (s->state == SESSION_OPEN)
         pipe_on_drained(&s->up);
+    /* MySQL's SSL request goes up: the upgrade waits for it to be written */
+    finish_upgrade(s);
 }
 
 void session_on_pipe_drained(struct session *s, struct pipe *p)
@@ -1632,6 +1634,8 @@ void session_on_pipe_drained(struct session *s, struct pipe *p)
         /* requests already read may be waiting for a verdict */
         session_pump(s);
     }
+    /* a STARTTLS request held by a toxic was written at last */
+    finish_upgrade(s);
 }
 
 void session_on_pipe_done(struct session *s)

@@ -475,6 +475,7 @@ static void relay_free(struct relay *r)
 static void relay_read(struct bufferevent *bev, void *arg);
 static void relay_write(struct bufferevent *bev, void *arg);
 static void relay_event(struct bufferevent *bev, short what, void *arg);
+static void linger_start(struct relay *r);
 
 /* Puts the TLS side on r->fd, handshaking (a backend's) or with the
  * handshake done (a client's), and starts both sides. Returns 0 or
@@ -501,9 +502,11 @@ static int open_outer(struct relay *r)
     bufferevent_enable(r->outer, EV_READ | EV_WRITE);
     bufferevent_setwatermark(r->inner, EV_READ, 0, 0);
     bufferevent_enable(r->inner, r->eof_inner ? EV_WRITE : EV_READ | EV_WRITE);
-    /* what the session wrote meanwhile */
+    /* what the session wrote meanwhile; its end, if it came */
     if (evbuffer_get_length(bufferevent_get_input(r->inner)) > 0)
         relay_read(r->inner, r);
+    if (r->eof_inner)
+        linger_start(r);
     return 0;
 }
 
@@ -603,8 +606,9 @@ static void hs_step(struct relay *r)
                      ERR_error_string(e, why));
         else
             log_info("%s: during the handshake: %s; closed", r->who,
-                     rc == 0 ? "the client left"
-                             : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+                     rc == 0 || errno == 0
+                         ? "the client left"
+                         : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         relay_free(r);
         return;
     }
@@ -677,9 +681,13 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
         return SSL_CLIENT_HELLO_SUCCESS;
     r->hello_read = true;
     if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
-                                  &ext, &len) == 1)
+                                  &ext, &len) == 1) {
         r->tl->offer_len = tls_alpn_filter(ext, len, r->conf->alpn_http1,
                                            r->tl->offer, sizeof(r->tl->offer));
+        if (r->tl->offer_len == 0 && len > 2 + ALPN_MAX)
+            log_info("%s: an ALPN list over %d bytes is not passed on",
+                     r->who, ALPN_MAX);
+    }
     return SSL_CLIENT_HELLO_RETRY;
 }
 
@@ -790,6 +798,18 @@ static void linger_done(evutil_socket_t fd, short what, void *arg)
     log_debug("%s: one side ended and nothing moved for %d s; closed",
               r->who, RELAY_LINGER_S);
     relay_free(r);
+}
+
+/* A side ended: the relay goes after RELAY_LINGER_S seconds in which no
+ * byte moved. */
+static void linger_start(struct relay *r)
+{
+    struct timeval tv = { RELAY_LINGER_S, 0 };
+
+    if (r->linger_ev == NULL)
+        r->linger_ev = evtimer_new(r->base, linger_done, r);
+    if (r->linger_ev != NULL)
+        evtimer_add(r->linger_ev, &tv);
 }
 
 /* Bytes moved: a lingering relay has RELAY_LINGER_S seconds again. */
@@ -914,7 +934,6 @@ static void relay_event(struct bufferevent *bev, short what, void *arg)
         ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
         what = BEV_EVENT_EOF; /* an end without close_notify: an end */
     if (what & BEV_EVENT_EOF) {
-        struct timeval tv = { RELAY_LINGER_S, 0 };
         /* the rest of its input was read: move it on first */
         relay_read(bev, r);
         if (bev == r->outer)
@@ -925,11 +944,10 @@ static void relay_event(struct bufferevent *bev, short what, void *arg)
         /* one side ended: from now on the relay goes after
          * RELAY_LINGER_S seconds without a byte moved, whatever the peer
          * does (one that stopped reading, never finished its handshake,
-         * or will not close) */
-        if (r->linger_ev == NULL)
-            r->linger_ev = evtimer_new(bufferevent_get_base(bev), linger_done, r);
-        if (r->linger_ev != NULL)
-            evtimer_add(r->linger_ev, &tv);
+         * or will not close); counted once the TLS side is open (a
+         * handshake has bounds of its own) */
+        if (r->state == RELAY_OPEN)
+            linger_start(r);
         settle(r);
         return;
     }

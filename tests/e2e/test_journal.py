@@ -121,6 +121,8 @@ def test_events_filters_pages_and_clearing(redis_server):
                 line = b""
                 while not line.endswith(b"\r\n"):
                     line += s.recv(1)
+        # the connection's close is the last event
+        assert wait_until(lambda: events(a, kind="close")["events"] != [])
         body = events(a)
         kinds = [e["kind"] for e in body["events"]]
         assert kinds[0] == "open" and kinds.count("fault") > 5

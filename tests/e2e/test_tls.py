@@ -380,7 +380,7 @@ def test_server_wide_tls_and_one_ca_for_every_proxy(tmp_path, redis_server):
             "proxy_tls": False, "backend_tls": {"insecure": True}})
         assert st == 201, b
         shown = api.call("GET", "/proxies")[1]
-        assert shown["a"]["proxy_tls"] is True and "proxy_tls" not in shown["plain"]
+        assert shown["a"]["proxy_tls"] is True and shown["plain"]["proxy_tls"] is False
         assert "backend_tls" not in shown["a"]
         assert shown["out"]["backend_tls"] == {"insecure": True}
         for port in ports[:2]:                      # both trusted by the one CA
@@ -707,6 +707,115 @@ def test_a_reload_that_changes_a_proxys_tls_replaces_it(tmp_path, redis_server):
         held_b.sendall(b"PING\r\n")
         assert recv_exactly(held_b, 7) == b"+PONG\r\n"
         held_b.close()
+        held.close()
+    finally:
+        rc, err = api.stop()
+    assert rc == 0, err
+
+
+def test_mysql_ssl_request_upgraded_behind_an_upstream_latency_toxic(tmp_path, mariadb_server):
+    """The SSL request goes up through a toxic that holds it: the upgrade
+    waits until it is written to the backend, then happens."""
+    from conftest import MARIADB, Api
+    ca = str(tmp_path / "ca.pem")
+    port, pport = free_port(), free_port()
+    a = Api(["--proxy", "127.0.0.1:%d" % pport, "--backend", "127.0.0.1:%d" % mariadb_server,
+             "--protocol", "mysql", "--starttls", "--tls-ca-out", ca,
+             "--backend-ca", MARIADB["cert"], "--timeout", "10",
+             "--http", "--http-host", "127.0.0.1", "--http-port", str(port)], port)
+    try:
+        st, b, _ = a.call("POST", "/proxies/vaurien/toxics", {
+            "type": "latency", "stream": "upstream", "attributes": {"latency": 100}})
+        assert st == 200, b
+        t0 = time.monotonic()
+        got, cipher = mysql_run(pport, ca, n=3)
+        assert got == ["ok"] * 3 and cipher
+        assert time.monotonic() - t0 < 8
+    finally:
+        rc, err = a.stop()
+    assert rc == 0, err
+
+
+def test_a_greeting_waits_out_a_long_handshake_delay(tmp_path, vaurien):
+    """A server-first backend greets and closes while the client's handshake
+    is delayed past the relays' 10 s linger: the greeting still arrives."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+
+    def greet():
+        c, _ = srv.accept()
+        c.sendall(b"421 bye\r\n")
+        c.close()
+    import threading
+    threading.Thread(target=greet, daemon=True).start()
+    ca = str(tmp_path / "ca.pem")
+    v = vaurien("--proxy-tls", "--tls-ca-out", ca, "--behavior", "100:tls_handshake_delay",
+                "--behavior-tls-handshake-delay-delay", "10500",
+                backend_port=srv.getsockname()[1])
+    try:
+        raw = socket.create_connection(("127.0.0.1", v.port), timeout=30)
+        with client_ctx(ca).wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            assert recv_exactly(s, 9, timeout=30) == b"421 bye\r\n"
+    finally:
+        srv.close()
+
+
+def test_populate_with_get_proxies_output_keeps_tls_proxies(tmp_path, certs, redis_server):
+    """What GET /proxies shows of a proxy's TLS, fed back to POST /populate,
+    is the same proxy: it and its connections stay."""
+    from conftest import Api
+    apiport = free_port()
+    api = Api(["server", "-host", "127.0.0.1", "-port", str(apiport)], apiport)
+    try:
+        st, b, _ = api.call("POST", "/proxies", {
+            "name": "t", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:%d" % redis_server,
+            "protocol": "redis", "proxy_tls": {"cert": certs["cert"], "key": certs["key"]},
+            "backend_tls": False})
+        assert st == 201, b
+        port = int(b["listen"].rsplit(":", 1)[1])
+        held = tls_connect(port, certs["cert"])
+        held.sendall(b"PING\r\n")
+        assert recv_exactly(held, 7) == b"+PONG\r\n"
+        shown = api.call("GET", "/proxies")[1]
+        assert shown["t"]["proxy_tls"] == {"cert": certs["cert"], "key": certs["key"]}
+        st, b, _ = api.call("POST", "/populate", list(shown.values()))
+        assert st == 201, b
+        held.sendall(b"PING\r\n")
+        assert recv_exactly(held, 7) == b"+PONG\r\n"             # not replaced
+        assert open(api.log).read().count("proxy t created") == 1
+        held.close()
+    finally:
+        rc, err = api.stop()
+    assert rc == 0, err
+
+
+def test_a_reload_whose_tls_files_do_not_load_keeps_the_proxy(tmp_path, redis_server):
+    import json
+    import signal
+    from conftest import Api
+    ca = str(tmp_path / "ca.pem")
+    pb = free_port()
+    cfg = tmp_path / "c.json"
+
+    def write(tls):
+        cfg.write_text(json.dumps([{"name": "b", "listen": "127.0.0.1:%d" % pb,
+                                    "upstream": "127.0.0.1:%d" % redis_server,
+                                    "protocol": "redis", "proxy_tls": tls}]))
+    write(True)
+    apiport = free_port()
+    api = Api(["server", "-host", "127.0.0.1", "-port", str(apiport), "-tls-ca-out", ca,
+               "-config", str(cfg)], apiport)
+    try:
+        held = tls_connect(pb, ca)
+        held.sendall(b"PING\r\n")
+        assert recv_exactly(held, 7) == b"+PONG\r\n"
+        write({"cert": "/nonexistent/cert.pem"})
+        api.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "nonexistent" in open(api.log).read(), timeout=5)
+        assert "b" in api.call("GET", "/proxies")[1]
+        held.sendall(b"PING\r\n")
+        assert recv_exactly(held, 7) == b"+PONG\r\n"             # untouched
         held.close()
     finally:
         rc, err = api.stop()
