@@ -9,7 +9,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 PYTEST_FLAGS ?= -q
 
-.PHONY: all deps build run test unit e2e asan bench bench-quick soak fuzz fuzz-smoke clean
+.PHONY: all deps build run test unit e2e ui-deps asan bench bench-quick soak fuzz fuzz-smoke clean
 
 all: build
 
@@ -26,9 +26,15 @@ run: build
 unit: build
 	cd $(BUILD) && ctest --output-on-failure
 
+# The dashboard's browser test drives Debian's chromium with playwright-core
+# from the npm registry (tests/ui/package-lock.json).
+ui-deps:
+	@[ -d tests/ui/node_modules/playwright-core ] || \
+	    (cd tests/ui && npm ci --no-audit --no-fund --loglevel=error)
+
 # The end-to-end tests and the Python package's tests: two runs, since each
 # folder has a conftest.py of its own.
-e2e: build
+e2e: build ui-deps
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) tests/e2e
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) -m pytest $(PYTEST_FLAGS) clients/python/tests
 
@@ -36,7 +42,7 @@ test: unit e2e
 
 # The same tests on an AddressSanitizer + UndefinedBehaviorSanitizer build.
 # LeakSanitizer runs too: the proxy must exit without leaks.
-asan: deps
+asan: deps ui-deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVAURIEN_SANITIZE=ON \
 	    -DVAURIEN_WERROR=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
@@ -53,12 +59,14 @@ bench: build
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/pipelining.py
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/lua.py
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/journal.py
 
 bench-quick: build
 	@./scripts/install-bench-deps
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/run.py --quick
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/pipelining.py --quick
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/lua.py --quick
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/journal.py --quick
 
 # Soak: mixed protocols while behaviors and toxics churn (SOAK_SECONDS).
 SOAK_SECONDS ?= 600

@@ -98,6 +98,7 @@ void behav_inst_changed(struct behav_inst *b)
 {
     script_unref(b->script);
     b->script = 0;
+    b->opts_json_made = false;
 }
 
 void behav_decide(struct behav_inst *b, const struct behav_ctx *ctx,

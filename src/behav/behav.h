@@ -23,6 +23,7 @@
 #include "core/rng.h"
 
 #define BEHAV_MAX 48 /* behaviors registered, built-in and scripted */
+#define BEHAV_OPTS_JSON 144 /* room for a behavior's options as JSON */
 
 struct proto_ops;
 struct proto_unit;
@@ -99,6 +100,10 @@ struct behav_inst {
     uint64_t calls;              /* requests this behavior was drawn for */
     int script;                  /* custom behaviors: their options as a
                                     Lua table, made on first use; 0 */
+    bool opts_json_made;         /* opts_json is up to date */
+    char opts_json[BEHAV_OPTS_JSON]; /* the options as a JSON object, for
+                                    the journal (net/report.c), made on
+                                    first use; "" when they do not fit */
 };
 
 /* What a TLS fault does to a connection (behav/tls.c, net/tls.c). */

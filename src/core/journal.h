@@ -51,7 +51,8 @@ struct journal_event {
     char behavior[32];     /* the behavior, or the toxic's type */
     char toxic[48];        /* the toxic's name; "" for the mix */
     char request[96];      /* the protocol's view of the request */
-    char options[144];     /* the behavior's options, a JSON object */
+    char options[144];     /* the behavior's options, a JSON object
+                              (BEHAV_OPTS_JSON) */
     char outcome[80];      /* what happened, in words */
 };
 

@@ -15,7 +15,7 @@
 #include "net/session.h"
 #include "proto/proto.h"
 
-#define VIEW_BYTES 512 /* request bytes read for its view */
+#define VIEW_BYTES 256 /* request bytes read for its view */
 #define STATEMENT_MAX 80
 
 /* The fields every event of a session has. */
@@ -126,6 +126,20 @@ static void options_json(const struct opt_decl *decls,
     out[at] = '\0';
 }
 
+/* b's options as JSON, made once per instance (a configuration's are
+ * fixed; a toxic's update marks its instance changed). */
+static const char *inst_options(const struct opt_decl *decls,
+                                const struct behav_inst *b)
+{
+    struct behav_inst *cache = (struct behav_inst *)b; /* only its cache */
+
+    if (!b->opts_json_made) {
+        options_json(decls, b->vals, cache->opts_json, sizeof(cache->opts_json));
+        cache->opts_json_made = true;
+    }
+    return b->opts_json;
+}
+
 void report_answer(const char *proto, struct evbuffer *answer, char *out,
                    size_t cap, int32_t *code)
 {
@@ -197,7 +211,8 @@ void report_fault(struct session *s, const struct behav_inst *b,
     if (t != NULL)
         journal_copy(e->toxic, sizeof(e->toxic), t->name, (size_t)-1);
     if (b != NULL)
-        options_json(b->ops->opts, b->vals, e->options, sizeof(e->options));
+        journal_copy(e->options, sizeof(e->options),
+                     inst_options(b->ops->opts, b), (size_t)-1);
     request_view(s, u, in, off, len, e->request, sizeof(e->request));
     verdict_outcome(s, v, answer, e);
     journal_commit(e);
@@ -219,7 +234,8 @@ void report_toxic(struct session *s, const struct toxic *t,
     e->bytes = bytes;
     journal_copy(e->behavior, sizeof(e->behavior), t->type->name, (size_t)-1);
     journal_copy(e->toxic, sizeof(e->toxic), t->name, (size_t)-1);
-    options_json(t->type->attrs, t->inst.vals, e->options, sizeof(e->options));
+    journal_copy(e->options, sizeof(e->options),
+                 inst_options(t->type->attrs, &t->inst), (size_t)-1);
     journal_copy(e->outcome, sizeof(e->outcome), outcome, (size_t)-1);
     journal_commit(e);
 }
@@ -268,7 +284,8 @@ void report_tls_fault(struct proxy *p, uint64_t ordinal, const char *client,
     e->conn = ordinal;
     e->dir = JOURNAL_DOWN;
     journal_copy(e->behavior, sizeof(e->behavior), b->ops->name, (size_t)-1);
-    options_json(b->ops->opts, b->vals, e->options, sizeof(e->options));
+    journal_copy(e->options, sizeof(e->options), inst_options(b->ops->opts, b),
+                 (size_t)-1);
     snprintf(e->outcome, sizeof(e->outcome), "the connection's TLS handshake");
     journal_commit(e);
 }
