@@ -62,6 +62,19 @@ void settings_deinit(struct settings *st)
         opt_free(proto_at(i)->opts, st->proto[i]);
 }
 
+/* One of two words: *on is whether it is the second. */
+static int choice(bool *on, const char *value, const char *off_word,
+                  const char *on_word, char *err, size_t errlen)
+{
+    if (strcmp(value, off_word) != 0 && strcmp(value, on_word) != 0) {
+        snprintf(err, errlen, "expected %s or %s, got '%s'", off_word, on_word,
+                 value);
+        return -EINVAL;
+    }
+    *on = strcmp(value, on_word) == 0;
+    return 0;
+}
+
 static bool key_is(const char *key, const char *name)
 {
     for (; *key != '\0' && *name != '\0'; key++, name++) {
@@ -134,16 +147,6 @@ int settings_set(struct settings *st, const char *key, const char *value,
         st->timeout = t;
         return 0;
     }
-    if (key_is(key, "stay_connected")) {
-        int b = opt_parse_bool(value);
-        if (b < 0) {
-            snprintf(err, errlen, "expected true or false, "
-                     "got '%s'", value);
-            return -EINVAL;
-        }
-        st->stay_connected = b;
-        return 0;
-    }
     if (key_is(key, "backlog")) {
         long v;
         errno = 0;
@@ -185,14 +188,9 @@ int settings_set(struct settings *st, const char *key, const char *value,
             st->max_total = v;
         return 0;
     }
-    if (key_is(key, "overflow")) {
-        if (strcmp(value, "close") != 0 && strcmp(value, "backlog") != 0) {
-            snprintf(err, errlen, "expected close or backlog, got '%s'", value);
-            return -EINVAL;
-        }
-        st->overflow_backlog = strcmp(value, "backlog") == 0;
-        return 0;
-    }
+    if (key_is(key, "overflow"))
+        return choice(&st->overflow_backlog, value, "close", "backlog", err,
+                      errlen);
     {
         static const struct {
             const char *key;
@@ -214,6 +212,10 @@ int settings_set(struct settings *st, const char *key, const char *value,
             { "backend_tls_insecure",
               offsetof(struct settings, backend_tls_insecure) },
             { "starttls", offsetof(struct settings, starttls) },
+            { "stay_connected", offsetof(struct settings, stay_connected) },
+            { "statsd", offsetof(struct settings, statsd) },
+            { "statsd_enabled", offsetof(struct settings, statsd) },
+            { "http", offsetof(struct settings, http) },
         };
         for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
             if (key_is(key, files[i].key))
@@ -252,15 +254,6 @@ int settings_set(struct settings *st, const char *key, const char *value,
             st->journal_size = v;
         return 0;
     }
-    if (key_is(key, "statsd") || key_is(key, "statsd_enabled")) {
-        int b = opt_parse_bool(value);
-        if (b < 0) {
-            snprintf(err, errlen, "expected true or false, got '%s'", value);
-            return -EINVAL;
-        }
-        st->statsd = b;
-        return 0;
-    }
     if (key_is(key, "statsd_host"))
         return copy_text(st->statsd_host, sizeof(st->statsd_host), value, key,
                          err, errlen);
@@ -285,26 +278,11 @@ int settings_set(struct settings *st, const char *key, const char *value,
         st->statsd_sample_rate = r;
         return 0;
     }
-    if (key_is(key, "log_format")) {
-        if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0) {
-            snprintf(err, errlen, "expected text or json, got '%s'", value);
-            return -EINVAL;
-        }
-        st->log_json = strcmp(value, "json") == 0;
-        return 0;
-    }
+    if (key_is(key, "log_format"))
+        return choice(&st->log_json, value, "text", "json", err, errlen);
     if (key_is(key, "api_token"))
         return copy_text(st->api_token, sizeof(st->api_token), value, key, err,
                          errlen);
-    if (key_is(key, "http")) {
-        int b = opt_parse_bool(value);
-        if (b < 0) {
-            snprintf(err, errlen, "expected true or false, got '%s'", value);
-            return -EINVAL;
-        }
-        st->http = b;
-        return 0;
-    }
     if (key_is(key, "http_host")) {
         if (strlen(value) >= ADDR_HOST_MAX) {
             snprintf(err, errlen, "host name too long");
