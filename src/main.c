@@ -506,6 +506,8 @@ static int run_server(int argc, char **argv)
             }
         }
     }
+    if (statsd_check(&st, err, sizeof(err)) < 0)
+        usage_error(err);
     start_logging(&st);
     seed_rng(&st);
     if (loop_init(&l) < 0) {
@@ -665,6 +667,10 @@ int main(int argc, char **argv)
             usage_error(err);
         }
         tls_conf_deinit(&t);
+    }
+    if (statsd_check(&st, err, sizeof(err)) < 0) {
+        settings_deinit(&st);
+        usage_error(err);
     }
     start_logging(&st);
     seed_rng(&st);

@@ -242,9 +242,9 @@ int settings_set(struct settings *st, const char *key, const char *value,
         errno = 0;
         v = strtol(value, &end, 10);
         if (value[0] == '\0' || *end != '\0' || errno != 0 || v < (port ? 1 : 0) ||
-            v > (port ? 65535 : 10000000)) {
+            v > (port ? 65535 : 1000000)) {
             snprintf(err, errlen, port ? "expected a port 1-65535, got '%s'"
-                                       : "expected 0 (off) to 10000000 events, "
+                                       : "expected 0 (off) to 1000000 events, "
                                          "got '%s'", value);
             return -EINVAL;
         }
@@ -258,6 +258,10 @@ int settings_set(struct settings *st, const char *key, const char *value,
         return copy_text(st->statsd_host, sizeof(st->statsd_host), value, key,
                          err, errlen);
     if (key_is(key, "statsd_prefix")) {
+        if (value[0] == '\0') {
+            snprintf(err, errlen, "a statsd prefix is not empty");
+            return -EINVAL;
+        }
         for (const char *c = value; *c != '\0'; c++)
             if (*c == ':' || *c == '|' || *c == '@' || (unsigned char)*c <= ' ') {
                 snprintf(err, errlen, "a statsd prefix has no ':', '|', '@' "

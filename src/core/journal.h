@@ -48,12 +48,13 @@ struct journal_event {
     uint8_t dir;           /* enum journal_dir */
     char proxy[56];        /* (names are cut to fit) */
     char client[56];       /* "ip:port" */
-    char behavior[32];     /* the behavior, or the toxic's type */
-    char toxic[48];        /* the toxic's name; "" for the mix */
+    char behavior[64];     /* the behavior, or the toxic's type (whole:
+                              custom names have at most 63 bytes) */
+    char toxic[40];        /* the toxic's name; "" for the mix */
     char request[96];      /* the protocol's view of the request */
     char options[144];     /* the behavior's options, a JSON object
                               (BEHAV_OPTS_JSON) */
-    char outcome[80];      /* what happened, in words */
+    char outcome[72];      /* what happened, in words */
 };
 
 /* Makes the ring for size events (0: no journal). Returns 0 or -ENOMEM. */

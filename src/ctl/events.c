@@ -19,15 +19,12 @@
 #include "core/log.h"
 
 #define EVENTS_LIMIT_DEFAULT 1000
-#define EVENTS_LIMIT_MAX 100000
 #define EVENTS_PING_S 15
 
 /* What a reader asked for. */
 struct filter {
-    char proxy[sizeof(((struct journal_event *)0)->proxy)]; /* "" any; cut
-                                        as the journal cuts names */
-    char behavior[sizeof(((struct journal_event *)0)->toxic)]; /* "" any: a
-                          behavior, toxic type or toxic name */
+    char proxy[1025];    /* "" any */
+    char behavior[1025]; /* "" any: a behavior, toxic type or toxic name */
     int kind;          /* enum journal_kind, -1 any */
     uint64_t since;    /* events after this number */
     uint64_t limit;
@@ -41,6 +38,7 @@ struct events_stream {
 };
 
 static LIST_HEAD(, events_stream) streams = LIST_HEAD_INITIALIZER(streams);
+static int nstreams;
 static struct event *ping_ev;  /* keepalive comments */
 static struct event *close_ev; /* closes streams over the cap, after the
                                   current loop pass */
@@ -101,7 +99,7 @@ static const char *parse_filter(struct evhttp_request *req, struct filter *f)
         } else if (strcmp(kv->key, "limit") == 0) {
             if (parse_u64(kv->value, &f->limit) < 0 || f->limit == 0 ||
                 f->limit > EVENTS_LIMIT_MAX)
-                why = "limit: expected 1 to 100000";
+                why = "limit: expected 1 to 10000";
         } else if (strcmp(kv->key, "kind") == 0) {
             f->kind = -2;
             for (int k = 0; k < JOURNAL_KIND_N; k++)
@@ -118,16 +116,27 @@ static const char *parse_filter(struct evhttp_request *req, struct filter *f)
     return why;
 }
 
+/* Whether a field of cap bytes holds want, cut as the journal cuts. */
+static bool field_is(const char *field, size_t cap, const char *want)
+{
+    size_t n = strlen(want);
+
+    if (n > cap - 1)
+        n = cap - 1;
+    return strlen(field) == n && memcmp(field, want, n) == 0;
+}
+
 static bool matches(const struct filter *f, const struct journal_event *e)
 {
     if (e->seq <= f->since)
         return false;
-    if (f->proxy[0] != '\0' && strcmp(f->proxy, e->proxy) != 0)
+    if (f->proxy[0] != '\0' && !field_is(e->proxy, sizeof(e->proxy), f->proxy))
         return false;
     if (f->kind >= 0 && e->kind != f->kind)
         return false;
-    if (f->behavior[0] != '\0' && strcmp(f->behavior, e->behavior) != 0 &&
-        strcmp(f->behavior, e->toxic) != 0)
+    if (f->behavior[0] != '\0' &&
+        !field_is(e->behavior, sizeof(e->behavior), f->behavior) &&
+        !field_is(e->toxic, sizeof(e->toxic), f->behavior))
         return false;
     return true;
 }
@@ -154,7 +163,8 @@ static bool list_one(const struct journal_event *e, void *arg)
         evbuffer_add(l->out, ",", 1);
     evbuffer_add(l->out, json, n);
     l->last = e->seq;
-    return ++l->n < l->f->limit;
+    return ++l->n < l->f->limit &&
+           evbuffer_get_length(l->out) < EVENTS_BODY_MAX;
 }
 
 void events_get(struct evhttp_request *req)
@@ -179,7 +189,9 @@ void events_get(struct evhttp_request *req)
     /* next: the since= that reads on from here */
     evbuffer_add_printf(out, "],\"next\":%" PRIu64 ",\"last\":%" PRIu64
                              ",\"dropped\":%" PRIu64 ",\"size\":%zu}\n",
-                        l.n >= f.limit ? l.last : journal_last(),
+                        l.n >= f.limit || evbuffer_get_length(out) >= EVENTS_BODY_MAX
+                            ? l.last
+                            : journal_last(),
                         journal_last(), journal_dropped(), journal_size());
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/json");
@@ -218,42 +230,74 @@ static void stream_send(struct events_stream *s, struct evbuffer *chunk)
     evhttp_send_reply_chunk(s->req, chunk);
 }
 
-static bool stream_event(struct events_stream *s, const struct journal_event *e)
+/* An event as one SSE message; its length, 0 when it cannot be made. */
+static size_t sse_message(const struct journal_event *e, char *out, size_t cap)
 {
-    char json[4096];
+    int head = snprintf(out, cap, "id: %" PRIu64 "\nevent: %s\ndata: ", e->seq,
+                        journal_kind_name(e->kind));
     size_t n;
-    struct evbuffer *chunk;
+
+    if (head < 0 || (size_t)head >= cap)
+        return 0;
+    n = journal_json(e, out + head, cap - (size_t)head - 2);
+    if (n == 0)
+        return 0;
+    memcpy(out + head + n, "\n\n", 2);
+    return (size_t)head + n + 2;
+}
+
+/* Sends msg to every stream whose filter e matches. */
+static void stream_message(struct events_stream *s, const char *msg, size_t n)
+{
+    struct evbuffer *chunk = evbuffer_new();
+
+    if (chunk == NULL)
+        return;
+    evbuffer_add(chunk, msg, n);
+    stream_send(s, chunk);
+    evbuffer_free(chunk);
+}
+
+/* The replay of a new stream: the ring's events after since, while they
+ * take at most half the stream's cap (they are queued in one loop pass). */
+static bool replay_one(const struct journal_event *e, void *arg)
+{
+    struct events_stream *s = arg;
+    char msg[4200];
+    size_t n;
 
     if (!matches(&s->f, e))
         return true;
-    n = journal_json(e, json, sizeof(json));
-    chunk = evbuffer_new();
-    if (n == 0 || chunk == NULL) {
-        if (chunk != NULL)
-            evbuffer_free(chunk);
-        return true;
+    if (queued(s) > EVENTS_STREAM_CAP / 2) {
+        n = (size_t)snprintf(msg, sizeof(msg),
+                             ": replay stopped before %" PRIu64 " (GET "
+                             "/events?since=%" PRIu64 " has the rest)\n\n",
+                             e->seq, e->seq - 1);
+        stream_message(s, msg, n);
+        return false;
     }
-    evbuffer_add_printf(chunk, "id: %" PRIu64 "\nevent: %s\ndata: ", e->seq,
-                        journal_kind_name(e->kind));
-    evbuffer_add(chunk, json, n);
-    evbuffer_add(chunk, "\n\n", 2);
-    stream_send(s, chunk);
-    evbuffer_free(chunk);
+    n = sse_message(e, msg, sizeof(msg));
+    if (n > 0)
+        stream_message(s, msg, n);
     return !s->closing;
 }
 
-static bool replay_one(const struct journal_event *e, void *arg)
-{
-    return stream_event(arg, e);
-}
-
+/* A new event: made into a message once, sent to every stream that wants
+ * it (the data path waits for this: it costs a copy per stream). */
 static void on_journal(const struct journal_event *e, void *arg)
 {
     struct events_stream *s;
+    char msg[4200];
+    size_t n = 0;
 
     (void)arg;
-    LIST_FOREACH(s, &streams, link)
-        stream_event(s, e);
+    LIST_FOREACH(s, &streams, link) {
+        if (s->closing || !matches(&s->f, e))
+            continue;
+        if (n == 0 && (n = sse_message(e, msg, sizeof(msg))) == 0)
+            return;
+        stream_message(s, msg, n);
+    }
 }
 
 static void ping_cb(evutil_socket_t fd, short what, void *arg)
@@ -302,6 +346,11 @@ struct events_stream *events_stream_start(struct evhttp_request *req)
         send_error(req, 500, "out of memory");
         return NULL;
     }
+    if (nstreams >= EVENTS_STREAMS_MAX) {
+        free(s);
+        send_error(req, 503, "too many event streams open");
+        return NULL;
+    }
     why = parse_filter(req, &s->f);
     if (why == NULL && last != NULL && parse_u64(last, &s->f.since) < 0)
         why = "Last-Event-ID: expected an event number";
@@ -323,6 +372,7 @@ struct events_stream *events_stream_start(struct evhttp_request *req)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_send_reply_start(req, 200, "OK");
     LIST_INSERT_HEAD(&streams, s, link);
+    nstreams++;
     /* a first comment flushes the head; then what the ring holds */
     hello = evbuffer_new();
     if (hello != NULL) {
@@ -338,15 +388,14 @@ struct events_stream *events_stream_start(struct evhttp_request *req)
 
 void events_stream_end(struct events_stream *s)
 {
-    struct events_stream *x;
-
     if (s == NULL)
         return;
-    LIST_FOREACH(x, &streams, link)
-        if (x == s) {
-            LIST_REMOVE(s, link);
-            break;
-        }
+    LIST_REMOVE(s, link);
+    nstreams--;
+    /* a client that left while its reply was being sent: libevent took
+     * the request off its connection and leaves it to us */
+    if (evhttp_request_get_connection(s->req) == NULL)
+        evhttp_request_free(s->req);
     free(s);
 }
 
@@ -373,6 +422,7 @@ void events_deinit(void)
         LIST_REMOVE(s, link);
         free(s);
     }
+    nstreams = 0;
     if (ping_ev != NULL)
         event_free(ping_ev);
     if (close_ev != NULL)

@@ -5,10 +5,14 @@
  *   DELETE /events                                      clears it
  *   GET /events/stream?proxy=&behavior=&kind=&since=    Server-Sent Events
  *
- * A stream sends what the ring holds after `since` (or Last-Event-ID),
- * then every new event as it is written, and a comment every 15 s. A
- * client that does not read has at most EVENTS_STREAM_CAP bytes queued;
- * past that its stream is closed.
+ * A stream sends what the ring holds after `since` (or Last-Event-ID), up
+ * to half its cap (a comment says where the replay stopped: the rest is a
+ * GET /events away), then every new event as it is written, and a comment
+ * every 15 s. A client that does not read has at most EVENTS_STREAM_CAP
+ * bytes queued; past that its stream is closed. At most
+ * EVENTS_STREAMS_MAX streams are open at once (503 beyond). A GET
+ * answers at most EVENTS_LIMIT_MAX events and EVENTS_BODY_MAX bytes (its
+ * "next" reads on).
  */
 #ifndef VAURIEN_EVENTS_H
 #define VAURIEN_EVENTS_H
@@ -16,7 +20,10 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#define EVENTS_STREAM_CAP (1u << 20)
+#define EVENTS_STREAM_CAP (256u << 10) /* bytes queued for one stream */
+#define EVENTS_STREAMS_MAX 32          /* streams open at once */
+#define EVENTS_LIMIT_MAX 10000         /* events one GET answers */
+#define EVENTS_BODY_MAX (4u << 20)     /* bytes one GET answers */
 
 struct events_stream;
 

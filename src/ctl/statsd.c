@@ -149,16 +149,15 @@ void statsd_timer(const struct proxy *p, const char *name, double secs)
     npending += (size_t)len;
 }
 
-int statsd_start(struct event_base *base, const struct settings *st,
-                 char *err, size_t errlen)
+/* --statsd-host and --statsd-port as an address (freeaddrinfo it), or
+ * NULL with err. */
+static struct addrinfo *resolve(const struct settings *st, char *err,
+                                size_t errlen)
 {
     struct addrinfo hints, *ai = NULL;
-    struct timeval tv = { STATSD_FLUSH_MS / 1000, (STATSD_FLUSH_MS % 1000) * 1000 };
     char port[8];
     int rc;
 
-    if (!st->statsd)
-        return 0;
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_DGRAM;
     snprintf(port, sizeof(port), "%d", st->statsd_port);
@@ -166,8 +165,35 @@ int statsd_start(struct event_base *base, const struct settings *st,
     if (rc != 0) {
         snprintf(err, errlen, "--statsd-host %s: %s", st->statsd_host,
                  gai_strerror(rc));
-        return -EINVAL;
+        return NULL;
     }
+    return ai;
+}
+
+int statsd_check(const struct settings *st, char *err, size_t errlen)
+{
+    struct addrinfo *ai;
+
+    if (!st->statsd)
+        return 0;
+    ai = resolve(st, err, errlen);
+    if (ai == NULL)
+        return -EINVAL;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int statsd_start(struct event_base *base, const struct settings *st,
+                 char *err, size_t errlen)
+{
+    struct addrinfo *ai;
+    struct timeval tv = { STATSD_FLUSH_MS / 1000, (STATSD_FLUSH_MS % 1000) * 1000 };
+
+    if (!st->statsd)
+        return 0;
+    ai = resolve(st, err, errlen);
+    if (ai == NULL)
+        return -EINVAL;
     sock = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (sock < 0 || connect(sock, ai->ai_addr, ai->ai_addrlen) < 0) {
         snprintf(err, errlen, "--statsd-host %s: %s", st->statsd_host,

@@ -27,6 +27,9 @@ struct proxy;
  * errno with a one-line message in err. Does nothing without --statsd. */
 int statsd_start(struct event_base *base, const struct settings *st,
                  char *err, size_t errlen);
+/* Whether --statsd-host resolves (checked with the flags: exit 2). Returns
+ * 0 or -EINVAL with a one-line message in err. */
+int statsd_check(const struct settings *st, char *err, size_t errlen);
 /* Sends what is pending and stops. */
 void statsd_stop(void);
 

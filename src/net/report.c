@@ -171,7 +171,7 @@ static void verdict_outcome(struct session *s, const struct behav_verdict *v,
                             struct evbuffer *answer, struct journal_event *e)
 {
     if (v->req == BEHAV_ERROR && answer != NULL) {
-        char line[64];
+        char line[60];
         report_answer(s->proto->name, answer, line, sizeof(line), &e->code);
         e->bytes = evbuffer_get_length(answer);
         snprintf(e->outcome, sizeof(e->outcome), "answered: %s", line);

@@ -22,8 +22,8 @@ def fetch_events(base, token=None, timeout=10, **filters):
     since = int(filters.pop("since", 0) or 0)
     query = {k: v for k, v in filters.items() if v is not None}
     out = []
-    for _ in range(1000):  # at most 100 million events
-        q = dict(query, since=since, limit=100000)
+    for _ in range(100000):  # pages of at most 10,000 events
+        q = dict(query, since=since, limit=10000)
         body = _http.request(base, "GET", "/events?" + urlencode(q, quote_via=quote),
                              timeout=timeout, token=token)[1]
         out.extend(body["events"])
