@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -146,16 +147,23 @@ static int make_server_cert(SSL_CTX *ctx, const char *host, const char *ca_out,
         SSL_CTX_add1_chain_cert(ctx, ca) != 1)
         goto out;
     if (ca_out[0] != '\0') {
-        FILE *f = fopen(ca_out, "w");
-        if (f == NULL || PEM_write_X509(f, ca) != 1) {
+        /* written aside, then renamed: a client reading it while a new
+         * proxy is made never sees it half written */
+        char tmp[4200];
+        FILE *f;
+        bool ok;
+        snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", ca_out, (long)getpid());
+        f = fopen(tmp, "w");
+        ok = f != NULL && PEM_write_X509(f, ca) == 1;
+        if (f != NULL && fclose(f) != 0)
+            ok = false;
+        if (!ok || rename(tmp, ca_out) != 0) {
             snprintf(err, errlen, "--tls-ca-out %s: %s", ca_out,
-                     strerror(errno));
-            if (f != NULL)
-                fclose(f);
+                     strerror(errno != 0 ? errno : EIO));
+            unlink(tmp);
             rc = -EIO;
             goto out_quiet;
         }
-        fclose(f);
     }
     rc = 0;
 out:
