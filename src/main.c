@@ -435,7 +435,10 @@ static int run_server(int argc, char **argv)
                    "       [-log-level LEVEL] [-log-output FILE] "
                    "[-timeout SECONDS]\n"
                    "       [-proxy-tls] [-backend-tls] [-starttls] "
-                   "[-tls-ca-out FILE] [-backend-ca FILE] ...\n\n"
+                   "[-tls-ca-out FILE] [-backend-ca FILE] ...\n"
+                   "       [-journal FILE] [-journal-size N] [-statsd] "
+                   "[-statsd-host HOST] [-statsd-port PORT] ...\n"
+                   "       [-log-format text|json]\n\n"
                    "Serves the Toxiproxy and Vaurien control API (default "
                    "localhost:8474);\n-config takes Toxiproxy's populate "
                    "JSON (with protocol and toxics).\n");

@@ -442,3 +442,27 @@ def test_a_long_custom_behavior_name_is_kept_whole_and_filtered(redis_server):
     finally:
         rc, err = a.stop()
     assert rc == 0, err
+
+
+def test_server_mode_takes_the_journal_and_statsd_flags(tmp_path, redis_server):
+    path = tmp_path / "j.jsonl"
+    sock = statsd_listener()
+    port = free_port()
+    a = Api(["server", "-host", "127.0.0.1", "-port", str(port), "-journal", str(path),
+             "-journal-size", "100", "-statsd", "-statsd-host", "127.0.0.1",
+             "-statsd-port", str(sock.getsockname()[1]), "-statsd-prefix", "s"], port)
+    try:
+        st, b, _ = a.call("POST", "/proxies", {"name": "r", "listen": "127.0.0.1:0",
+                                               "upstream": "127.0.0.1:%d" % redis_server,
+                                               "protocol": "redis",
+                                               "toxics": [{"type": "error", "name": "e"}]})
+        assert st == 201, b
+        assert pings(int(b["listen"].rsplit(":", 1)[1]), 4) == 4
+        assert events(a)["size"] == 100
+        assert wait_until(lambda: path.read_text().count('"toxic":"e"') == 4)
+        lines = read_statsd(sock, 2.5)
+        assert statsd_sum(lines, "s.r.faults.error") == 4
+    finally:
+        rc, err = a.stop()
+        sock.close()
+    assert rc == 0, err
