@@ -167,8 +167,6 @@ static void conn_request_done(struct api *api, struct evhttp_request *req)
         conn_arm(c);
 }
 
-static void send_error(struct evhttp_request *req, int code, const char *msg);
-
 /* The adopted connection of req, or NULL. */
 static struct api_conn *conn_of(struct api *api, struct evhttp_request *req)
 {
@@ -196,7 +194,7 @@ static void stream_start(struct api *api, struct evhttp_request *req)
     struct api_conn *c = conn_of(api, req);
 
     if (c == NULL || c->stream != NULL) {
-        send_error(req, 503, "the connection is not ready to stream; retry");
+        api_send_error(req, 503, "the connection is not ready to stream; retry");
         return;
     }
     c->stream = events_stream_start(req);
@@ -287,7 +285,7 @@ static void send_error_extra(struct evhttp_request *req, int code,
     json_decref(j);
 }
 
-static void send_error(struct evhttp_request *req, int code, const char *msg)
+void api_send_error(struct evhttp_request *req, int code, const char *msg)
 {
     send_error_extra(req, code, msg, NULL, NULL);
 }
@@ -351,13 +349,13 @@ static void proxies_post(struct api *api, struct evhttp_request *req)
     int status;
 
     if (body == NULL) {
-        send_error(req, 400, err);
+        api_send_error(req, 400, err);
         return;
     }
     p = ctl_proxy_create(api->srv, body, &status, err, sizeof(err));
     json_decref(body);
     if (p == NULL)
-        send_error(req, status, err);
+        api_send_error(req, status, err);
     else
         send_json(req, 201, ctl_proxy_json(p));
 }
@@ -393,7 +391,7 @@ static void proxy_update(struct proxy *p,
     bool want;
 
     if (body == NULL || !json_is_object(body)) {
-        send_error(req, 400, body == NULL ? err : "bad request body: expected "
+        api_send_error(req, 400, body == NULL ? err : "bad request body: expected "
                                                   "a JSON object");
         json_decref(body);
         return;
@@ -406,7 +404,7 @@ static void proxy_update(struct proxy *p,
     if ((listen != NULL && addr_parse(listen, &la, err, sizeof(err)) < 0) ||
         (upstream != NULL && addr_parse(upstream, &ua, err, sizeof(err)) < 0)) {
         json_decref(body);
-        send_error(req, 400, err);
+        api_send_error(req, 400, err);
         return;
     }
     if ((listen != NULL && strcmp(listen, p->listen_text) != 0) ||
@@ -422,7 +420,7 @@ static void proxy_update(struct proxy *p,
     }
     json_decref(body);
     if (proxy_set_enabled(p, want, err, sizeof(err)) < 0) {
-        send_error(req, 500, err);
+        api_send_error(req, 500, err);
         return;
     }
     send_json(req, 200, ctl_proxy_json(p));
@@ -436,13 +434,13 @@ static void toxics_post(struct proxy *p, struct evhttp_request *req)
     int status;
 
     if (body == NULL) {
-        send_error(req, 400, err);
+        api_send_error(req, 400, err);
         return;
     }
     t = ctl_toxic_create(p, body, &status, err, sizeof(err));
     json_decref(body);
     if (t == NULL)
-        send_error(req, status, err);
+        api_send_error(req, status, err);
     else
         send_json(req, 200, ctl_toxic_json(t));
 }
@@ -455,7 +453,7 @@ static void toxic_update(struct proxy *p, struct toxic *t,
 
     if (body == NULL || ctl_toxic_update(t, body, err, sizeof(err)) < 0) {
         json_decref(body);
-        send_error(req, 400, err);
+        api_send_error(req, 400, err);
         return;
     }
     json_decref(body);
@@ -587,7 +585,7 @@ static void metrics_get(struct api *api, struct evhttp_request *req)
     struct proxy *p;
 
     if (out == NULL) {
-        send_error(req, 500, "out of memory");
+        api_send_error(req, 500, "out of memory");
         return;
     }
     metric(out, api->srv, "vaurien_proxy_connections_total", "counter",
@@ -717,7 +715,7 @@ static void behaviors_post(struct evhttp_request *req)
     int rc;
 
     if (body == NULL) {
-        send_error(req, 400, err);
+        api_send_error(req, 400, err);
         return;
     }
     snprintf(name, sizeof(name), "%s",
@@ -728,7 +726,7 @@ static void behaviors_post(struct evhttp_request *req)
     rc = ctl_script_load(body, true, NULL, err, sizeof(err));
     json_decref(body);
     if (rc < 0) {
-        send_error(req, rc == -EEXIST ? 409 : 400, err);
+        api_send_error(req, rc == -EEXIST ? 409 : 400, err);
         return;
     }
     log_info("behavior %s %s through the API", name,
@@ -1010,7 +1008,7 @@ static void api_cb(struct evhttp_request *req, void *arg)
 
     conn_request_done(api, req);
     if (n == PATH_NUL) {
-        send_error(req, 400, "bad request: a NUL byte in the path");
+        api_send_error(req, 400, "bad request: a NUL byte in the path");
         return;
     }
     if (allowed == 0) {
@@ -1037,12 +1035,12 @@ static void api_cb(struct evhttp_request *req, void *arg)
     }
     if ((why = api_guard(api->loopback, api->port, evhttp_find_header(in, "Host"),
                          evhttp_find_header(in, "Origin"))) != NULL) {
-        send_error(req, 403, why);
+        api_send_error(req, 403, why);
         return;
     }
     if (api->token[0] != '\0' &&
         !token_ok(evhttp_find_header(in, "Authorization"), api->token)) {
-        send_error(req, 401, "missing or wrong API token");
+        api_send_error(req, 401, "missing or wrong API token");
         return;
     }
     if (strcmp(seg[0], "events") == 0) {
@@ -1057,14 +1055,14 @@ static void api_cb(struct evhttp_request *req, void *arg)
     if (n >= 2) {
         p = server_find(api->srv, seg[1]);
         if (p == NULL) {
-            send_error(req, 404, "proxy not found");
+            api_send_error(req, 404, "proxy not found");
             return;
         }
     }
     if (n == 4) {
         t = proxy_find_toxic(p, seg[3]);
         if (t == NULL) {
-            send_error(req, 404, "toxic not found");
+            api_send_error(req, 404, "toxic not found");
             return;
         }
     }
@@ -1093,7 +1091,7 @@ static void api_cb(struct evhttp_request *req, void *arg)
         /* /behavior, /backend */
         struct proxy *vp = vaurien_proxy(api);
         if (vp == NULL) {
-            send_error(req, 404, "proxy not found: create one named vaurien");
+            api_send_error(req, 404, "proxy not found: create one named vaurien");
         } else if (strcmp(seg[0], "behavior") == 0) {
             if (m == M_GET)
                 behavior_get(vp, req);

@@ -36,6 +36,10 @@ void api_stop(struct api *api);
 const char *api_guard(bool loopback, unsigned port, const char *host,
                       const char *origin);
 
+/* Answers req with code and {"error": msg, "status": code}. */
+struct evhttp_request;
+void api_send_error(struct evhttp_request *req, int code, const char *msg);
+
 /* "host:port" the API really listens on. */
 char *api_bound_addr(const struct api *api, char *buf, size_t len);
 

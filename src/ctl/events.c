@@ -17,6 +17,7 @@
 
 #include "core/journal.h"
 #include "core/log.h"
+#include "ctl/api.h"
 
 #define EVENTS_LIMIT_DEFAULT 1000
 #define EVENTS_PING_S 15
@@ -42,19 +43,6 @@ static int nstreams;
 static struct event *ping_ev;  /* keepalive comments */
 static struct event *close_ev; /* closes streams over the cap, after the
                                   current loop pass */
-
-static void send_error(struct evhttp_request *req, int code, const char *msg)
-{
-    struct evbuffer *out = evbuffer_new();
-
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
-    if (out != NULL)
-        evbuffer_add_printf(out, "{\"error\":\"%s\",\"status\":%d}\n", msg, code);
-    evhttp_send_reply(req, code, NULL, out);
-    if (out != NULL)
-        evbuffer_free(out);
-}
 
 static int parse_u64(const char *text, uint64_t *out)
 {
@@ -175,12 +163,12 @@ void events_get(struct evhttp_request *req)
     struct listing l;
 
     if (why != NULL) {
-        send_error(req, 400, why);
+        api_send_error(req, 400, why);
         return;
     }
     out = evbuffer_new();
     if (out == NULL) {
-        send_error(req, 500, "out of memory");
+        api_send_error(req, 500, "out of memory");
         return;
     }
     l = (struct listing){ .f = &f, .out = out, .last = f.since };
@@ -343,12 +331,12 @@ struct events_stream *events_stream_start(struct evhttp_request *req)
     struct evbuffer *hello;
 
     if (s == NULL) {
-        send_error(req, 500, "out of memory");
+        api_send_error(req, 500, "out of memory");
         return NULL;
     }
     if (nstreams >= EVENTS_STREAMS_MAX) {
         free(s);
-        send_error(req, 503, "too many event streams open");
+        api_send_error(req, 503, "too many event streams open");
         return NULL;
     }
     why = parse_filter(req, &s->f);
@@ -356,7 +344,7 @@ struct events_stream *events_stream_start(struct evhttp_request *req)
         why = "Last-Event-ID: expected an event number";
     if (why != NULL) {
         free(s);
-        send_error(req, 400, why);
+        api_send_error(req, 400, why);
         return NULL;
     }
     s->req = req;

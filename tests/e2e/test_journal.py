@@ -365,6 +365,7 @@ def test_json_logs_one_object_per_line(tmp_path, redis_server):
     (["--statsd-port", "0"], "--statsd-port"),
     (["--statsd-sample-rate", "2"], "--statsd-sample-rate"),
     (["--statsd-prefix", "a b"], "--statsd-prefix"),
+    (["--statsd-prefix", ""], "--statsd-prefix"),
     (["--log-format", "xml"], "--log-format"),
 ])
 def test_bad_observability_flags_exit_2_with_one_line(flags, word):
