@@ -68,6 +68,15 @@ int behav_find(const char *name)
     return -1;
 }
 
+int behav_dummy_index(void)
+{
+    static int dummy = -1;
+
+    if (dummy < 0)
+        dummy = behav_find("dummy");
+    return dummy;
+}
+
 const char *behav_names(void)
 {
     if (names[0] == '\0') {
@@ -85,13 +94,25 @@ void behav_inst_init(struct behav_inst *b, const struct behav_ops *ops)
     memset(b, 0, sizeof(*b));
     b->ops = ops;
     opt_defaults(ops->opts, b->vals);
+    opt_defaults(target_opts, b->target);
+    b->ts.set_at = target_now();
+}
+
+void behav_inst_copy(struct behav_inst *dst, const struct behav_inst *src)
+{
+    dst->ops = src->ops;
+    opt_copy(src->ops->opts, dst->vals, src->vals);
+    opt_copy(target_opts, dst->target, src->target);
+    target_state_reset(&dst->ts, target_now());
 }
 
 void behav_inst_deinit(struct behav_inst *b)
 {
     if (b->ops != NULL)
         opt_free(b->ops->opts, b->vals);
+    opt_free(target_opts, b->target);
     behav_inst_changed(b);
+    target_state_deinit(&b->ts);
 }
 
 void behav_inst_changed(struct behav_inst *b)
@@ -99,6 +120,23 @@ void behav_inst_changed(struct behav_inst *b)
     script_unref(b->script);
     b->script = 0;
     b->opts_json_made = false;
+    target_state_reset(&b->ts, target_now());
+}
+
+union opt_val *behav_opt_slot(struct behav_inst *b, const char *name,
+                              const struct opt_decl **decl)
+{
+    int o = b->ops != NULL ? opt_find(b->ops->opts, name) : -1;
+
+    if (o >= 0) {
+        *decl = &b->ops->opts[o];
+        return &b->vals[o];
+    }
+    o = opt_find(target_opts, name);
+    if (o < 0)
+        return NULL;
+    *decl = &target_opts[o];
+    return &b->target[o];
 }
 
 void behav_decide(struct behav_inst *b, const struct behav_ctx *ctx,

@@ -19,6 +19,7 @@
 
 #include <event2/buffer.h>
 
+#include "behav/target.h"
 #include "core/opt.h"
 #include "core/rng.h"
 
@@ -104,6 +105,9 @@ struct behav_inst {
     char opts_json[BEHAV_OPTS_JSON]; /* the options as a JSON object, for
                                     the journal (net/report.c), made on
                                     first use; "" when they do not fit */
+    union opt_val target[TARGET_NOPTS]; /* which requests, when (target.h),
+                                    in the order of target_opts */
+    struct target_state ts;      /* its counters since it was set */
 };
 
 /* What a TLS fault does to a connection (behav/tls.c, net/tls.c). */
@@ -139,6 +143,8 @@ int behav_find(const char *name);
 /* Adds a behavior (ops lives as long as the process). Returns its index,
  * or -ENOSPC when BEHAV_MAX are registered. */
 int behav_register(const struct behav_ops *ops);
+/* The index of dummy, which a request nothing acts on gets. */
+int behav_dummy_index(void);
 /* "abort, blackout, ..." for error messages. Returns a static string. */
 const char *behav_names(void);
 
@@ -147,8 +153,17 @@ void behav_inst_init(struct behav_inst *b, const struct behav_ops *ops);
 void behav_inst_deinit(struct behav_inst *b);
 
 /* b's options changed where they are (a toxic's attributes): what was
- * made of them (a custom behavior's options table) is made again. */
+ * made of them (a custom behavior's options table) is made again, and its
+ * target counts from now. */
 void behav_inst_changed(struct behav_inst *b);
+
+/* Finds option name of b's behavior, or of the target options every
+ * behavior takes: *decl and the returned value slot, or NULL. */
+union opt_val *behav_opt_slot(struct behav_inst *b, const char *name,
+                              const struct opt_decl **decl);
+
+/* dst gets src's options and target options, counting from now. */
+void behav_inst_copy(struct behav_inst *dst, const struct behav_inst *src);
 
 /* Draws the verdict of behavior b for one request (ctx may be NULL). */
 void behav_decide(struct behav_inst *b, const struct behav_ctx *ctx,

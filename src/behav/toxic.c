@@ -3,6 +3,9 @@
  */
 #include "behav/toxic.h"
 
+#include "behav/schedule.h"
+#include "core/script.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -110,6 +113,8 @@ struct toxic *toxic_create(const struct toxic_type *type, const char *name,
     t->uid = ++next_uid;
     t->inst.ops = type->behav;
     opt_defaults(type->attrs, t->inst.vals);
+    opt_defaults(target_opts, t->inst.target);
+    t->inst.ts.set_at = target_now();
     return t;
 }
 
@@ -118,6 +123,10 @@ void toxic_destroy(struct toxic *t)
     if (t == NULL)
         return;
     opt_free(t->type->attrs, t->inst.vals);
+    opt_free(target_opts, t->inst.target);
+    target_state_deinit(&t->inst.ts);
+    script_unref(t->inst.script);
+    schedule_destroy(t->sched);
     free(t);
 }
 

@@ -52,6 +52,8 @@ struct toxic {
     uint64_t acted;        /* times it acted on bytes or a request */
     struct behav_inst inst; /* attributes (inst.vals); the behavior's
                                instance for TOXIC_BEHAVIOR */
+    struct schedule *sched; /* behavior toxics: phases that decide in
+                               its place (schedule.h), owned; NULL */
 };
 
 /* Attribute indexes of the byte toxics. */

@@ -156,7 +156,8 @@ static bool find_plugin_flag(const char *arg, size_t len, const char **kind,
                 continue;
             memcpy(opt, arg + off + pl + 1, ol);
             opt[ol] = '\0';
-            if (opt_find(decls, opt) < 0)
+            if (opt_find(decls, opt) < 0 &&
+                (k == 1 || opt_find(target_opts, opt) < 0))
                 continue;
             *kind = kinds[k];
             *name = pname;
@@ -321,6 +322,16 @@ enum cli_result cli_parse(int argc, char **argv, int first,
             return CLI_ERROR;
         }
     }
+    /* A matcher names only what the protocol parses (the INI's too). */
+    for (int i = 0; i < behav_count(); i++) {
+        int pi = proto_find(st->protocol);
+        if (pi >= 0 && target_check(st->behav[i].target, proto_at(pi), false,
+                                    why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "--behavior-%s-%s", behav_at(i)->name,
+                     why); /* why: "match: ..." */
+            return CLI_ERROR;
+        }
+    }
     return CLI_RUN;
 }
 
@@ -376,8 +387,14 @@ void cli_print_help(FILE *out)
             "Load a custom behavior written in Lua (repeatable)",
             "--protocol-file NAME=FILE.lua",
             "Load a custom protocol written in Lua (repeatable)");
-    fprintf(out, "  %-34s %s\n\nbehavior options:\n",
+    fprintf(out, "  %-34s %s\n\noptions every behavior takes "
+            "(--behavior-NAME-OPT):\n",
             "--protocol-NAME-OPT VALUE", "Set an option of a protocol");
+    for (int i = 0; target_opts[i].name != NULL; i++)
+        fprintf(out, "  %-34s %s (%s, default %s)\n", target_opts[i].name,
+                target_opts[i].help, opt_type_name(target_opts[i].type),
+                target_opts[i].def);
+    fprintf(out, "\nbehavior options:\n");
     for (int i = 0; i < behav_count(); i++)
         print_opts(out, "behavior", behav_at(behav_sorted(i))->name,
                    behav_at(behav_sorted(i))->opts);

@@ -340,8 +340,21 @@ int settings_set_plugin(struct settings *st, const char *kind,
                      name, behav_names());
             return -ENOENT;
         }
-        decls = behav_at(i)->opts;
-        vals = st->behav[i].vals;
+        const struct opt_decl *d;
+        union opt_val *slot = behav_opt_slot(&st->behav[i], opt, &d);
+        if (slot == NULL) {
+            snprintf(err, errlen, "%s '%s' has no option '%s'", kind, name,
+                     opt);
+            return -ENOENT;
+        }
+        if (opt_parse(d, value, slot, why, sizeof(why)) < 0 ||
+            (d == &target_opts[TARGET_WINDOW] || d == &target_opts[TARGET_MATCH] ?
+             target_check(st->behav[i].target, NULL, false, why,
+                          sizeof(why)) : 0) < 0) {
+            snprintf(err, errlen, "%s '%s': %s", kind, name, why);
+            return -EINVAL;
+        }
+        return 0;
     } else {
         i = proto_find(name);
         if (i < 0) {

@@ -7,6 +7,8 @@
  */
 #include "ctl/api.h"
 
+#include "behav/schedule.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -451,13 +453,14 @@ static void toxic_update(struct proxy *p, struct toxic *t,
     char err[600];
     json_t *body = read_body(req, err, sizeof(err));
 
-    if (body == NULL || ctl_toxic_update(t, body, err, sizeof(err)) < 0) {
+    if (body == NULL || ctl_toxic_update(t, body, p->conf->proto, err, sizeof(err)) < 0) {
         json_decref(body);
         api_send_error(req, 400, err);
         return;
     }
     json_decref(body);
     proxy_toxics_changed(p);
+    proxy_arm_ttl(p);
     send_json(req, 200, ctl_toxic_json(t));
 }
 
@@ -642,6 +645,7 @@ static json_t *behavior_options(const struct proxy_conf *c)
             json_object_set_new(opts, ops->opts[k].name,
                                 ctl_opt_json(&ops->opts[k],
                                              &c->behav[c->mix.e[i].behav].vals[k]));
+        ctl_target_json(opts, c->behav[c->mix.e[i].behav].target);
         json_object_set_new(o, ops->name, opts);
     }
     return o;
@@ -659,6 +663,11 @@ static void behavior_get(struct proxy *p, struct evhttp_request *req)
         mix_format(&c->mix, spec, sizeof(spec));
     json_object_set_new(j, "behavior", json_string(spec));
     json_object_set_new(j, "options", behavior_options(c));
+    if (c->sched != NULL) {
+        json_object_set_new(j, "behavior", json_string("schedule"));
+        json_object_set_new(j, "schedule", ctl_schedule_json(c->sched));
+        json_object_set_new(j, "phase", json_integer(c->sched->cur + 1));
+    }
     send_json(req, 200, j);
 }
 

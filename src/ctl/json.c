@@ -4,6 +4,7 @@
 #include "ctl/json.h"
 
 #include "behav/mix.h"
+#include "behav/schedule.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -197,6 +198,211 @@ int ctl_opt_from_json(const struct opt_decl *d, json_t *j, union opt_val *v,
     return 0;
 }
 
+/* A matcher given as an object ({"command": "SET", "header": {"X-Test":
+ * "1"}}) or as its text, as the target option's text ("command=SET,
+ * header.X-Test=1"). Returns 0, or -1 with err. */
+static int match_text(json_t *j, char *out, size_t cap, char *err,
+                      size_t errlen)
+{
+    size_t at = 0;
+    const char *key;
+    json_t *v;
+
+    if (json_is_string(j)) {
+        snprintf(out, cap, "%s", json_string_value(j));
+        return 0;
+    }
+    if (!json_is_object(j)) {
+        snprintf(err, errlen, "bad request body: match must be an object");
+        return -1;
+    }
+    out[0] = '\0';
+    json_object_foreach(j, key, v) {
+        json_t *hv;
+        const char *hname;
+        int n = 0;
+        if (strcmp(key, "header") == 0 && json_is_object(v)) {
+            json_object_foreach(v, hname, hv) {
+                if (!json_is_string(hv) || strchr(json_string_value(hv), ',')) {
+                    snprintf(err, errlen, "bad request body: match header "
+                             "'%s' must be a string without ','", hname);
+                    return -1;
+                }
+                n = snprintf(out + at, cap - at, "%sheader.%s=%s",
+                             at ? "," : "", hname, json_string_value(hv));
+                if (n < 0 || (size_t)n >= cap - at)
+                    break;
+                at += (size_t)n;
+            }
+        } else if (json_is_string(v) && !strchr(json_string_value(v), ',')) {
+            n = snprintf(out + at, cap - at, "%s%s=%s", at ? "," : "", key,
+                         json_string_value(v));
+        } else {
+            snprintf(err, errlen, "bad request body: match '%s' must be a "
+                     "string without ','", key);
+            return -1;
+        }
+        if (n < 0 || (size_t)n >= cap - at) {
+            snprintf(err, errlen, "bad request body: match is longer than "
+                     "%zu bytes", cap - 1);
+            return -1;
+        }
+        at += (size_t)n;
+    }
+    return 0;
+}
+
+int ctl_inst_set(struct behav_inst *b, const char *key, json_t *j, char *err,
+                 size_t errlen)
+{
+    const struct opt_decl *d;
+    union opt_val *slot = behav_opt_slot(b, key, &d);
+
+    if (slot == NULL)
+        return -ENOENT;
+    if (d == &target_opts[TARGET_MATCH] && j != NULL && !json_is_null(j)) {
+        char text[TARGET_MATCH_MAX], why[300];
+        if (match_text(j, text, sizeof(text), err, errlen) < 0)
+            return -EINVAL;
+        if (opt_parse(d, text, slot, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "bad request body: %s", why);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    return ctl_opt_from_json(d, j, slot, err, errlen) < 0 ? -EINVAL : 0;
+}
+
+static void add_match_pair(void *ctx, const char *key, const char *value)
+{
+    json_t *o = ctx;
+
+    if (strncmp(key, "header.", 7) == 0) {
+        json_t *h = json_object_get(o, "header");
+        if (h == NULL) {
+            h = json_object();
+            json_object_set_new(o, "header", h);
+        }
+        json_object_set_new(h, key + 7, json_string(value));
+        return;
+    }
+    json_object_set_new(o, key, json_string(value));
+}
+
+void ctl_target_json(json_t *o, const union opt_val *target)
+{
+    union opt_val def[TARGET_NOPTS];
+
+    opt_defaults(target_opts, def);
+    for (int i = 0; target_opts[i].name != NULL; i++) {
+        const struct opt_decl *d = &target_opts[i];
+        if (d->type == OPT_STR) {
+            if (target[i].s == NULL || target[i].s[0] == '\0')
+                continue;
+        } else if (memcmp(&target[i], &def[i], sizeof(def[i])) == 0) {
+            continue;
+        }
+        if (i == TARGET_MATCH) {
+            json_t *m = json_object();
+            target_match_each(target[i].s, add_match_pair, m);
+            json_object_set_new(o, d->name, m);
+        } else {
+            json_object_set_new(o, d->name, ctl_opt_json(d, &target[i]));
+        }
+    }
+    opt_free(target_opts, def);
+}
+
+struct schedule *ctl_schedule_from_json(json_t *arr,
+                                        const struct proto_ops *proto,
+                                        char *err, size_t errlen)
+{
+    struct schedule *sc;
+    char why[300];
+    json_t *ph;
+    size_t i;
+
+    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
+        json_array_size(arr) > SCHEDULE_MAX) {
+        snprintf(err, errlen, "bad request body: schedule must be a list of "
+                 "1 to %d phases", SCHEDULE_MAX);
+        return NULL;
+    }
+    sc = schedule_create(target_now());
+    if (sc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    json_array_foreach(arr, i, ph) {
+        struct schedule_phase *p = &sc->ph[sc->n];
+        const char *name = json_string_value(json_object_get(ph, "behavior"));
+        json_t *jfor = json_object_get(ph, "for"), *v;
+        const char *key;
+        int b;
+
+        if (!json_is_object(ph) || name == NULL) {
+            snprintf(err, errlen, "bad request body: schedule phase %zu needs "
+                     "a \"behavior\"", i + 1);
+            goto bad;
+        }
+        b = behav_find(name);
+        if (b < 0) {
+            snprintf(err, errlen, "bad request body: schedule phase %zu: the "
+                     "'%s' behavior does not exist", i + 1, name);
+            goto bad;
+        }
+        behav_inst_init(&p->inst, behav_at(b));
+        sc->n++;
+        p->kind = SCHEDULE_EVER;
+        if (jfor != NULL && (!json_is_string(jfor) ||
+                             schedule_parse_for(json_string_value(jfor),
+                                                &p->kind, &p->amount, why,
+                                                sizeof(why)) < 0)) {
+            snprintf(err, errlen, "bad request body: schedule phase %zu: %s",
+                     i + 1, json_is_string(jfor) ? why : "\"for\" is a string");
+            goto bad;
+        }
+        if (jfor == NULL && i + 1 < json_array_size(arr)) {
+            snprintf(err, errlen, "bad request body: schedule phase %zu has "
+                     "no \"for\": only the last phase lasts for ever", i + 1);
+            goto bad;
+        }
+        json_object_foreach(ph, key, v) {
+            int rc;
+            if (strcmp(key, "behavior") == 0 || strcmp(key, "for") == 0)
+                continue;
+            rc = ctl_inst_set(&p->inst, key, v, why, sizeof(why));
+            if (rc == -ENOENT)
+                snprintf(why, sizeof(why), "the '%s' behavior has no option "
+                         "'%s'", name, key);
+            if (rc < 0) {
+                snprintf(err, errlen, "bad request body: schedule phase %zu: "
+                         "%s", i + 1, why);
+                goto bad;
+            }
+        }
+        if (target_check(p->inst.target, proto, false, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "bad request body: schedule phase %zu: %s",
+                     i + 1, why);
+            goto bad;
+        }
+    }
+    sc->given = json_dumps(arr, JSON_COMPACT);
+    if (sc->given == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto bad;
+    }
+    return sc;
+bad:
+    schedule_destroy(sc);
+    return NULL;
+}
+
+json_t *ctl_schedule_json(const struct schedule *sc)
+{
+    return json_loads(sc->given, 0, NULL);
+}
+
 json_t *ctl_toxic_json(const struct toxic *t)
 {
     json_t *o = json_object(), *a = json_object();
@@ -204,6 +410,11 @@ json_t *ctl_toxic_json(const struct toxic *t)
 
     for (int i = 0; d[i].name != NULL; i++)
         json_object_set_new(a, d[i].name, ctl_opt_json(&d[i], &t->inst.vals[i]));
+    ctl_target_json(a, t->inst.target);
+    if (t->sched != NULL) {
+        json_object_set_new(a, "schedule", ctl_schedule_json(t->sched));
+        json_object_set_new(a, "phase", json_integer(t->sched->cur + 1));
+    }
     json_object_set_new(o, "attributes", a);
     json_object_set_new(o, "name", json_string(t->name));
     json_object_set_new(o, "type", json_string(t->type->name));
@@ -259,11 +470,19 @@ json_t *ctl_proxy_json(const struct proxy *p)
     return o;
 }
 
-static int set_attributes(struct toxic *t, json_t *attrs, char *err,
+/* Sets a toxic's attributes from attrs (its type's and the target
+ * options; other keys are ignored, as Toxiproxy does), all or nothing;
+ * a matcher is checked against proto. */
+static int set_attributes(struct toxic *t, json_t *attrs,
+                          const struct proto_ops *proto, char *err,
                           size_t errlen)
 {
     const struct opt_decl *d = t->type->attrs;
-    union opt_val v[OPT_MAX];
+    struct behav_inst b = { .ops = t->type->behav };
+    struct schedule *sched = NULL;
+    const char *key;
+    char why[300];
+    json_t *j;
 
     if (attrs == NULL || json_is_null(attrs))
         return 0;
@@ -272,18 +491,51 @@ static int set_attributes(struct toxic *t, json_t *attrs, char *err,
         return -1;
     }
     /* all or nothing: parse into a copy first */
-    opt_copy(d, v, t->inst.vals);
-    for (int i = 0; d[i].name != NULL; i++) {
-        json_t *j = json_object_get(attrs, d[i].name);
-        if (j != NULL && ctl_opt_from_json(&d[i], j, &v[i], err, errlen) < 0) {
-            opt_free(d, v);
-            return -1;
+    opt_copy(d, b.vals, t->inst.vals);
+    opt_copy(target_opts, b.target, t->inst.target);
+    if (json_object_get(attrs, "schedule") != NULL) {
+        if (t->type->kind != TOXIC_BEHAVIOR) {
+            snprintf(err, errlen, "bad request body: a schedule is for a "
+                     "behavior toxic, not %s", t->type->name);
+            goto bad;
+        }
+        sched = ctl_schedule_from_json(json_object_get(attrs, "schedule"),
+                                       proto, err, errlen);
+        if (sched == NULL)
+            goto bad;
+    }
+    json_object_foreach(attrs, key, j) {
+        const struct opt_decl *od;
+        if (opt_find(d, key) >= 0) { /* the type's own (byte toxics have
+                                        no ops for behav_opt_slot) */
+            int i = opt_find(d, key);
+            if (ctl_opt_from_json(&d[i], j, &b.vals[i], err, errlen) < 0)
+                goto bad;
+        } else if (behav_opt_slot(&b, key, &od) != NULL &&
+                   ctl_inst_set(&b, key, j, err, errlen) < 0) {
+            goto bad;
         }
     }
+    if (target_check(b.target, proto, t->type->kind != TOXIC_BEHAVIOR, why,
+                     sizeof(why)) < 0) {
+        snprintf(err, errlen, "bad request body: %s", why);
+        goto bad;
+    }
     opt_free(d, t->inst.vals);
-    memcpy(t->inst.vals, v, sizeof(v[0]) * OPT_MAX);
+    opt_free(target_opts, t->inst.target);
+    memcpy(t->inst.vals, b.vals, sizeof(b.vals));
+    memcpy(t->inst.target, b.target, sizeof(b.target));
     behav_inst_changed(&t->inst);
+    if (sched != NULL) {
+        schedule_destroy(t->sched);
+        t->sched = sched;
+    }
     return 0;
+bad:
+    schedule_destroy(sched);
+    opt_free(d, b.vals);
+    opt_free(target_opts, b.target);
+    return -1;
 }
 
 static int set_toxicity(struct toxic *t, json_t *j, char *err, size_t errlen)
@@ -400,7 +652,8 @@ struct toxic *ctl_toxic_create(struct proxy *p, json_t *body, int *status,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (set_attributes(t, json_object_get(body, "attributes"), err, errlen) < 0 ||
+    if (set_attributes(t, json_object_get(body, "attributes"), p->conf->proto,
+                       err, errlen) < 0 ||
         set_toxicity(t, json_object_get(body, "toxicity"), err, errlen) < 0) {
         toxic_destroy(t);
         return NULL;
@@ -413,7 +666,8 @@ struct toxic *ctl_toxic_create(struct proxy *p, json_t *body, int *status,
     return t;
 }
 
-int ctl_toxic_update(struct toxic *t, json_t *body, char *err, size_t errlen)
+int ctl_toxic_update(struct toxic *t, json_t *body,
+                     const struct proto_ops *proto, char *err, size_t errlen)
 {
     double was = t->toxicity;
 
@@ -423,7 +677,8 @@ int ctl_toxic_update(struct toxic *t, json_t *body, char *err, size_t errlen)
     }
     if (set_toxicity(t, json_object_get(body, "toxicity"), err, errlen) < 0)
         return -1;
-    if (set_attributes(t, json_object_get(body, "attributes"), err, errlen) < 0) {
+    if (set_attributes(t, json_object_get(body, "attributes"), proto, err,
+                       errlen) < 0) {
         t->toxicity = was;
         return -1;
     }
@@ -691,31 +946,37 @@ json_t *ctl_populate(struct server *srv, json_t *body, int *status,
     return out;
 }
 
-/* Applies one behavior's options from a JSON object to a conf. */
+/* Applies one behavior's options (its own and the target options) from a
+ * JSON object to a conf. */
 static int apply_options(struct proxy_conf *c, int b, json_t *opts,
                          bool skip_name, char *name, size_t namelen,
                          char *err, size_t errlen)
 {
     const struct behav_ops *ops = behav_at(b);
     const char *key;
+    char why[300];
     json_t *v;
 
     json_object_foreach(opts, key, v) {
-        int o;
-        if (skip_name && (strcmp(key, "name") == 0 || strcmp(key, "options") == 0))
+        int rc;
+        if (skip_name && (strcmp(key, "name") == 0 ||
+                          strcmp(key, "options") == 0 ||
+                          strcmp(key, "schedule") == 0))
             continue;
-        o = opt_find(ops->opts, key);
-        if (o < 0) {
-            snprintf(name, namelen, "%s", key);
+        rc = ctl_inst_set(&c->behav[b], key, v, err, errlen);
+        if (rc == -ENOENT)
             snprintf(err, errlen, "the '%s' behavior has no option '%s'",
                      ops->name, key);
-            return -1;
-        }
-        if (ctl_opt_from_json(&ops->opts[o], v, &c->behav[b].vals[o], err,
-                              errlen) < 0) {
+        if (rc < 0) {
             snprintf(name, namelen, "%s", key);
             return -1;
         }
+    }
+    if (target_check(c->behav[b].target, c->proto, false, why,
+                     sizeof(why)) < 0) {
+        snprintf(name, namelen, "match");
+        snprintf(err, errlen, "bad request body: %s", why);
+        return -1;
     }
     return 0;
 }
@@ -736,11 +997,14 @@ int ctl_behavior_apply(struct proxy *p, json_t *body, char *name,
         return -1;
     }
     jname = json_object_get(body, "name");
-    if (!json_is_string(jname)) {
+    if (jname == NULL && json_object_get(body, "schedule") != NULL) {
+        spec = "dummy"; /* the schedule decides */
+    } else if (!json_is_string(jname)) {
         snprintf(err, errlen, "the value should contain a \"name\" key");
         return -1;
+    } else {
+        spec = json_string_value(jname);
     }
-    spec = json_string_value(jname);
     b = behav_find(spec);
     if (b >= 0) {
         m.n = 1;
@@ -758,6 +1022,14 @@ int ctl_behavior_apply(struct proxy *p, json_t *body, char *name,
         return -1;
     }
     c->mix = m;
+    if (json_object_get(body, "schedule") != NULL) {
+        c->sched = ctl_schedule_from_json(json_object_get(body, "schedule"),
+                                          c->proto, err, errlen);
+        if (c->sched == NULL) {
+            snprintf(name, namelen, "schedule");
+            goto bad;
+        }
+    }
     /* options at the top level (the original's) for a single behavior,
      * and per behavior under "options" */
     if (b >= 0 && apply_options(c, b, body, true, name, namelen, err, errlen) < 0)

@@ -43,7 +43,25 @@ int ctl_opt_from_json(const struct opt_decl *d, json_t *j, union opt_val *v,
 struct toxic *ctl_toxic_create(struct proxy *p, json_t *body, int *status,
                                char *err, size_t errlen);
 /* Applies a toxic update: attributes merged, toxicity. */
-int ctl_toxic_update(struct toxic *t, json_t *body, char *err, size_t errlen);
+int ctl_toxic_update(struct toxic *t, json_t *body,
+                     const struct proto_ops *proto, char *err, size_t errlen);
+
+/* Sets option key of b (its behavior's or a target option; a "match"
+ * may be an object) from j. Returns 0, -ENOENT for no such option, or
+ * -EINVAL with a message in err. */
+int ctl_inst_set(struct behav_inst *b, const char *key, json_t *j, char *err,
+                 size_t errlen);
+
+/* A schedule (behav/schedule.h) from its JSON list of phases, checked
+ * against proto. Returns NULL with a message in err. */
+struct schedule *ctl_schedule_from_json(json_t *arr,
+                                        const struct proto_ops *proto,
+                                        char *err, size_t errlen);
+/* The schedule as it was given. */
+json_t *ctl_schedule_json(const struct schedule *sc);
+
+/* Adds the target options that are set (target.h) to the object o. */
+void ctl_target_json(json_t *o, const union opt_val *target);
 
 /* Creates a proxy (and its toxics) from its JSON. */
 struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,

@@ -953,7 +953,9 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
             l->t = t;
             l->uid = t->uid;
             l->toxicity = t->toxicity;
-            l->on = draw_on(&p->rng, t->toxicity);
+            l->on = draw_on(&p->rng, t->toxicity) &&
+                    (p->owner->targeted == NULL ||
+                     p->owner->targeted(p->ctx, t));
             l->bit = take_bit(p);
             link_read_attrs(l);
             kept_bits |= link_mask(l);

@@ -92,6 +92,9 @@ enum pipe_cork {
 
 /* What a pipe tells its owner (the session). ctx is pipe_init's. */
 struct pipe_owner {
+    /* whether toxic t's target (target.h) takes this connection; asked
+     * once, when the toxic is first drawn for it; may be NULL */
+    bool (*targeted)(void *ctx, const struct toxic *t);
     /* close the connection (RST when reset) */
     void (*close)(void *ctx, bool reset, const char *why);
     /* the pipe's wish to read its source changed (pipe.full) */

@@ -4,6 +4,8 @@
  */
 #include "net/proxy.h"
 
+#include "behav/schedule.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -57,8 +59,12 @@ static void draw_tls_fault(struct proxy *p, struct tls_fault *f)
     log_debug("proxy %s: next connection's TLS: %s", p->name, b->ops->name);
 }
 
-static bool mix_all_dummy(const struct mix *m)
+static bool mix_all_dummy(const struct proxy_conf *c)
 {
+    const struct mix *m = &c->mix;
+
+    if (c->sched != NULL)
+        return false;
     for (int i = 0; i < m->n; i++)
         if (behav_at(m->e[i].behav) != &behav_dummy && m->e[i].pct > 0)
             return false;
@@ -74,8 +80,7 @@ static void inst_copy(struct behav_inst *dst, int i,
         behav_inst_init(dst, behav_at(i));
         return;
     }
-    dst->ops = behav_at(i);
-    opt_copy(behav_at(i)->opts, dst->vals, src->vals);
+    behav_inst_copy(dst, src);
 }
 
 struct proxy_conf *proxy_conf_create(const struct settings *st)
@@ -116,6 +121,7 @@ void proxy_conf_destroy(struct proxy_conf *c)
     opt_free(c->proto->opts, c->proto_vals);
     for (int i = 0; i < behav_count(); i++)
         behav_inst_deinit(&c->behav[i]);
+    schedule_destroy(c->sched);
     free(c);
 }
 
@@ -309,6 +315,91 @@ static void accept_error_cb(struct evconnlistener *lev, void *arg)
     }
 }
 
+/* The earliest time a toxic or a behavior of the mix expires (its ttl),
+ * or 0. */
+static double next_expiry(const struct proxy *p)
+{
+    double first = 0;
+
+    for (int i = 0; i < p->ntoxics; i++) {
+        const struct behav_inst *b = &p->toxics[i]->inst;
+        double e = target_expiry(b->target, b->ts.set_at);
+        if (e > 0 && (first == 0 || e < first))
+            first = e;
+    }
+    for (int i = 0; i < p->conf->mix.n; i++) {
+        const struct behav_inst *b = &p->conf->behav[p->conf->mix.e[i].behav];
+        double e = target_expiry(b->target, b->ts.set_at);
+        if (e > 0 && (first == 0 || e < first))
+            first = e;
+    }
+    return first;
+}
+
+void proxy_arm_ttl(struct proxy *p)
+{
+    double first = next_expiry(p), wait;
+    struct timeval tv;
+
+    evtimer_del(&p->ttl_ev);
+    if (first == 0)
+        return;
+    wait = first - target_now();
+    if (wait < 0)
+        wait = 0;
+    tv.tv_sec = (time_t)wait;
+    tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6) + 1;
+    evtimer_add(&p->ttl_ev, &tv);
+}
+
+/* Toxics and behaviors of the mix whose ttl is over remove themselves: a
+ * test that forgets to clean up heals. The mix loses the entry (all of
+ * it gone: dummy); other behaviors keep their counters. */
+static void ttl_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy *p = arg;
+    struct mix *m = &p->conf->mix;
+    double now = target_now();
+    bool mix_changed = false;
+
+    (void)fd;
+    (void)what;
+    for (int i = p->ntoxics - 1; i >= 0; i--) {
+        struct toxic *t = p->toxics[i];
+        double e = target_expiry(t->inst.target, t->inst.ts.set_at);
+        if (e > 0 && e <= now) {
+            log_info("proxy %s: toxic %s removed itself (ttl)", p->name,
+                     t->name);
+            proxy_remove_toxic(p, t);
+        }
+    }
+    for (int i = m->n - 1; i >= 0; i--) {
+        const struct behav_inst *b = &p->conf->behav[m->e[i].behav];
+        double e = target_expiry(b->target, b->ts.set_at);
+        if (e > 0 && e <= now) {
+            log_info("proxy %s: behavior %s removed itself (ttl)", p->name,
+                     b->ops->name);
+            memmove(&m->e[i], &m->e[i + 1], sizeof(m->e[0]) * (size_t)(m->n - i - 1));
+            m->n--;
+            mix_changed = true;
+        }
+    }
+    if (mix_changed && m->n == 0) {
+        m->n = 1;
+        m->e[0].pct = 100;
+        m->e[0].behav = behav_find("dummy");
+    }
+    if (mix_changed) {
+        struct session *s, *next;
+        p->conf->all_dummy = mix_all_dummy(p->conf);
+        for (s = LIST_FIRST(&p->sessions); s != NULL; s = next) {
+            next = LIST_NEXT(s, link);
+            session_conf_changed(s);
+        }
+    }
+    proxy_arm_ttl(p);
+}
+
 struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
                            const char *name, const struct settings *st)
 {
@@ -324,7 +415,7 @@ struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
         free(p);
         return NULL;
     }
-    p->conf->all_dummy = mix_all_dummy(&p->conf->mix);
+    p->conf->all_dummy = mix_all_dummy(p->conf);
     p->base = base;
     p->dns = dns;
     p->listen = st->proxy;
@@ -339,6 +430,8 @@ struct proxy *proxy_create(struct event_base *base, struct evdns_base *dns,
     LIST_INIT(&p->graveyard);
     event_assign(&p->reap_ev, base, -1, 0, reap_cb, p);
     evtimer_assign(&p->accept_retry_ev, base, accept_retry_cb, p);
+    evtimer_assign(&p->ttl_ev, base, ttl_cb, p);
+    proxy_arm_ttl(p); /* a ttl from the command line counts from now */
     LIST_INSERT_HEAD(&all_proxies, p, all_link);
     return p;
 }
@@ -438,6 +531,7 @@ void proxy_destroy(struct proxy *p)
         session_destroy(s);
     }
     event_del(&p->reap_ev);
+    evtimer_del(&p->ttl_ev);
     LIST_REMOVE(p, all_link);
     proxy_conf_destroy(p->conf);
     for (int i = 0; i < p->ntoxics; i++)
@@ -490,6 +584,7 @@ int proxy_add_toxic(struct proxy *p, struct toxic *t)
         return -ENOSPC;
     p->toxics[p->ntoxics++] = t;
     proxy_toxics_changed(p);
+    proxy_arm_ttl(p);
     return 0;
 }
 
@@ -534,10 +629,11 @@ void proxy_set_conf(struct proxy *p, struct proxy_conf *c)
     struct session *s, *next;
 
     proxy_conf_destroy(p->conf);
-    c->all_dummy = mix_all_dummy(&c->mix);
+    c->all_dummy = mix_all_dummy(c);
     p->conf = c;
     for (s = LIST_FIRST(&p->sessions); s != NULL; s = next) {
         next = LIST_NEXT(s, link);
         session_conf_changed(s);
     }
+    proxy_arm_ttl(p);
 }

@@ -34,6 +34,8 @@ struct proxy_conf {
     struct behav_inst behav[SETTINGS_BEHAV_MAX]; /* registry order */
     bool all_dummy;      /* the mix never draws anything but dummy (set when
                             the snapshot is swapped in) */
+    struct schedule *sched; /* phases that decide in the mix's place
+                            (behav/schedule.h), owned; NULL */
 };
 
 struct session;
@@ -97,6 +99,8 @@ struct proxy {
     struct session_list graveyard; /* closed, freed after the loop pass */
     struct event reap_ev;
     struct event accept_retry_ev;  /* resumes accepting after EMFILE */
+    struct event ttl_ev;           /* the next toxic or behavior to remove
+                                      itself (its ttl) */
     time_t accept_err_logged;      /* last time an accept error was logged */
     uint64_t next_id;
     uint64_t accepted;             /* connections accepted so far */
@@ -168,6 +172,10 @@ void proxy_set_backend(struct proxy *p, const struct addr *a, const char *text);
 /* Enables (listens) or disables (stops listening, closes every
  * connection). Returns 0 or a negative errno with a message in err. */
 int proxy_set_enabled(struct proxy *p, bool enabled, char *err, size_t errlen);
+
+/* Arms the timer of the next ttl to expire (after a toxic or the mix was
+ * set). */
+void proxy_arm_ttl(struct proxy *p);
 
 /* The toxics changed: every open connection takes the new chain now. */
 void proxy_toxics_changed(struct proxy *p);

@@ -13,6 +13,8 @@
  */
 #include "net/session.h"
 
+#include "behav/schedule.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -286,7 +288,20 @@ static void pipe_acted_cb(void *ctx, const struct pipe *p,
                  bytes, outcome);
 }
 
+/* Whether toxic t's target takes this connection (a byte toxic's
+ * triggers count connections; its matcher knows only the client). */
+static bool pipe_targeted_cb(void *ctx, const struct toxic *t)
+{
+    struct session *s = ctx;
+    struct target_req r = { NULL, s->peer };
+    struct behav_inst *b = &((struct toxic *)t)->inst; /* its counters */
+
+    return !target_is_set(b->target) ||
+           target_pass(b->target, &b->ts, &r, target_now());
+}
+
 static const struct pipe_owner pipe_owner = {
+    .targeted = pipe_targeted_cb,
     .close = pipe_close_cb,
     .reading = pipe_reading_cb,
     .drained = pipe_drained_cb,
@@ -430,36 +445,112 @@ struct drawn {
     const struct toxic *t; /* NULL: the mix */
 };
 
+#define MATCH_BYTES 4096 /* request bytes a matcher reads its parts from */
+
+/* A request as the targets of its draw see it: its parts are parsed at
+ * most once, when a matcher first asks. */
+struct draw_req {
+    const struct behav_ctx *ctx;
+    struct target_req tr;
+    struct proto_parts parts;
+    bool parsed;
+    double now; /* 0 until read */
+    unsigned char buf[MATCH_BYTES];
+};
+
+/* Whether b's target lets it act on the request (target.h). */
+static bool targeted(struct draw_req *r, struct behav_inst *b)
+{
+    const struct behav_ctx *ctx = r->ctx;
+
+    if (!target_is_set(b->target))
+        return true;
+    if (!r->parsed) {
+        struct evbuffer_ptr at;
+        size_t n = ctx->len < sizeof(r->buf) ? ctx->len : sizeof(r->buf);
+        r->parsed = true;
+        r->tr.client = ctx->client;
+        memset(&r->parts, 0, sizeof(r->parts));
+        if (ctx->proto->parts != NULL && ctx->unit != NULL &&
+            ctx->in != NULL &&
+            evbuffer_ptr_set(ctx->in, &at, ctx->off, EVBUFFER_PTR_SET) == 0 &&
+            evbuffer_copyout_from(ctx->in, &at, r->buf, n) == (ev_ssize_t)n) {
+            ctx->proto->parts(r->buf, n, ctx->unit, &r->parts);
+            r->tr.parts = &r->parts;
+        }
+    }
+    if (r->now == 0)
+        r->now = target_now();
+    return target_pass(b->target, &b->ts, &r->tr, r->now);
+}
+
+/* The behavior a schedule's phase gives the request, if its target lets
+ * it (else dummy's); NULL when every phase has ended. */
+static struct behav_inst *scheduled(struct draw_req *r, struct schedule *sc)
+{
+    struct behav_inst *b;
+
+    if (r->now == 0)
+        r->now = target_now();
+    b = schedule_next(sc, r->now);
+    if (b != NULL && !targeted(r, b))
+        return NULL;
+    return b;
+}
+
 /* The verdict of one request, whose bytes so far are in[off, off + len):
- * the proxy's behavior toxics first, each drawn against its toxicity, in
- * the order added; then the mix. */
+ * the proxy's behavior toxics first, each drawn against its toxicity and
+ * its target, in the order added; then the mix, where a behavior whose
+ * target turns the request away gives dummy. */
 static void draw(struct session *s, struct behav_verdict *v,
                  struct evbuffer *in, size_t off, size_t len,
                  const struct proto_unit *u, struct drawn *d)
 {
+    int dummy = behav_dummy_index();
     struct proxy *p = s->proxy;
     struct proxy_conf *c = p->conf;
     struct behav_ctx ctx;
+    struct draw_req r;
     int idx;
 
     s->requests++;
     p->stats.requests++;
     make_ctx(s, &ctx, in, off, len, u, false);
+    r.ctx = &ctx;
+    r.tr.parts = NULL;
+    r.tr.client = s->peer;
+    r.parsed = false;
+    r.now = 0;
     for (int i = 0; i < p->ntoxics; i++) {
         struct toxic *t = p->toxics[i];
         if (t->type->kind != TOXIC_BEHAVIOR || t->toxicity <= 0)
             continue;
-        if (t->toxicity >= 1 || rng_double(&s->rng) < t->toxicity) {
-            behav_decide(&t->inst, &ctx, v);
-            d->b = &t->inst;
+        if ((t->toxicity >= 1 || rng_double(&s->rng) < t->toxicity) &&
+            targeted(&r, &t->inst)) {
+            struct behav_inst *b = &t->inst;
+            if (t->sched != NULL && (b = scheduled(&r, t->sched)) == NULL)
+                b = &c->behav[dummy];
+            behav_decide(b, &ctx, v);
+            d->b = b;
             d->t = t;
             return;
         }
     }
+    d->t = NULL;
+    if (c->sched != NULL) {
+        d->b = scheduled(&r, c->sched);
+        if (d->b == NULL)
+            d->b = &c->behav[dummy];
+        behav_decide((struct behav_inst *)d->b, &ctx, v);
+        if (v->by != &behav_dummy)
+            p->faults[behav_find(v->by->name)]++;
+        return;
+    }
     idx = mix_draw(&c->mix, &s->rng);
+    if (!targeted(&r, &c->behav[idx]))
+        idx = dummy;
     behav_decide(&c->behav[idx], &ctx, v);
     d->b = &c->behav[idx];
-    d->t = NULL;
     if (v->by != &behav_dummy)
         p->faults[idx]++;
 }

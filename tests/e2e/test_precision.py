@@ -1,0 +1,359 @@
+"""Precision faults (issue 16): matchers, triggers, windows, ttl and
+schedules, against real servers and real clients."""
+import http.client
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, Api, free_port, wait_until
+
+
+def redis_client(port):
+    redis = pytest.importorskip("redis")
+    return redis, redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+
+
+def outcomes(r, redis, commands):
+    """Runs each (name, args) on one connection; 'error' or 'ok' each."""
+    out = []
+    for name, *args in commands:
+        try:
+            r.execute_command(name, *args)
+            out.append("ok")
+        except redis.exceptions.ResponseError as e:
+            assert "injected" in str(e)
+            out.append("error")
+    return out
+
+
+def api_proxy(*args, backend_port):
+    """A proxy with its API; returns (api, proxy port)."""
+    port, proxy_port = free_port(), free_port()
+    a = Api(["--proxy", "127.0.0.1:%d" % proxy_port, "--backend",
+             "127.0.0.1:%d" % backend_port, "--http", "--http-host", "127.0.0.1",
+             "--http-port", str(port)] + list(args), port)
+    return a, proxy_port
+
+
+def test_only_set_on_redis_gets_errors_over_1000_mixed_commands(vaurien, redis_server):
+    v = vaurien("--protocol", "redis", "--behavior", "100:error",
+                "--behavior-error-match", "command=SET", backend_port=redis_server)
+    redis, r = redis_client(v.port)
+    kinds = ["SET", "GET", "INCR", "DEL", "EXISTS"]
+    cmds = []
+    for i in range(1000):
+        k = kinds[i % len(kinds)]
+        cmds.append((k, "k%d" % i, "v") if k == "SET" else (k, "k%d" % i))
+    got = outcomes(r, redis, cmds)
+    for (name, *_), o in zip(cmds, got):
+        assert o == ("error" if name == "SET" else "ok"), (name, o)
+    assert got.count("error") == 200
+    # lower-case commands are the same commands
+    assert outcomes(r, redis, [("set", "x", "1"), ("get", "x")]) == ["error", "ok"]
+
+
+def test_key_glob_and_command_together(vaurien, redis_server):
+    v = vaurien("--protocol", "redis", "--behavior", "100:error",
+                "--behavior-error-match", "command=SET,key=user:*",
+                backend_port=redis_server)
+    redis, r = redis_client(v.port)
+    got = outcomes(r, redis, [("SET", "user:1", "a"), ("SET", "order:1", "a"),
+                              ("GET", "user:1"), ("SET", "user:22", "b"),
+                              ("SET", "xuser:1", "c")])
+    assert got == ["error", "ok", "ok", "error", "ok"]
+
+
+def test_every_10_gives_exactly_requests_10_20_30(vaurien, redis_server):
+    v = vaurien("--protocol", "redis", "--behavior", "100:error",
+                "--behavior-error-every", "10", backend_port=redis_server)
+    redis, r = redis_client(v.port)
+    got = outcomes(r, redis, [("GET", "k")] * 35)
+    assert [i + 1 for i, o in enumerate(got) if o == "error"] == [10, 20, 30]
+
+
+def test_after_and_count_take_requests_6_7_8(vaurien, redis_server):
+    v = vaurien("--protocol", "redis", "--behavior", "100:error",
+                "--behavior-error-after", "5", "--behavior-error-count", "3",
+                backend_port=redis_server)
+    redis, r = redis_client(v.port)
+    got = outcomes(r, redis, [("GET", "k")] * 20)
+    assert [i + 1 for i, o in enumerate(got) if o == "error"] == [6, 7, 8]
+
+
+def test_every_counts_only_matching_requests_across_connections(vaurien, redis_server):
+    """every counts the matching requests of the proxy, whichever
+    connection sends them: SETs 3 and 6 of 8, spread over two clients."""
+    v = vaurien("--protocol", "redis", "--behavior", "100:error",
+                "--behavior-error-match", "command=SET", "--behavior-error-every", "3",
+                backend_port=redis_server)
+    redis, r1 = redis_client(v.port)
+    _, r2 = redis_client(v.port)
+    got = []
+    for i in range(8):
+        r = r1 if i % 2 == 0 else r2
+        got += outcomes(r, redis, [("GET", "k"), ("SET", "k", "v")])
+    assert got[0::2] == ["ok"] * 8
+    assert [i + 1 for i, o in enumerate(got[1::2]) if o == "error"] == [3, 6]
+
+
+def test_only_post_api_is_delayed(http_server):
+    port = http_server.server_address[1]
+    a, pp = api_proxy("--protocol", "http", "--behavior", "100:delay",
+                      "--behavior-delay-sleep", "0.4",
+                      "--behavior-delay-match", "method=POST,path=/api/*",
+                      backend_port=port)
+    try:
+        def timed(method, path):
+            c = http.client.HTTPConnection("127.0.0.1", pp, timeout=10)
+            t0 = time.monotonic()
+            c.request(method, path, body=b"x" if method == "POST" else None)
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            assert r.status == 200, body
+            return time.monotonic() - t0
+        assert timed("POST", "/api/orders") >= 0.38
+        assert timed("POST", "/api/a/b?c=d") >= 0.38
+        assert timed("GET", "/api/orders") < 0.3
+        assert timed("POST", "/other") < 0.3
+        assert timed("PUT", "/api/orders") < 0.3
+        # the API takes the matcher as an object; a header condition
+        st, b, _ = a.call("PUT", "/behavior", {"name": "error", "status": "503",
+                                               "match": {"header": {"X-Test": "1"}}})
+        assert st == 200, b
+        st, b, _ = a.call("GET", "/behavior")
+        assert b["options"]["error"]["match"] == {"header": {"X-Test": "1"}}
+        c = http.client.HTTPConnection("127.0.0.1", pp, timeout=10)
+        for hdrs, want in (({"X-Test": "1"}, 503), ({}, 200), ({"x-test": "1"}, 503),
+                           ({"X-Test": "2"}, 200)):
+            c.request("GET", "/x", headers=hdrs)
+            r = c.getresponse()
+            r.read()
+            assert r.status == want, (hdrs, r.status)
+        c.close()
+    finally:
+        a.stop()
+
+
+def test_client_matcher(vaurien, redis_server):
+    v = vaurien("--protocol", "redis", "--behavior", "100:error",
+                "--behavior-error-match", "client=127.0.0.0/8", backend_port=redis_server)
+    redis, r = redis_client(v.port)
+    assert outcomes(r, redis, [("GET", "k")]) == ["error"]
+    v.stop()
+    v = vaurien("--protocol", "redis", "--behavior", "100:error",
+                "--behavior-error-match", "client=10.0.0.0/8", backend_port=redis_server)
+    redis, r = redis_client(v.port)
+    assert outcomes(r, redis, [("GET", "k")]) == ["ok"]
+
+
+def test_mysql_table_and_statement_matchers(vaurien, mariadb_server):
+    pymysql = pytest.importorskip("pymysql")
+    v = vaurien("--protocol", "mysql", "--behavior", "100:error",
+                "--behavior-error-match", "table=orders*", backend_port=mariadb_server)
+    c = pymysql.connect(host="127.0.0.1", port=v.port, user="vaurien", password="secret",
+                        database="vaurien", connect_timeout=5, read_timeout=5)
+    cur = c.cursor()
+
+    def q(sql):
+        try:
+            cur.execute(sql)
+            cur.fetchall()
+            return "ok"
+        except pymysql.err.OperationalError as e:
+            assert e.args[0] == 1040
+            return "error"
+    assert q("SELECT 1") == "ok"
+    assert q("CREATE TABLE IF NOT EXISTS vaurien.orders_2026 (id INT)") == "error"
+    assert q("CREATE TABLE IF NOT EXISTS vaurien.items (id INT)") == "ok"
+    assert q("SELECT * FROM items") == "ok"
+    assert q("select id from `vaurien`.`orders_2026` where id = 1") == "error"
+    assert q("SELECT * FROM items JOIN orders_2026 ON 1") == "error"
+    c.close()
+    v.stop()
+    v = vaurien("--protocol", "mysql", "--behavior", "100:error",
+                "--behavior-error-match", "statement=UPDATE", backend_port=mariadb_server)
+    c = pymysql.connect(host="127.0.0.1", port=v.port, user="vaurien", password="secret",
+                        database="vaurien", connect_timeout=5, read_timeout=5)
+    cur = c.cursor()
+    assert q("SELECT * FROM items") == "ok"
+    assert q("update items set id = 2 where id = 1") == "error"
+    assert q("INSERT INTO items VALUES (1)") == "ok"
+    c.close()
+
+
+def test_smtp_verb_matcher(vaurien, smtp_server):
+    import smtplib
+    v = vaurien("--protocol", "smtp", "--behavior", "100:error",
+                "--behavior-error-match", "verb=RCPT", backend_port=smtp_server.port)
+    s = smtplib.SMTP("127.0.0.1", v.port, timeout=10)
+    assert s.ehlo()[0] == 250
+    assert s.mail("a@example.com")[0] == 250
+    code, _ = s.rcpt("b@example.com")
+    assert code == 451
+    assert s.noop()[0] == 250
+    s.quit()
+
+
+def test_ttl_removes_a_toxic_and_a_behavior(redis_server):
+    a, pp = api_proxy("--protocol", "redis", backend_port=redis_server)
+    try:
+        api_name = "redis"
+        st, b, _ = a.call("GET", "/proxies")
+        assert st == 200
+        api_name = list(b)[0]
+        st, b, _ = a.call("POST", "/proxies/%s/toxics" % api_name,
+                          {"name": "brief", "type": "error", "attributes": {"ttl": 1.0}})
+        assert st == 200, b
+        assert b["attributes"]["ttl"] == 1.0
+        redis, r = redis_client(pp)
+        assert outcomes(r, redis, [("GET", "k")]) == ["error"]
+        names = lambda: [t["name"] for t in a.call("GET", "/proxies/%s/toxics" % api_name)[1]]
+        assert names() == ["brief"]
+        assert wait_until(lambda: names() == [], timeout=5)
+        assert outcomes(r, redis, [("GET", "k")]) == ["ok"]
+        # a behavior of the mix
+        st, b, _ = a.call("PUT", "/behavior", {"name": "error", "ttl": 0.5})
+        assert st == 200, b
+        assert a.call("GET", "/behavior")[1]["behavior"] == "error"
+        assert outcomes(r, redis, [("GET", "k")]) == ["error"]
+        assert wait_until(lambda: a.call("GET", "/behavior")[1]["behavior"] == "dummy",
+                          timeout=5)
+        assert outcomes(r, redis, [("GET", "k")]) == ["ok"]
+    finally:
+        a.stop()
+
+
+def test_window_is_active_only_in_its_seconds(redis_server):
+    a, pp = api_proxy("--protocol", "redis", backend_port=redis_server)
+    try:
+        st, b, _ = a.call("PUT", "/behavior", {"name": "error", "window": "0.6-1.6"})
+        assert st == 200, b
+        redis, r = redis_client(pp)
+        t0 = time.monotonic()
+        assert outcomes(r, redis, [("GET", "k")]) == ["ok"]
+        while time.monotonic() - t0 < 0.8:
+            time.sleep(0.05)
+        assert outcomes(r, redis, [("GET", "k")]) == ["error"]
+        while time.monotonic() - t0 < 1.9:
+            time.sleep(0.05)
+        assert outcomes(r, redis, [("GET", "k")]) == ["ok"]
+    finally:
+        a.stop()
+
+
+def test_schedule_phases_in_order_with_their_counts(redis_server):
+    a, pp = api_proxy("--protocol", "redis", backend_port=redis_server)
+    try:
+        sched = [{"for": "5 requests", "behavior": "dummy"},
+                 {"for": "3 requests", "behavior": "error", "message": "ERR phase two"},
+                 {"for": "0.5s", "behavior": "error", "message": "ERR phase three"},
+                 {"behavior": "dummy"}]
+        st, b, _ = a.call("PUT", "/behavior", {"schedule": sched})
+        assert st == 200, b
+        st, b, _ = a.call("GET", "/behavior")
+        assert b["behavior"] == "schedule" and b["schedule"] == sched and b["phase"] == 1
+        redis, r = redis_client(pp)
+
+        def one():
+            try:
+                r.get("k")
+                return "ok"
+            except redis.exceptions.ResponseError as e:
+                return str(e)
+        got = [one() for _ in range(8)]
+        assert got == ["ok"] * 5 + ["phase two"] * 3
+        assert a.call("GET", "/behavior")[1]["phase"] == 3
+        t0 = time.monotonic()
+        third = []
+        while time.monotonic() - t0 < 0.3:
+            third.append(one())
+        assert set(third) == {"phase three"}
+        time.sleep(0.4)
+        assert [one() for _ in range(5)] == ["ok"] * 5
+        assert a.call("GET", "/behavior")[1]["phase"] == 4
+        # as a behavior toxic
+        st, b, _ = a.call("POST", "/proxies/%s/toxics" % list(a.call("GET", "/proxies")[1])[0],
+                          {"name": "seq", "type": "dummy", "attributes": {"schedule": [
+                              {"for": "2 requests", "behavior": "error"},
+                              {"for": "1 request", "behavior": "dummy"},
+                              {"for": "1 request", "behavior": "error"}]}})
+        assert st == 200, b
+        assert b["attributes"]["schedule"][0]["for"] == "2 requests"
+        err = "injected error (vaurien)"
+        assert [one() for _ in range(6)] == [err, err, "ok", err, "ok", "ok"]
+    finally:
+        a.stop()
+
+
+@pytest.mark.parametrize("body,needle", [
+    ({"name": "error", "match": {"method": "GET"}}, "'method' does not apply to protocol redis"),
+    ({"name": "error", "match": {"colour": "red"}}, "unknown key 'colour'"),
+    ({"name": "error", "match": {"command": 3}}, "match 'command' must be a string"),
+    ({"name": "error", "match": "client=not-an-ip"}, "no address or CIDR"),
+    ({"name": "error", "window": "30"}, "window: expected FROM-TO"),
+    ({"name": "error", "every": -1}, "every"),
+    ({"name": "error", "ttl": "soon"}, "ttl"),
+    ({"schedule": [{"for": "5 parsecs", "behavior": "error"}]}, "not '5 parsecs'"),
+    ({"schedule": [{"behavior": "error"}, {"behavior": "dummy"}]}, "only the last phase"),
+    ({"schedule": [{"for": "1s", "behavior": "nope"}]}, "'nope' behavior does not exist"),
+    ({"schedule": []}, "1 to 32 phases"),
+])
+def test_bad_targets_are_refused_and_change_nothing(redis_server, body, needle):
+    a, pp = api_proxy("--protocol", "redis", "--behavior", "100:delay",
+                      backend_port=redis_server)
+    try:
+        before = a.call("GET", "/behavior")[1]
+        st, b, _ = a.call("PUT", "/behavior", body)
+        assert st == 400 and needle in json.dumps(b), b
+        assert a.call("GET", "/behavior")[1] == before
+        name = list(a.call("GET", "/proxies")[1])[0]
+        if "schedule" not in body:
+            attrs = {k: v for k, v in body.items() if k != "name"}
+            st, b, _ = a.call("POST", "/proxies/%s/toxics" % name,
+                              {"type": "error", "attributes": attrs})
+            assert st == 400 and needle in b["error"], b
+            assert a.call("GET", "/proxies/%s/toxics" % name)[1] == []
+    finally:
+        a.stop()
+
+
+def test_byte_toxic_matcher_knows_only_the_client(api, backend):
+    port = free_port()
+    st, b, _ = api.call("POST", "/proxies", {"name": "p", "listen": "127.0.0.1:%d" % port,
+                                             "upstream": "127.0.0.1:%d" % backend.port})
+    assert st == 201, b
+    st, b, _ = api.call("POST", "/proxies/p/toxics", {"type": "latency", "attributes": {
+        "latency": 10, "match": {"command": "GET"}}})
+    assert st == 400 and "only client" in b["error"], b
+    st, b, _ = api.call("POST", "/proxies/p/toxics", {"type": "latency", "attributes": {
+        "latency": 300, "every": 2}})
+    assert st == 200, b
+    # every 2nd connection gets the latency
+    times = []
+    for _ in range(4):
+        s = __import__("socket").create_connection(("127.0.0.1", port), timeout=5)
+        t0 = time.monotonic()
+        s.sendall(b"x")
+        assert s.recv(1) == b"x"
+        times.append(time.monotonic() - t0)
+        s.close()
+    slow = [t >= 0.25 for t in times]
+    assert slow == [False, True, False, True], times
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--protocol", "http", "--behavior-error-match", "command=SET"],
+     "--behavior-error-match: 'command' does not apply to protocol http"),
+    (["--behavior-delay-window", "5"], "--behavior-delay-window"),
+    (["--behavior-error-every", "x"], "--behavior-error-every"),
+    (["--behavior-error-match", "key"], "expected key=value"),
+])
+def test_bad_target_flags_exit_2_with_one_line(args, needle):
+    p = subprocess.run([BIN, "--backend", "127.0.0.1:1"] + args, capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], p.stderr
