@@ -28,7 +28,9 @@
 #include "core/journal.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "behav/replay.h"
 #include "ctl/api.h"
+#include "ctl/replay.h"
 #include "ctl/statsd.h"
 #include "ctl/client.h"
 #include "ctl/json.h"
@@ -152,6 +154,7 @@ static void loop_deinit(struct loop *l)
         event_base_free(l->base);
     mem_deinit();
     journal_deinit();
+    replay_set(NULL);
 }
 
 /* The log, and the journal of faults (core/journal.h): a file that does
@@ -175,6 +178,29 @@ static void start_logging(const struct settings *st)
                  strerror(-rc));
         usage_error(err);
     }
+}
+
+/* --replay FILE: the faults of a recorded journal (ctl/replay.h), read
+ * once custom behaviors are loaded. Returns 0, or -1 after a one-line
+ * message on stderr. */
+static int load_replay(const struct settings *st, const char *flag)
+{
+    char err[4400];
+
+    if (st->replay[0] == '\0')
+        return 0;
+    if (ctl_replay_load_file(st->replay, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vaurien: error: %s: %s\n", flag, err);
+        return -1;
+    }
+    return 0;
+}
+
+static void log_replay(const struct settings *st)
+{
+    if (replay_current() != NULL)
+        log_info("replaying %zu faults of %s: the seed and the behaviors do "
+                 "not decide", replay_count(replay_current()), st->replay);
 }
 
 static void seed_rng(const struct settings *st)
@@ -555,6 +581,11 @@ static int run_server(int argc, char **argv)
         log_info("-config %s: %zu proxies", config, json_array_size(out));
         json_decref(out);
     }
+    if (load_replay(&st, "-replay") < 0) {
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    log_replay(&st);
     if (start_api(&l, &srv, &a, st.api_token, &api) < 0)
         goto out;
     api_set_metrics(api, proxy_metrics, runtime_metrics);
@@ -675,8 +706,14 @@ int main(int argc, char **argv)
         settings_deinit(&st);
         usage_error(err);
     }
+    if (load_replay(&st, "--replay") < 0) { /* before the log starts:
+                                                 one line on stderr */
+        settings_deinit(&st);
+        exit(EXIT_USAGE);
+    }
     start_logging(&st);
     seed_rng(&st);
+    log_replay(&st);
     {
         struct proxy_reload reload = { .argc = argc, .argv = argv, .first = first };
         rc = run_proxy(&st, is_demo ? &demo : NULL, is_demo ? NULL : &reload);

@@ -78,6 +78,9 @@ static const struct flag {
       "Write every fault event to FILE as JSON lines (reopened on SIGHUP)" },
     { "--journal-size", "journal_size", false, "N",
       "Fault events kept for GET /events (default 10000; 0: none)" },
+    { "--replay", "replay", false, "FILE",
+      "Inject exactly the faults a recorded journal lists, by proxy, "
+      "connection and request, whatever the seed" },
     { "--statsd", "statsd", true, NULL,
       "Send metrics to statsd (also --statsd.enabled)" },
     { "--statsd-host", "statsd_host", false, "HOST",

@@ -236,6 +236,9 @@ int settings_set(struct settings *st, const char *key, const char *value,
     if (key_is(key, "journal"))
         return copy_text(st->journal, sizeof(st->journal), value, key, err,
                          errlen);
+    if (key_is(key, "replay"))
+        return copy_text(st->replay, sizeof(st->replay), value, key, err,
+                         errlen);
     if (key_is(key, "journal_size") || key_is(key, "statsd_port")) {
         long v;
         bool port = key_is(key, "statsd_port");

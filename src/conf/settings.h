@@ -51,6 +51,7 @@ struct settings {
     /* what the proxy tells (core/journal.h, ctl/statsd.h) */
     char journal[4096];    /* --journal FILE: events as JSON lines */
     long journal_size;     /* events kept in the ring (0: no journal) */
+    char replay[4096];     /* --replay FILE: a journal to inject again */
     bool statsd;           /* send statsd metrics */
     char statsd_host[256];
     int statsd_port;

@@ -7,7 +7,9 @@
  */
 #include "ctl/api.h"
 
+#include "behav/replay.h"
 #include "behav/schedule.h"
+#include "ctl/replay.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -952,6 +954,8 @@ static int route_methods(char seg[SEG_MAX][SEG_LEN], int n)
         return M_GET;
     if (n == 2 && strcmp(seg[0], "events") == 0 && strcmp(seg[1], "stream") == 0)
         return M_GET;
+    if (n == 1 && strcmp(seg[0], "replay") == 0)
+        return M_GET | M_POST | M_DELETE;
     if (n == 1 && (strcmp(seg[0], "behavior") == 0 || strcmp(seg[0], "backend") == 0))
         return M_GET | M_PUT;
     if (n == 1 && strcmp(seg[0], "behaviors") == 0)
@@ -963,6 +967,38 @@ static int route_methods(char seg[SEG_MAX][SEG_LEN], int n)
     if (n == 4 && strcmp(seg[0], "proxies") == 0 && strcmp(seg[2], "toxics") == 0)
         return M_GET | M_POST | M_PATCH | M_DELETE;
     return 0;
+}
+
+/* GET /replay: whether a recorded run decides; POST /replay with a
+ * journal (JSON lines, GET /events' answer, or a list of events): from
+ * now on it does, for connections opened after (their ordinals count
+ * from each proxy's start); DELETE /replay: the behaviors decide again. */
+static void replay_route(struct evhttp_request *req, int m)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    struct replay *r;
+    char err[600];
+
+    if (m == M_POST) {
+        size_t n = evbuffer_get_length(in);
+        r = ctl_replay_parse((const char *)evbuffer_pullup(in, -1), n, err,
+                             sizeof(err));
+        if (r == NULL) {
+            char msg[700];
+            snprintf(msg, sizeof(msg), "bad request body: %s", err);
+            api_send_error(req, 400, msg);
+            return;
+        }
+        replay_set(r);
+        log_info("replaying %zu faults posted to the API", replay_count(r));
+    } else if (m == M_DELETE) {
+        replay_set(NULL);
+        log_info("replay ended: the behaviors decide again");
+    }
+    send_json(req, 200, json_pack("{s:b,s:I}", "replaying",
+                                  replay_current() != NULL, "faults",
+                                  (json_int_t)(replay_current() != NULL
+                                  ? replay_count(replay_current()) : 0)));
 }
 
 extern const unsigned char ui_page[]; /* built from src/ctl/ui/index.html */
@@ -1050,6 +1086,10 @@ static void api_cb(struct evhttp_request *req, void *arg)
     if (api->token[0] != '\0' &&
         !token_ok(evhttp_find_header(in, "Authorization"), api->token)) {
         api_send_error(req, 401, "missing or wrong API token");
+        return;
+    }
+    if (strcmp(seg[0], "replay") == 0) {
+        replay_route(req, m);
         return;
     }
     if (strcmp(seg[0], "events") == 0) {

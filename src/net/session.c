@@ -13,6 +13,7 @@
  */
 #include "net/session.h"
 
+#include "behav/replay.h"
 #include "behav/schedule.h"
 
 #include <errno.h>
@@ -521,6 +522,14 @@ static void draw(struct session *s, struct behav_verdict *v,
     r.tr.client = s->peer;
     r.parsed = false;
     r.now = 0;
+    if (replay_current() != NULL) { /* a recorded run decides alone */
+        d->t = NULL;
+        d->b = replay_lookup(p->name, s->id, s->requests);
+        if (d->b == NULL)
+            d->b = &c->behav[dummy];
+        behav_decide((struct behav_inst *)d->b, &ctx, v);
+        return;
+    }
     for (int i = 0; i < p->ntoxics; i++) {
         struct toxic *t = p->toxics[i];
         if (t->type->kind != TOXIC_BEHAVIOR || t->toxicity <= 0)

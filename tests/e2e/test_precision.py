@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Api, free_port, wait_until
+from conftest import BIN, Api, Vaurien, free_port, wait_until
 
 
 def redis_client(port):
@@ -357,3 +357,107 @@ def test_bad_target_flags_exit_2_with_one_line(args, needle):
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], p.stderr
+
+
+def _replay_run(redis_server, *args, conns=3, per_conn=20):
+    """Sequential connections (ordinals 1..conns), GETs on each: 'error',
+    'delay' (held over 0.1 s) or 'ok' per request."""
+    v = Vaurien("--protocol", "redis", *args, backend_port=redis_server)
+    redis = pytest.importorskip("redis")
+    got = []
+    try:
+        for _ in range(conns):
+            r = redis.Redis(host="127.0.0.1", port=v.port, socket_timeout=5)
+            for _ in range(per_conn):
+                t0 = time.monotonic()
+                try:
+                    r.get("k")
+                    got.append("delay" if time.monotonic() - t0 > 0.1 else "ok")
+                except redis.exceptions.ResponseError:
+                    got.append("error")
+            r.close()
+            time.sleep(0.05)
+    finally:
+        assert v.stop() == 0
+    return got
+
+
+def test_recorded_run_replayed_with_another_seed_gives_the_same_outcomes(redis_server, tmp_path):
+    journal = str(tmp_path / "faults.jsonl")
+    mix = ["--behavior", "25:error,15:delay", "--behavior-delay-sleep", "0.2"]
+    first = _replay_run(redis_server, *mix, "--seed", "1", "--journal", journal)
+    assert "error" in first and "delay" in first and "ok" in first
+    lines = [json.loads(x) for x in open(journal)]
+    faults = [e for e in lines if e["kind"] == "fault"]
+    assert len(faults) == first.count("error") + first.count("delay")
+    # another seed, no mix: the journal alone decides
+    again = _replay_run(redis_server, "--seed", "2", "--replay", journal)
+    assert again == first
+    # while the seed alone would have drawn otherwise
+    other = _replay_run(redis_server, *mix, "--seed", "2")
+    assert other != first
+
+
+def test_replay_through_the_api(api, redis_server):
+    port = free_port()
+    events = [{"kind": "fault", "proxy": "r", "conn": 1, "index": 3, "behavior": "error",
+               "options": {"message": "ERR replayed"}},
+              {"kind": "fault", "proxy": "r", "conn": 2, "index": 1, "behavior": "error"},
+              {"kind": "open", "proxy": "r", "conn": 1},
+              {"kind": "toxic", "proxy": "r", "conn": 1, "behavior": "latency"}]
+    st, b, _ = api.call("POST", "/replay", raw="\n".join(json.dumps(e) for e in events) + "\n")
+    assert (st, b) == (200, {"replaying": True, "faults": 2}), b
+    st, b, _ = api.call("POST", "/proxies", {"name": "r", "listen": "127.0.0.1:%d" % port,
+                                             "upstream": "127.0.0.1:%d" % redis_server,
+                                             "protocol": "redis"})
+    assert st == 201, b
+    # the toxics and behaviors do not decide while a replay does
+    st, b, _ = api.call("POST", "/proxies/r/toxics", {"type": "error"})
+    assert st == 200
+    redis = pytest.importorskip("redis")
+
+    def run(n):
+        r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+        out = []
+        for _ in range(n):
+            try:
+                r.get("k")
+                out.append("ok")
+            except redis.exceptions.ResponseError as e:
+                out.append(str(e))
+        r.close()
+        return out
+    assert run(4) == ["ok", "ok", "replayed", "ok"]
+    assert run(2) == ["injected error (vaurien)", "ok"]
+    assert api.call("GET", "/replay")[1] == {"replaying": True, "faults": 2}
+    st, b, _ = api.call("DELETE", "/replay")
+    assert (st, b) == (200, {"replaying": False, "faults": 0})
+    assert run(1) == ["injected error (vaurien)"]  # the toxic decides again
+
+
+@pytest.mark.parametrize("raw,needle", [
+    ('{"kind": "fault", "proxy": "r", "conn": 1, "index": 1, "behavior": "nope"}',
+     "'nope' behavior is not loaded"),
+    ('{"kind": "fault", "proxy": "r", "index": 1, "behavior": "error"}', "needs proxy, conn"),
+    ('{"kind": "fault"}\nnot json\n', "line 2"),
+    ('{"kind": "fault", "proxy": "r", "conn": 1, "index": 1, "behavior": "delay",'
+     ' "options": {"sleep": "long"}}', "sleep"),
+    ('[1, 2]', "event 1 is not a JSON object"),
+])
+def test_bad_replays_are_refused_and_change_nothing(api, raw, needle):
+    st, b, _ = api.call("POST", "/replay", raw=raw)
+    assert st == 400 and needle in b["error"], b
+    assert api.call("GET", "/replay")[1] == {"replaying": False, "faults": 0}
+
+
+def test_bad_replay_file_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "fault", "proxy": "vaurien", "conn": 1, "index": 1, '
+                   '"behavior": "nope"}\n')
+    for path, needle in ((str(bad), "'nope' behavior is not loaded"),
+                         (str(tmp_path / "missing"), "No such file")):
+        p = subprocess.run([BIN, "--backend", "127.0.0.1:1", "--replay", path],
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--replay" in lines[0] and needle in lines[0], p.stderr
