@@ -1022,6 +1022,13 @@ int ctl_behavior_apply(struct proxy *p, json_t *body, char *name,
         return -1;
     }
     c->mix = m;
+    /* a behavior set again targets every request unless this body says
+     * otherwise: targets do not linger from an earlier PUT */
+    for (int i = 0; i < m.n; i++) {
+        union opt_val *t = c->behav[m.e[i].behav].target;
+        opt_free(target_opts, t);
+        opt_defaults(target_opts, t);
+    }
     if (json_object_get(body, "schedule") != NULL) {
         c->sched = ctl_schedule_from_json(json_object_get(body, "schedule"),
                                           c->proto, err, errlen);

@@ -461,3 +461,7 @@ def test_bad_replay_file_exits_2_with_one_line(tmp_path):
         assert p.returncode == 2
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and "--replay" in lines[0] and needle in lines[0], p.stderr
+    # vaurien server takes it too (after its log has started)
+    p = subprocess.run([BIN, "server", "-host", "127.0.0.1", "-port", "0", "-replay", str(bad)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "-replay: " in p.stderr and "'nope'" in p.stderr, p.stderr

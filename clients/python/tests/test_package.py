@@ -71,6 +71,41 @@ def test_a_behavior_set_through_the_client_reaches_redis_py(redis_server):
         stop_proxy(pid)
 
 
+def test_targets_and_schedules_through_the_client(redis_server):
+    """match, every and a schedule as keyword arguments; the block's end
+    restores what was there, targets included."""
+    redis = pytest.importorskip("redis")
+    pid = start_proxy(proxy_port=0, http_port=0, proxy_host="127.0.0.1", http_host="127.0.0.1",
+                      backend="127.0.0.1:%d" % redis_server, protocol="redis")
+    try:
+        r = redis.Redis(host="127.0.0.1", port=pid.proxy_port, socket_timeout=5)
+        c = pid.client()
+
+        def outcomes(n, cmd="GET"):
+            out = []
+            for _ in range(n):
+                try:
+                    r.execute_command(cmd, "k", *(["v"] if cmd == "SET" else []))
+                    out.append("ok")
+                except redis.exceptions.ResponseError:
+                    out.append("error")
+            return out
+        c.set_behavior("error", match={"command": "SET"})
+        with c.with_behavior("error", every=2):
+            assert outcomes(4) == ["ok", "error", "ok", "error"]
+        assert c.get_behavior_options()["error"]["match"] == {"command": "SET"}
+        assert outcomes(2) == ["ok", "ok"] and outcomes(1, "SET") == ["error"]
+        with c.with_behavior(schedule=[{"for": "2 requests", "behavior": "dummy"},
+                                       {"behavior": "error"}]):
+            assert c.get_behavior() == "schedule"
+            assert outcomes(4) == ["ok", "ok", "error", "error"]
+        assert c.get_behavior() == "error" and outcomes(1) == ["ok"]
+        with pytest.raises(ValueError):
+            c.set_behavior()
+    finally:
+        stop_proxy(pid)
+
+
 def test_events_and_assert_faults_name_the_faulted_requests(redis_server):
     redis = pytest.importorskip("redis")
     from vaurien import assert_faults

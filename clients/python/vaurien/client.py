@@ -33,11 +33,17 @@ class Client:
         """{behavior name: {option: value}} for the behaviors in effect."""
         return self._call("GET", "/behavior").get("options", {})
 
-    def set_behavior(self, name, **options):
-        """Sets the behavior (a name or a mix) and its options. An unknown
-        behavior raises ValueError, as the original did."""
+    def set_behavior(self, name=None, **options):
+        """Sets the behavior (a name or a mix) and its options, or a
+        schedule of phases (schedule=[{"for": "5s", "behavior": "error"},
+        ...]). Every behavior takes match (a dict), after, count, every,
+        window and ttl. An unknown behavior raises ValueError, as the
+        original did."""
         body = dict(options)
-        body["name"] = name
+        if name is not None:
+            body["name"] = name
+        elif "schedule" not in body:
+            raise ValueError("a behavior name or a schedule is needed")
         try:
             self._call("PUT", "/behavior", body)
         except APIError as e:
@@ -77,7 +83,7 @@ class Client:
         self._call("PUT", "/backend", {"backend": backend})
 
     @contextlib.contextmanager
-    def with_behavior(self, name, **options):
+    def with_behavior(self, name=None, **options):
         """Applies a behavior for the block, then restores the previous
         behavior and its options, also when the block raises."""
         state = self._call("GET", "/behavior")
@@ -85,8 +91,12 @@ class Client:
         try:
             yield self
         finally:
-            self._call("PUT", "/behavior", {"name": state["behavior"],
-                                            "options": state.get("options", {})})
+            if "schedule" in state:  # it starts again from its first phase
+                self._call("PUT", "/behavior", {"schedule": state["schedule"],
+                                                "options": state.get("options", {})})
+            else:
+                self._call("PUT", "/behavior", {"name": state["behavior"],
+                                                "options": state.get("options", {})})
 
 
 class Toxic:
