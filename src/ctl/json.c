@@ -351,6 +351,11 @@ struct schedule *ctl_schedule_from_json(json_t *arr,
                      "'%s' behavior does not exist", i + 1, name);
             goto bad;
         }
+        if (behav_check_proto(behav_at(b), proto->name, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "bad request body: schedule phase %zu: %s",
+                     i + 1, why);
+            goto bad;
+        }
         behav_inst_init(&p->inst, behav_at(b));
         sc->n++;
         p->kind = SCHEDULE_EVER;

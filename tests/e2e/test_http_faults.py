@@ -228,6 +228,9 @@ def test_the_api_refuses_them_on_other_protocols(origin):
         assert st == 400 and "malformed_chunk" in str(b)
         st, b, _ = a.call("POST", "/proxies/vaurien/toxics", {"type": "random_then_close"})
         assert st == 400 and "is a behavior of --protocol http" in b["error"]
+        st, b, _ = a.call("PUT", "/behavior", {"schedule": [
+            {"for": "2 requests", "behavior": "dummy"}, {"behavior": "empty_response"}]})
+        assert st == 400 and "empty_response is a behavior of --protocol http" in str(b)
         assert a.call("GET", "/behavior")[1]["behavior"] == "dummy"
         assert a.call("GET", "/proxies/vaurien/toxics")[1] == []
     finally:
