@@ -10,13 +10,18 @@
 #include "core/script.h"
 
 static const struct behav_ops *registry[BEHAV_MAX] = {
-    &behav_abort,     &behav_bad_cert,  &behav_blackout,
-    &behav_delay,     &behav_dummy,     &behav_error,
-    &behav_hang,      &behav_no_close_notify, &behav_tls_alert,
+    &behav_abort,           &behav_bad_cert,
+    &behav_bad_length,      &behav_blackout,
+    &behav_delay,           &behav_dummy,
+    &behav_empty_response,  &behav_error,
+    &behav_hang,            &behav_malformed_chunk,
+    &behav_no_close_notify, &behav_random_then_close,
+    &behav_slow_body,       &behav_tls_alert,
     &behav_tls_handshake_delay, &behav_transient,
 };
-static int nreg = 11;     /* the built-ins (by name), then custom ones */
-static int by_name[BEHAV_MAX] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+static int nreg = 16;     /* the built-ins (by name), then custom ones */
+static int by_name[BEHAV_MAX] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                  13, 14, 15 };
 static char names[BEHAV_MAX * 40]; /* behav_names(), "" when stale */
 
 #define NREG nreg
@@ -75,6 +80,16 @@ int behav_dummy_index(void)
     if (dummy < 0)
         dummy = behav_find("dummy");
     return dummy;
+}
+
+int behav_check_proto(const struct behav_ops *ops, const char *proto,
+                      char *err, size_t errlen)
+{
+    if (ops->proto == NULL || strcmp(ops->proto, proto) == 0)
+        return 0;
+    snprintf(err, errlen, "%s is a behavior of --protocol %s; this proxy "
+             "speaks %s", ops->name, ops->proto, proto);
+    return -EINVAL;
 }
 
 const char *behav_names(void)

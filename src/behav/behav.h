@@ -43,7 +43,9 @@ struct proto_unit;
     X(BEHAV_ABORT, "abort")     /* request: forwarded, then the backend is \
                                    cut and the client closed */ \
     X(BEHAV_RESET, "reset")     /* request: client reset (RST), nothing \
-                                   sent */
+                                   sent */ \
+    X(BEHAV_PACE, "pace")       /* reply: its head at once, the rest at \
+                                   rep_rate bytes/s */
 
 #define BEHAV_ENUM(e, s) e,
 enum behav_act { BEHAV_ACTS(BEHAV_ENUM) };
@@ -62,7 +64,11 @@ struct behav_verdict {
     double rep_delay;           /* seconds, for BEHAV_HOLD */
     const union opt_val *err;   /* for BEHAV_ERROR: error's options, valid
                                    while the request's head is handled */
-    /* Custom behaviors (src/script) only; zero for the built-ins. */
+    uint64_t rep_rate;          /* bytes per second, for BEHAV_PACE */
+    bool garbage;               /* BEHAV_ERROR: random bytes from the
+                                   connection's generator instead of the
+                                   protocol's error (random_then_close) */
+    /* Custom behaviors (src/script) and the http faults (behav/http.c). */
     const char *answer;         /* BEHAV_ERROR: these bytes instead of the
                                    protocol's error (valid as err is) */
     uint32_t answer_len;        /* (at most the Lua state's 64 MiB) */
@@ -130,6 +136,8 @@ struct behav_ops {
     void *script;                /* custom behaviors: their script */
     enum behav_tls tls;          /* a TLS fault: drawn per connection, at
                                     its handshake */
+    const char *proto;           /* the one protocol it acts in ("http");
+                                    NULL: any. Refused elsewhere */
 };
 
 /* The registry: the built-ins, then custom behaviors in the order they
@@ -145,6 +153,10 @@ int behav_find(const char *name);
 int behav_register(const struct behav_ops *ops);
 /* The index of dummy, which a request nothing acts on gets. */
 int behav_dummy_index(void);
+/* Whether behavior ops may be used on a proxy of protocol proto (a
+ * name). Returns 0, or -EINVAL with a one-line message in err. */
+int behav_check_proto(const struct behav_ops *ops, const char *proto,
+                      char *err, size_t errlen);
 /* "abort, blackout, ..." for error messages. Returns a static string. */
 const char *behav_names(void);
 
@@ -231,5 +243,10 @@ extern const struct behav_ops behav_tls_handshake_delay;
 extern const struct behav_ops behav_tls_alert;
 extern const struct behav_ops behav_bad_cert;
 extern const struct behav_ops behav_no_close_notify;
+extern const struct behav_ops behav_empty_response;
+extern const struct behav_ops behav_malformed_chunk;
+extern const struct behav_ops behav_random_then_close;
+extern const struct behav_ops behav_slow_body;
+extern const struct behav_ops behav_bad_length;
 
 #endif

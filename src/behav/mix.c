@@ -72,6 +72,15 @@ int mix_parse(const char *spec, struct mix *m, char *err, size_t errlen)
     return 0;
 }
 
+int mix_check_proto(const struct mix *m, const char *proto, char *err,
+                    size_t errlen)
+{
+    for (int i = 0; i < m->n; i++)
+        if (behav_check_proto(behav_at(m->e[i].behav), proto, err, errlen) < 0)
+            return -EINVAL;
+    return 0;
+}
+
 int mix_draw(const struct mix *m, struct rng *r)
 {
     double x, acc = 0;

@@ -22,6 +22,12 @@ struct mix {
 /* Parses a spec. Returns 0, or -EINVAL with a one-line message in err. */
 int mix_parse(const char *spec, struct mix *m, char *err, size_t errlen);
 
+/* Whether every behavior of the mix may be used on a proxy of protocol
+ * proto (behav_check_proto()). Returns 0, or -EINVAL with a one-line
+ * message in err. */
+int mix_check_proto(const struct mix *m, const char *proto, char *err,
+                    size_t errlen);
+
 /* Draws one behavior index; the remainder of 100 is dummy. */
 int mix_draw(const struct mix *m, struct rng *r);
 

@@ -335,6 +335,10 @@ enum cli_result cli_parse(int argc, char **argv, int first,
             return CLI_ERROR;
         }
     }
+    /* flags come in any order: the mix is checked against the protocol
+     * once both are known */
+    if (mix_check_proto(&st->mix, st->protocol, why, sizeof(why)) < 0)
+        return fail(err, errlen, "--behavior: %s", why);
     return CLI_RUN;
 }
 

@@ -351,6 +351,11 @@ struct schedule *ctl_schedule_from_json(json_t *arr,
                      "'%s' behavior does not exist", i + 1, name);
             goto bad;
         }
+        if (behav_check_proto(behav_at(b), proto->name, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "bad request body: schedule phase %zu: %s",
+                     i + 1, why);
+            goto bad;
+        }
         behav_inst_init(&p->inst, behav_at(b));
         sc->n++;
         p->kind = SCHEDULE_EVER;
@@ -641,6 +646,9 @@ struct toxic *ctl_toxic_create(struct proxy *p, json_t *body, int *status,
                  "terminate TLS (\"proxy_tls\": true)", type->name);
         return NULL;
     }
+    if (type->behav != NULL &&
+        behav_check_proto(type->behav, p->conf->proto->name, err, errlen) < 0)
+        return NULL;
     if (proxy_find_toxic(p, name) != NULL) {
         *status = 409;
         snprintf(err, errlen, "toxic already exists");
@@ -1014,6 +1022,10 @@ int ctl_behavior_apply(struct proxy *p, json_t *body, char *name,
                mix_parse(spec, &m, why, sizeof(why)) < 0) {
         snprintf(name, namelen, "name");
         snprintf(err, errlen, "the '%s' behavior does not exist", spec);
+        return -1;
+    }
+    if (mix_check_proto(&m, p->conf->proto->name, err, errlen) < 0) {
+        snprintf(name, namelen, "name");
         return -1;
     }
     c = proxy_conf_clone(p->conf);

@@ -682,6 +682,7 @@ static bool pace_equal(const struct pipe_pace *a, const struct pipe_pace *b)
 static bool can_merge(const struct held *tail, const struct held *plan)
 {
     return tail->then == BEHAV_PASS && pace_equal(&tail->pace, &plan->pace) &&
+           tail->own_rate == plan->own_rate &&
            timespec_le(&plan->due, &tail->due);
 }
 
@@ -775,8 +776,31 @@ int pipe_emit(struct pipe *p, struct evbuffer *from, size_t len, double delay,
     return pipe_emit_until(p, from, len, &due, then);
 }
 
+static int emit_plan(struct pipe *p, struct evbuffer *from, size_t len,
+                     const struct timespec *due, enum behav_act then,
+                     uint64_t rate);
+
 int pipe_emit_until(struct pipe *p, struct evbuffer *from, size_t len,
                     const struct timespec *due, enum behav_act then)
+{
+    return emit_plan(p, from, len, due, then, 0);
+}
+
+int pipe_emit_paced(struct pipe *p, struct evbuffer *from, size_t len,
+                    uint64_t rate)
+{
+    struct timespec due;
+
+    pipe_settle(p);
+    pipe_due(p, 0, &due);
+    return emit_plan(p, from, len, &due, BEHAV_PASS, rate);
+}
+
+/* Emits len bytes of from as one unit due at due, paced at rate bytes per
+ * second (0: not), and shaped by the chain's toxics. */
+static int emit_plan(struct pipe *p, struct evbuffer *from, size_t len,
+                     const struct timespec *due, enum behav_act then,
+                     uint64_t rate)
 {
     struct held plan;
     struct timespec now;
@@ -796,6 +820,7 @@ int pipe_emit_until(struct pipe *p, struct evbuffer *from, size_t len,
     memset(&plan, 0, sizeof(plan));
     plan.base = plan.due = *due;
     plan.then = (uint8_t)then;
+    plan.pace.rate = plan.own_rate = rate;
     for (int i = 0; i < p->nchain; i++) {
         struct tox_link *l = &p->chain[i];
         struct timespec before = plan.due;
@@ -907,6 +932,7 @@ static void retime(struct pipe *p, struct held *h)
 
     h->due = h->base;
     memset(&h->pace, 0, sizeof(h->pace));
+    h->pace.rate = h->own_rate;
     h->by = 0;
     for (int i = 0; i < p->nchain; i++)
         if (p->chain[i].on && (by & link_mask(&p->chain[i])))

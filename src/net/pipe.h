@@ -63,6 +63,8 @@ struct held {
     struct timespec base;  /* due without the toxics' delays */
     uint64_t by;           /* bits of the toxic links that timed it */
     struct pipe_pace pace;
+    uint64_t own_rate;     /* bytes per second the unit itself asked for
+                              (pipe_emit_paced), kept when re-timed */
     uint8_t then;          /* enum behav_act: BEHAV_PASS; BEHAV_ABORT or
                               BEHAV_CLOSE: close once it is written */
 };
@@ -203,6 +205,14 @@ void pipe_due(const struct pipe *p, double delay, struct timespec *due);
  * reads bring it. */
 int pipe_emit_until(struct pipe *p, struct evbuffer *from, size_t len,
                     const struct timespec *due, enum behav_act then);
+
+/* pipe_emit() of bytes that leave at most rate bytes per second (a
+ * behavior's pace: slow_body), after everything queued before them; the
+ * rate carries on from the unit before when that was paced too, so that a
+ * body emitted in several steps flows at one rate. A bandwidth toxic that
+ * is slower wins. Returns 0 or -ENOMEM. */
+int pipe_emit_paced(struct pipe *p, struct evbuffer *from, size_t len,
+                    uint64_t rate);
 
 /* Sets the byte toxics of this direction from a proxy's toxics (those of
  * the given stream). A toxic new to the connection is drawn against its

@@ -170,11 +170,27 @@ void report_answer(const char *proto, struct evbuffer *answer, char *out,
 static void verdict_outcome(struct session *s, const struct behav_verdict *v,
                             struct evbuffer *answer, struct journal_event *e)
 {
-    if (v->req == BEHAV_ERROR && answer != NULL) {
+    if (v->req == BEHAV_ERROR && answer != NULL &&
+        evbuffer_get_length(answer) == 0) {
+        snprintf(e->outcome, sizeof(e->outcome), "closed without a reply");
+    } else if (v->req == BEHAV_ERROR && answer != NULL && v->garbage) {
+        e->bytes = evbuffer_get_length(answer);
+        snprintf(e->outcome, sizeof(e->outcome), "answered %llu random bytes%s",
+                 (unsigned long long)e->bytes,
+                 v->answer_close ? ", then closed" : "");
+    } else if (v->req == BEHAV_ERROR && answer != NULL) {
         char line[60];
         report_answer(s->proto->name, answer, line, sizeof(line), &e->code);
         e->bytes = evbuffer_get_length(answer);
-        snprintf(e->outcome, sizeof(e->outcome), "answered: %s", line);
+        if (v->answer_close)
+            snprintf(e->outcome, sizeof(e->outcome),
+                     "answered: %.45s, then closed", line);
+        else
+            snprintf(e->outcome, sizeof(e->outcome), "answered: %s", line);
+    } else if (v->rep == BEHAV_PACE) {
+        snprintf(e->outcome, sizeof(e->outcome),
+                 "reply body paced at %llu bytes/s",
+                 (unsigned long long)v->rep_rate);
     } else if (v->req == BEHAV_ERROR) {
         snprintf(e->outcome, sizeof(e->outcome), "dropped (no reply due)");
     } else if (v->req == BEHAV_HOLD || v->rep == BEHAV_HOLD) {

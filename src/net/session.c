@@ -592,8 +592,10 @@ static void build_answer(struct session *s, const struct behav_verdict *v,
         return;
     }
     rng_fork(&s->rng, &bytes); /* one draw, whatever the reply takes */
-    if (u == NULL || s->mode != PROTO_FRAMED) {
+    if (u == NULL || s->mode != PROTO_FRAMED || v->garbage) {
         proto_garbage_reply(&bytes, answer);
+        if (v->answer_close)
+            *close = true;
         return;
     }
     struct proto_error pe = {
@@ -728,10 +730,12 @@ static void tunnel_request(struct session *s, struct evbuffer *in)
 }
 
 /* Carries out a reply verdict on the first len bytes of in; first says
- * whether they are the first bytes of the reply (garbage goes there). A
+ * whether they are the first bytes of the reply (garbage goes there), head
+ * how many of them are the reply's head (a paced reply's go at once). A
  * held reply is due at s->down_due, set at its first step. */
 static int reply_step(struct session *s, const struct behav_verdict *v,
-                      struct evbuffer *in, size_t len, bool first)
+                      struct evbuffer *in, size_t len, bool first,
+                      size_t head)
 {
     struct evbuffer *unit;
     struct rng bytes;
@@ -761,6 +765,14 @@ static int reply_step(struct session *s, const struct behav_verdict *v,
                        BEHAV_PASS);
         evbuffer_free(unit);
         return rc;
+    case BEHAV_PACE:
+        if (head > len)
+            head = len;
+        if (head > 0 && (rc = pipe_emit(&s->down, in, head, 0, BEHAV_PASS)) < 0)
+            return rc;
+        return len > head ? pipe_emit_paced(&s->down, in, len - head,
+                                            v->rep_rate)
+                          : 0;
     default:
         break;
     }
@@ -822,7 +834,7 @@ static void tunnel_reply(struct session *s, struct evbuffer *in)
         v.rep = rv.rep; /* this chunk's */
         v.rep_delay = rv.rep_delay;
     }
-    if (reply_step(s, &v, in, len, true) < 0) {
+    if (reply_step(s, &v, in, len, true, 0) < 0) {
         out_of_memory(s);
         return;
     }
@@ -1385,7 +1397,10 @@ static bool frame_replies(struct session *s, struct evbuffer *in)
             pipe_settle(&s->down);
             evbuffer_drain(in, (size_t)n); /* replaced by the answer */
         } else if (reply_step(s, e != NULL ? &e->v : &pass, in, (size_t)n,
-                              first) < 0) {
+                              first,
+                              !first ? 0
+                              : u->head_len > 0 ? u->head_len
+                                                : (size_t)n) < 0) {
             out_of_memory(s);
             return false;
         }

@@ -190,6 +190,9 @@ static int on_headers_complete(http_parser *p)
     }
     if (INFO_METHOD(d->req_info) == HTTP_HEAD)
         return 1;
+    /* a body follows: note where it starts (http_feed) */
+    http_parser_pause(p, 1);
+    d->head_pause = true;
     return 0;
 }
 
@@ -227,9 +230,11 @@ static size_t http_feed(void *st, const unsigned char *p, size_t n)
             http_parser_pause(&d->parser, 0);
             if (d->head_pause) {
                 /* the head ends here: note where, and go on with the body
-                 * bytes already there, so a request goes out in one write */
+                 * bytes already there, so a request goes out in one write.
+                 * The parser stopped before the head's last byte (the LF,
+                 * which it reads again when resumed). */
                 d->head_pause = false;
-                d->head_len = d->unit_bytes + total;
+                d->head_len = d->unit_bytes + total + 1;
                 continue;
             }
             break; /* the message is complete */
@@ -338,8 +343,11 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         if (!had_head && (u->flags & PROTO_HEAD) && s->overwrite_host &&
             d->head_len > 0 && u->skip == 0)
             n += (ssize_t)overwrite_host(s, in, d->head_len) - (ssize_t)d->head_len;
-    } else if (d->interim) {
-        u->flags |= PROTO_INTERIM;
+    } else {
+        if (d->interim)
+            u->flags |= PROTO_INTERIM;
+        if (!had_head && (u->flags & PROTO_HEAD))
+            u->head_len = d->head_len; /* 0 without a body */
     }
     return n;
 }

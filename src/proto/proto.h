@@ -89,6 +89,9 @@ struct proto_unit {
     size_t skip;    /* set by the caller: bytes at the front of in that
                        belong to units before this one (passed, not moved
                        yet); the unit starts after them */
+    size_t head_len; /* a reply's head step: the bytes of its head, the
+                       body's first bytes after them (http, slow_body); 0:
+                       the step is all head, or the framer does not say */
 };
 
 /* What an error reply should say: the error behavior's options, read by

@@ -264,8 +264,10 @@ def test_vaurien_endpoints_in_http_mode(backend):
         st, b, _ = a.call("GET", "/behavior")
         assert st == 200 and b["behavior"] == "dummy"
         assert a.call("GET", "/behaviors")[1] == {"behaviors": [
-            "abort", "bad_cert", "blackout", "delay", "dummy", "error", "hang",
-            "no_close_notify", "tls_alert", "tls_handshake_delay", "transient"]}
+            "abort", "bad_cert", "bad_length", "blackout", "delay", "dummy",
+            "empty_response", "error", "hang", "malformed_chunk",
+            "no_close_notify", "random_then_close", "slow_body", "tls_alert",
+            "tls_handshake_delay", "transient"]}
         # the original client sends no Content-Type
         st, b, _ = a.call("PUT", "/behavior", raw='{"name": "delay", "sleep": 0.2}')
         assert (st, b) == (200, {"status": "ok"})

@@ -65,8 +65,10 @@ def test_vaurienctl_commands(backend):
     try:
         r = ctl(port, "list-behaviors")
         assert r.returncode == 0 and r.stdout.split() == [
-            "abort", "bad_cert", "blackout", "delay", "dummy", "error", "hang",
-            "no_close_notify", "tls_alert", "tls_handshake_delay", "transient"]
+            "abort", "bad_cert", "bad_length", "blackout", "delay", "dummy",
+            "empty_response", "error", "hang", "malformed_chunk",
+            "no_close_notify", "random_then_close", "slow_body", "tls_alert",
+            "tls_handshake_delay", "transient"]
         r = ctl(port, "set-behavior", "delay", "--sleep", "0.3", "--before", "false")
         assert r.returncode == 0
         assert ctl(port, "get-behavior").stdout.strip() == "delay"

@@ -1,6 +1,8 @@
 /* Behaviors: the verdicts they give. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "behav/behav.h"
 
@@ -24,12 +26,14 @@ static void set(struct behav_inst *b, const char *opt, const char *value)
 
 Test(behav, the_registry_is_sorted_and_complete)
 {
-    const char *names[] = { "abort", "bad_cert", "blackout", "delay", "dummy",
-                            "error", "hang", "no_close_notify", "tls_alert",
+    const char *names[] = { "abort", "bad_cert", "bad_length", "blackout",
+                            "delay", "dummy", "empty_response", "error",
+                            "hang", "malformed_chunk", "no_close_notify",
+                            "random_then_close", "slow_body", "tls_alert",
                             "tls_handshake_delay", "transient" };
 
-    cr_assert_eq(behav_count(), 11);
-    for (int i = 0; i < 11; i++) {
+    cr_assert_eq(behav_count(), 16);
+    for (int i = 0; i < 16; i++) {
         cr_assert_str_eq(behav_at(i)->name, names[i]);
         cr_assert_eq(behav_sorted(i), i);
     }
@@ -111,6 +115,97 @@ Test(behav, blackout_hang_and_abort_end_the_exchange)
     behav_decide(&b, NULL, &v);
     cr_assert_eq(v.req, BEHAV_ABORT);
     cr_assert_eq(v.rep, BEHAV_DROP);
+}
+
+Test(behav, empty_response_answers_nothing_and_closes)
+{
+    struct behav_inst b = make("empty_response");
+    struct behav_verdict v;
+
+    behav_decide(&b, NULL, &v);
+    cr_assert_eq(v.req, BEHAV_ERROR); /* not forwarded: no reply due */
+    cr_assert_not_null(v.answer);
+    cr_assert_eq(v.answer_len, 0);
+    cr_assert(v.answer_close);
+    cr_assert(!v.forward && !v.garbage);
+}
+
+Test(behav, malformed_chunk_answers_a_chunk_longer_than_its_size_then_closes)
+{
+    struct behav_inst b = make("malformed_chunk");
+    struct behav_verdict v;
+    const char *body;
+
+    behav_decide(&b, NULL, &v);
+    cr_assert_eq(v.req, BEHAV_ERROR);
+    cr_assert(v.answer_close);
+    cr_assert_eq(strncmp(v.answer, "HTTP/1.1 200 OK\r\n", 17), 0);
+    cr_assert_not_null(strstr(v.answer, "Transfer-Encoding: chunked\r\n"));
+    body = strstr(v.answer, "\r\n\r\n") + 4;
+    /* the second chunk says 5 bytes and has 7 before its CRLF */
+    cr_assert_str_eq(body, "6\r\nhello \r\n5\r\nworld!!\r\n");
+    cr_assert_eq(v.answer_len, strlen(v.answer));
+}
+
+Test(behav, bad_length_announces_more_than_it_sends_then_closes)
+{
+    struct behav_inst b = make("bad_length");
+    struct behav_verdict v;
+    const char *cl, *body;
+
+    behav_decide(&b, NULL, &v);
+    cr_assert_eq(v.req, BEHAV_ERROR);
+    cr_assert(v.answer_close);
+    cl = strstr(v.answer, "Content-Length: ");
+    body = strstr(v.answer, "\r\n\r\n");
+    cr_assert(cl != NULL && body != NULL && cl < body);
+    cr_assert_eq(atoi(cl + 16), 1000);
+    cr_assert_lt(strlen(body + 4), 1000);
+    cr_assert_eq(v.answer_len, strlen(v.answer));
+}
+
+Test(behav, random_then_close_asks_the_session_for_garbage_then_a_close)
+{
+    struct behav_inst b = make("random_then_close");
+    struct behav_verdict v;
+
+    behav_decide(&b, NULL, &v);
+    cr_assert_eq(v.req, BEHAV_ERROR);
+    cr_assert(v.garbage && v.answer_close);
+    cr_assert_null(v.answer); /* drawn by the session, seeded */
+}
+
+Test(behav, slow_body_forwards_the_request_and_paces_the_reply_at_rate)
+{
+    struct behav_inst b = make("slow_body");
+    struct behav_verdict v;
+    char err[256];
+    union opt_val x = { 0 };
+
+    behav_decide(&b, NULL, &v);
+    cr_assert_eq(v.req, BEHAV_PASS);
+    cr_assert_eq(v.rep, BEHAV_PACE);
+    cr_assert_eq(v.rep_rate, 1000);
+    set(&b, "rate", "5000");
+    behav_decide(&b, NULL, &v);
+    cr_assert_eq(v.rep_rate, 5000);
+    cr_assert_neq(opt_parse(&b.ops->opts[0], "0", &x, err, sizeof(err)), 0);
+}
+
+Test(behav, the_http_faults_are_refused_on_other_protocols)
+{
+    const char *http[] = { "empty_response", "malformed_chunk",
+                           "random_then_close", "slow_body", "bad_length" };
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++) {
+        const struct behav_ops *ops = behav_at(behav_find(http[i]));
+        cr_assert_eq(behav_check_proto(ops, "http", err, sizeof(err)), 0);
+        cr_assert_eq(behav_check_proto(ops, "redis", err, sizeof(err)), -EINVAL);
+        cr_assert_not_null(strstr(err, "is a behavior of --protocol http"));
+        cr_assert_not_null(strstr(err, "speaks redis"));
+    }
+    cr_assert_eq(behav_check_proto(&behav_error, "tcp", err, sizeof(err)), 0);
 }
 
 Test(behav, every_declared_default_parses)

@@ -445,3 +445,54 @@ Test(http, the_head_step_of_a_request_names_its_rewritten_host)
     opt_free(H->opts, v);
     framer_free(H, st);
 }
+
+/* The head step of a reply tells where the head ends (slow_body sends the
+ * head at once and paces the rest), however the bytes come; 0 (all of
+ * the step is head) after a HEAD request. */
+Test(http, a_replys_head_step_tells_where_its_head_ends_at_every_split)
+{
+    static const struct {
+        const char *rep;
+        int method;
+        size_t head;
+    } cases[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", HTTP_GET, 38 },
+        { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "3\r\nabc\r\n0\r\n\r\n", HTTP_GET, 47 },
+        { "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", HTTP_GET, 35 },
+        { "HTTP/1.1 204 No Content\r\n\r\n", HTTP_GET, 27 },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", HTTP_HEAD, 0 },
+    };
+
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        size_t len = strlen(cases[c].rep);
+        for (size_t cut = 1; cut <= len; cut++) {
+            void *st = new_state();
+            struct evbuffer *in = evbuffer_new();
+            struct proto_unit u;
+            size_t head = (size_t)-1, total = 0;
+            bool ended = false;
+
+            memset(&u, 0, sizeof(u));
+            u.info = (uint32_t)cases[c].method | 1u << 8 | 1u << 12;
+            for (int part = 0; part < 2 && !ended; part++) {
+                ssize_t n;
+                evbuffer_add(in, cases[c].rep + (part ? cut : 0),
+                             part ? len - cut : cut);
+                while (!ended && (n = H->frame(st, PROTO_DOWN, in, &u)) > 0) {
+                    if (head == (size_t)-1)
+                        head = u.head_len;
+                    evbuffer_drain(in, (size_t)n);
+                    total += (size_t)n;
+                    ended = (u.flags & PROTO_END) != 0;
+                }
+            }
+            cr_assert(ended, "case %zu, cut %zu", c, cut);
+            cr_assert_eq(total, len);
+            cr_assert_eq(head, cases[c].head, "case %zu, cut %zu: %zu", c,
+                         cut, head);
+            evbuffer_free(in);
+            framer_free(H, st);
+        }
+    }
+}

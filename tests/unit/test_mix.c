@@ -105,3 +105,14 @@ Test(mix, formats_back_to_a_spec)
     mix_parse("5:error,10:delay", &m, err, sizeof(err));
     cr_assert_str_eq(mix_format(&m, buf, sizeof(buf)), "5:error,10:delay");
 }
+
+Test(mix, refuses_a_behavior_of_another_protocol)
+{
+    struct mix m;
+
+    cr_assert_eq(mix_parse("5:error,10:slow_body", &m, err, sizeof(err)), 0);
+    cr_assert_eq(mix_check_proto(&m, "http", err, sizeof(err)), 0);
+    cr_assert_eq(mix_check_proto(&m, "tcp", err, sizeof(err)), -EINVAL);
+    cr_assert_str_eq(err, "slow_body is a behavior of --protocol http; this "
+                          "proxy speaks tcp");
+}
