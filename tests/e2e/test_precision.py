@@ -465,3 +465,19 @@ def test_bad_replay_file_exits_2_with_one_line(tmp_path):
     p = subprocess.run([BIN, "server", "-host", "127.0.0.1", "-port", "0", "-replay", str(bad)],
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 2 and "-replay: " in p.stderr and "'nope'" in p.stderr, p.stderr
+
+
+def test_targets_from_the_ini_file(vaurien, redis_server, tmp_path):
+    ini = tmp_path / "v.ini"
+    ini.write_text("[vaurien]\nprotocol = redis\nbehavior = 100:error\n\n"
+                   "[behavior:error]\nmatch = command=GET,key=a*\nevery = 2\n")
+    v = vaurien("--config", str(ini), backend_port=redis_server)
+    redis, r = redis_client(v.port)
+    got = outcomes(r, redis, [("GET", "ab"), ("GET", "b"), ("GET", "ac"), ("SET", "ad", "1"),
+                              ("GET", "ae"), ("GET", "af")])
+    assert got == ["ok", "ok", "error", "ok", "ok", "error"]
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[vaurien]\nprotocol = redis\n\n[behavior:error]\nmatch = path=/x\n")
+    p = subprocess.run([BIN, "--backend", "127.0.0.1:1", "--config", str(bad)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "'path' does not apply to protocol redis" in p.stderr
