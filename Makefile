@@ -60,6 +60,7 @@ bench: build
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/pipelining.py
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/lua.py
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/journal.py
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/targets.py
 
 bench-quick: build
 	@./scripts/install-bench-deps
@@ -67,6 +68,7 @@ bench-quick: build
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/pipelining.py --quick
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/lua.py --quick
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/journal.py --quick
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/targets.py --quick
 
 # Soak: mixed protocols while behaviors and toxics churn (SOAK_SECONDS).
 SOAK_SECONDS ?= 600
