@@ -826,7 +826,8 @@ static void apply_timing(struct rng *rng, const struct tox_link *l,
 static bool pace_equal(const struct pipe_pace *a, const struct pipe_pace *b)
 {
     return a->slice == b->slice && a->var == b->var && a->gap_ns == b->gap_ns &&
-           a->rate == b->rate && a->stop == b->stop;
+           a->rate == b->rate && a->stop == b->stop &&
+           a->total == b->total && a->bucket == b->bucket;
 }
 
 /* The tail can take the new unit's bytes without any byte leaving later
