@@ -45,6 +45,43 @@ static const struct opt_decl limit_attrs[] = {
                           "Bytes passed before the connection closes", MS },
     { 0 },
 };
+static const struct opt_decl packet_loss_attrs[] = {
+    [TOX_LOSS_RATE] = { "loss_rate", OPT_FLOAT, "0.1",
+                        "Share of chunks dropped overall, 0..1", 0, 1 },
+    [TOX_LOSS_CORRELATION] = { "correlation", OPT_FLOAT, "0",
+                               "How much a chunk's fate follows the "
+                               "previous one's, 0..1 (bursts)", 0, 1 },
+    { 0 },
+};
+static const struct opt_decl corrupt_attrs[] = {
+    [TOX_CORRUPT_RATE] = { "rate", OPT_FLOAT, "0.0001",
+                           "Probability that each bit is flipped, 0..1",
+                           0, 1 },
+    { 0 },
+};
+static const struct opt_decl limit_time_attrs[] = {
+    [TOX_LIMIT_TIME_MS] = { "time", OPT_INT, "0",
+                            "Close this many ms after the toxic began to "
+                            "apply to the connection", MS },
+    { 0 },
+};
+static const struct opt_decl reset_after_attrs[] = {
+    [TOX_RESET_AFTER_BYTES] = { "bytes", OPT_INT, "0",
+                                "Bytes passed before the connection is "
+                                "reset", MS },
+    { 0 },
+};
+static const struct opt_decl total_attrs[] = {
+    [TOX_TOTAL_RATE_KBPS] = { "rate", OPT_INT, "0",
+                              "KB/s (1000 bytes) for all connections "
+                              "together; 0 holds everything", MS },
+    { 0 },
+};
+static const struct opt_decl slow_open_attrs[] = {
+    [TOX_SLOW_OPEN_MS] = { "delay", OPT_INT, "0",
+                           "Wait before dialing the backend, ms", MS },
+    { 0 },
+};
 static const struct opt_decl no_attrs[] = { { 0 } };
 
 static const struct toxic_type byte_types[] = {
@@ -56,6 +93,13 @@ static const struct toxic_type byte_types[] = {
     { "slicer", TOXIC_SLICER, slicer_attrs, NULL },
     { "limit_data", TOXIC_LIMIT_DATA, limit_attrs, NULL },
     { "noop", TOXIC_NOOP, no_attrs, NULL },
+    { "packet_loss", TOXIC_PACKET_LOSS, packet_loss_attrs, NULL },
+    { "corrupt", TOXIC_CORRUPT, corrupt_attrs, NULL },
+    { "reset_after", TOXIC_RESET_AFTER, reset_after_attrs, NULL },
+    { "limit_time", TOXIC_LIMIT_TIME, limit_time_attrs, NULL },
+    { "bandwidth_total", TOXIC_BANDWIDTH_TOTAL, total_attrs, NULL },
+    { "slow_open", TOXIC_SLOW_OPEN, slow_open_attrs, NULL },
+    { "refuse", TOXIC_REFUSE, no_attrs, NULL },
 };
 
 #define NBYTE ((int)(sizeof(byte_types) / sizeof(byte_types[0])))

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "behav/behav.h"
 
@@ -30,6 +31,13 @@ enum toxic_kind {
     TOXIC_SLICER,
     TOXIC_LIMIT_DATA,
     TOXIC_NOOP,
+    TOXIC_PACKET_LOSS,     /* chunks dropped, Gilbert–Elliott (core/loss.h) */
+    TOXIC_CORRUPT,         /* bits flipped at a rate */
+    TOXIC_RESET_AFTER,     /* RST once a stream has passed N bytes */
+    TOXIC_LIMIT_TIME,      /* the connection closed T ms after it began */
+    TOXIC_BANDWIDTH_TOTAL, /* one rate shared by every connection */
+    TOXIC_SLOW_OPEN,       /* connection-level: the backend dialed late */
+    TOXIC_REFUSE,          /* connection-level: new connections closed */
     TOXIC_BEHAVIOR, /* one of Vaurien's behaviors */
 };
 
@@ -49,6 +57,9 @@ struct toxic {
     char stream_text[16];  /* as the client spelled it */
     double toxicity;       /* 0..1 */
     uint32_t uid;          /* unique per process: chains refer to it */
+    struct timespec bucket; /* bandwidth_total: when the proxy's next
+                               paced part may leave, for every connection
+                               (MONOTONIC; pipe.c) */
     uint64_t acted;        /* times it acted on bytes or a request */
     struct behav_inst inst; /* attributes (inst.vals); the behavior's
                                instance for TOXIC_BEHAVIOR */
@@ -63,6 +74,20 @@ enum { TOX_DELAY_MS };
 enum { TOX_TIMEOUT_MS };
 enum { TOX_SLICER_AVG, TOX_SLICER_VAR, TOX_SLICER_DELAY_US };
 enum { TOX_LIMIT_BYTES };
+enum { TOX_LOSS_RATE, TOX_LOSS_CORRELATION };
+enum { TOX_CORRUPT_RATE };
+enum { TOX_LIMIT_TIME_MS };
+enum { TOX_RESET_AFTER_BYTES };
+enum { TOX_TOTAL_RATE_KBPS };
+enum { TOX_SLOW_OPEN_MS };
+
+/* Whether toxics of this kind act on a connection's bytes (a pipe's
+ * chain), rather than on the whole connection before it opens
+ * (slow_open, refuse: net/gate.h) or on requests (behaviors). */
+static inline bool toxic_kind_in_chain(enum toxic_kind k)
+{
+    return k != TOXIC_BEHAVIOR && k != TOXIC_SLOW_OPEN && k != TOXIC_REFUSE;
+}
 
 const struct toxic_type *toxic_type_find(const char *name);
 int toxic_type_count(void);

@@ -3,7 +3,8 @@
  *
  *   pipe_emit ─▶ each byte toxic of the chain shapes a plan for the unit
  *               (tox_latency, tox_slicer, tox_bandwidth, tox_limit_data,
- *               tox_timeout, tox_reset_peer)
+ *               tox_timeout, tox_reset_peer), or the unit's bytes
+ *               (tox_packet_loss, tox_corrupt, tox_reset_after)
  *             ─▶ queue(): straight to the output, or held (ring + buffer)
  *   timer     ─▶ release(): due units in order, paced ones part by part
  */
@@ -11,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +21,7 @@
 #include <event2/event.h>
 
 #include "core/log.h"
+#include "core/loss.h"
 #include "core/rng.h"
 #include "core/vassert.h"
 
@@ -59,10 +62,24 @@ static const struct timespec *timespec_max(const struct timespec *a,
 
 static bool paced(const struct held *h)
 {
-    return h->pace.slice != 0 || h->pace.rate != 0;
+    return h->pace.slice != 0 || h->pace.rate != 0 || h->pace.total != 0;
+}
+
+/* When a paced part of h may leave at the earliest: after the pipe's last
+ * part, and after the last part of every connection sharing its
+ * bandwidth_total. */
+static const struct timespec *paced_at(const struct pipe *p,
+                                       const struct held *h)
+{
+    const struct timespec *at = timespec_max(&h->due, &p->pace_until);
+
+    if (h->pace.bucket != NULL)
+        at = timespec_max(at, h->pace.bucket);
+    return at;
 }
 
 static void pipe_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void free_link_state(struct tox_link *l);
 
 void pipe_init(struct pipe *p, const struct pipe_owner *owner, void *ctx,
                uint64_t id, const char *name, struct bufferevent *src,
@@ -114,6 +131,8 @@ void pipe_deinit(struct pipe *p)
             p->tox_ev[i] = NULL;
         }
     }
+    for (int i = 0; i < p->nchain; i++)
+        free_link_state(&p->chain[i]);
     free(p->chain);
     p->chain = NULL;
     p->nchain = 0;
@@ -242,6 +261,12 @@ static void out_put(struct pipe *p, struct evbuffer *from, size_t len,
     move_bytes(from, out, len);
 }
 
+/* Why the connection closes after its last write (the log, the journal). */
+static const char *flush_why(const struct pipe *p, enum behav_act then)
+{
+    return p->reset_on_flush ? "reset_after toxic" : behav_act_name(then);
+}
+
 /* A unit whose `then` closes was handed to the output: the source is
  * dropped from now on, and the session closes once the output is written.
  * Returns false when the session was closed. */
@@ -253,7 +278,7 @@ static bool unit_closes(struct pipe *p, enum behav_act then)
     p->close_on_flush = true;
     p->discard = true;
     if (out_len(p) == 0 && p->nheld == 0) {
-        p->owner->close(p->ctx, false, behav_act_name(then));
+        p->owner->close(p->ctx, p->reset_on_flush, flush_why(p, then));
         return false;
     }
     return true;
@@ -274,7 +299,7 @@ static int arm_timer(struct pipe *p, bool now)
     if (!now) {
         const struct timespec *due = &h->due;
         if (paced(h))
-            due = timespec_max(due, &p->pace_until);
+            due = paced_at(p, h);
         timespec_now(&t);
         /* libevent's clock counts whole microseconds: counting from ours
          * truncated alike, its expiry never falls before the due time */
@@ -328,6 +353,8 @@ static size_t next_part(struct pipe *p, const struct held *h)
      * smooth and the last piece's wait is short */
     if (h->pace.rate != 0 && size > (long long)(h->pace.rate / 10))
         size = (long long)(h->pace.rate / 10);
+    if (h->pace.total != 0 && size > (long long)(h->pace.total / 10))
+        size = (long long)(h->pace.total / 10);
     if (size < 1)
         size = 1;
     return (size_t)size < h->len ? (size_t)size : h->len;
@@ -375,7 +402,8 @@ void pipe_uncork(struct pipe *p)
     }
     /* all written at once: no write callback will come to say so */
     if (p->close_on_flush && out_len(p) == 0 && p->nheld == 0)
-        p->owner->close(p->ctx, false, "closed after the last write");
+        p->owner->close(p->ctx, p->reset_on_flush,
+                        flush_why(p, BEHAV_CLOSE));
 }
 
 /* Writes every unit that is due, in order: whole units at once (in one
@@ -410,7 +438,7 @@ static void release(struct pipe *p)
             pending += h->len;
             h->len = 0;
         } else {
-            at = *timespec_max(&at, &p->pace_until);
+            at = *paced_at(p, h);
             if (!timespec_le(&at, &now))
                 break;
             if (parts++ == PIPE_PARTS_MAX) {
@@ -429,6 +457,13 @@ static void release(struct pipe *p)
             h->len -= part;
             p->pace_until = at;
             timespec_add_ns(&p->pace_until, part_wait_ns(h, part));
+            if (h->pace.bucket != NULL) {
+                /* the proxy's other connections wait for this part */
+                *h->pace.bucket = at;
+                timespec_add_ns(h->pace.bucket,
+                                (long long)((double)part * 1e9 /
+                                            (double)h->pace.total));
+            }
             h->due = at;
         }
         if (h->len > 0)
@@ -452,7 +487,8 @@ out:
     if (pending > 0)
         out_put(p, p->hbuf, pending, write_now);
     if (p->close_on_flush && p->nheld == 0 && out_len(p) == 0) {
-        p->owner->close(p->ctx, false, "closed after the last write");
+        p->owner->close(p->ctx, p->reset_on_flush,
+                        flush_why(p, BEHAV_CLOSE));
         return;
     }
     maybe_resume(p);
@@ -640,6 +676,119 @@ static int tox_reset_peer(struct pipe *p, struct tox_link *l)
     return arm_tox_timer(p, TOXT_RESET, (double)l->a[TOX_TIMEOUT_MS] / 1000.0);
 }
 
+/* rate KB/s (1000 bytes) for every connection of the proxy together, on
+ * the toxic's stream: paced parts reserve time on the toxic's one clock
+ * (struct toxic.bucket). 0 holds everything until the toxics change.
+ * Beside a bandwidth, each limit applies. */
+static void tox_bandwidth_total(const struct tox_link *l, struct held *plan)
+{
+    long long rate = l->a[TOX_TOTAL_RATE_KBPS];
+    struct pipe_pace *pc = &plan->pace;
+
+    plan->by |= link_mask(l);
+    if (rate <= 0) {
+        pc->stop = true;
+        return;
+    }
+    if (pc->total == 0 || (uint64_t)rate * 1000 < pc->total) {
+        pc->total = (uint64_t)rate * 1000;
+        /* the toxic outlives every unit it paces: removing it re-times
+         * them first (pipe_set_chain) */
+        pc->bucket = (struct timespec *)&l->t->bucket;
+    }
+}
+
+/* Whether the unit is lost: a Gilbert–Elliott chain per connection and
+ * direction, drawn from the link's own generator (core/loss.h). */
+static bool tox_packet_loss(struct tox_link *l)
+{
+    const union opt_val *v = l->t->inst.vals;
+    bool first = !l->st.loss.drawn;
+
+    l->st.loss.drawn = true;
+    return loss_next(&l->rng, v[TOX_LOSS_RATE].f, v[TOX_LOSS_CORRELATION].f,
+                     &l->st.loss.lost, first);
+}
+
+/* Flips bits of the first len bytes of from, each with probability rate:
+ * the link keeps how many bits pass before the next flip, so where the
+ * flips fall depends on the stream's bytes, not on how reads cut them.
+ * Returns the bits flipped. */
+static uint64_t tox_corrupt(struct tox_link *l, struct evbuffer *from,
+                            size_t len)
+{
+    double rate = l->t->inst.vals[TOX_CORRUPT_RATE].f;
+    struct evbuffer_iovec v[16];
+    struct evbuffer_ptr pos;
+    uint64_t flips = 0;
+    size_t done = 0;
+
+    if (rate != l->st.flip.rate) {
+        /* a new rate counts from here */
+        l->st.flip.rate = rate;
+        l->st.flip.gap = loss_bit_gap(&l->rng, rate);
+    }
+    if (rate <= 0)
+        return 0;
+    if (l->st.flip.gap >= (uint64_t)len * 8) {
+        l->st.flip.gap -= (uint64_t)len * 8;
+        return 0;
+    }
+    if (evbuffer_ptr_set(from, &pos, 0, EVBUFFER_PTR_SET) < 0)
+        return 0;
+    while (done < len) {
+        int n = evbuffer_peek(from, (ev_ssize_t)(len - done), &pos, v, 16);
+        size_t step = 0;
+
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n && i < 16 && done + step < len; i++) {
+            unsigned char *b = v[i].iov_base;
+            size_t m = v[i].iov_len < len - done - step
+                           ? v[i].iov_len : len - done - step;
+            uint64_t bits = (uint64_t)m * 8, at = 0;
+
+            while (l->st.flip.gap < bits - at) {
+                at += l->st.flip.gap;
+                b[at / 8] ^= (unsigned char)(0x80u >> (at % 8));
+                flips++;
+                at++;
+                l->st.flip.gap = loss_bit_gap(&l->rng, rate);
+            }
+            l->st.flip.gap -= bits - at;
+            step += m;
+        }
+        done += step;
+        if (step == 0 || (done < len &&
+                          evbuffer_ptr_set(from, &pos, step,
+                                           EVBUFFER_PTR_ADD) < 0))
+            break;
+    }
+    return flips;
+}
+
+/* `bytes` bytes per connection and direction pass; then the connection is
+ * reset (RST) once they are written. Cuts *len; *cut gets the bytes
+ * dropped. Returns true when the limit was reached. */
+static bool tox_reset_after(struct pipe *p, struct tox_link *l, size_t *len,
+                            size_t *cut, struct held *plan)
+{
+    unsigned long long limit = (unsigned long long)l->a[TOX_RESET_AFTER_BYTES];
+    unsigned long long room = l->count < limit ? limit - l->count : 0;
+    size_t take = *len < room ? *len : (size_t)room;
+
+    l->count += take;
+    if (l->count < limit)
+        return false;
+    *cut += *len - take;
+    *len = take;
+    plan->then = BEHAV_CLOSE;
+    p->reset_on_flush = true;
+    p->discard = true;
+    p->closing = true;
+    return true;
+}
+
 /* Tells the owner that link l acted (the journal). */
 static void acted(struct pipe *p, const struct tox_link *l, double held_ms,
                   uint64_t bytes, const char *outcome)
@@ -662,6 +811,9 @@ static void apply_timing(struct rng *rng, const struct tox_link *l,
     case TOXIC_BANDWIDTH:
         tox_bandwidth(l, plan);
         break;
+    case TOXIC_BANDWIDTH_TOTAL:
+        tox_bandwidth_total(l, plan);
+        break;
     default:
         break;
     }
@@ -674,7 +826,8 @@ static void apply_timing(struct rng *rng, const struct tox_link *l,
 static bool pace_equal(const struct pipe_pace *a, const struct pipe_pace *b)
 {
     return a->slice == b->slice && a->var == b->var && a->gap_ns == b->gap_ns &&
-           a->rate == b->rate && a->stop == b->stop;
+           a->rate == b->rate && a->stop == b->stop &&
+           a->total == b->total && a->bucket == b->bucket;
 }
 
 /* The tail can take the new unit's bytes without any byte leaving later
@@ -843,6 +996,28 @@ static int emit_plan(struct pipe *p, struct evbuffer *from, size_t len,
                       "dropped; reset after the timeout");
             evbuffer_drain(from, len + cut);
             return tox_reset_peer(p, l);
+        case TOXIC_PACKET_LOSS:
+            if (len > 0 && tox_packet_loss(l)) {
+                acted(p, l, 0, len, "chunk dropped");
+                cut += len; /* the whole chunk */
+                len = 0;
+            }
+            break;
+        case TOXIC_CORRUPT:
+            if (len > 0) {
+                uint64_t flips = tox_corrupt(l, from, len);
+                if (flips > 0) {
+                    char what[64];
+                    snprintf(what, sizeof(what), "%llu bits flipped",
+                             (unsigned long long)flips);
+                    acted(p, l, 0, len, what);
+                }
+            }
+            break;
+        case TOXIC_RESET_AFTER:
+            if (tox_reset_after(p, l, &len, &cut, &plan))
+                acted(p, l, 0, cut, "limit reached: the rest cut, then reset");
+            break;
         default:
             apply_timing(&p->rng, l, &plan);
             if (l->t->type->kind == TOXIC_LATENCY &&
@@ -939,6 +1114,94 @@ static void retime(struct pipe *p, struct held *h)
             apply_timing(&p->rng, &p->chain[i], h);
 }
 
+/* limit_time: the connection closes `time` ms after the link was made
+ * (when the connection was made, or when the toxic came to it). */
+static void on_limit_time(evutil_socket_t fd, short what, void *arg)
+{
+    struct pipe *p = arg;
+    const struct tox_link *first = NULL;
+
+    (void)fd;
+    (void)what;
+    /* the link whose time is up first (the one that fired) */
+    for (int i = 0; i < p->nchain; i++) {
+        const struct tox_link *l = &p->chain[i];
+        struct timespec end, fend;
+        if (!l->on || l->t->type->kind != TOXIC_LIMIT_TIME)
+            continue;
+        end = l->st.lt.since;
+        timespec_add_ns(&end, l->a[TOX_LIMIT_TIME_MS] * 1000000LL);
+        if (first != NULL) {
+            fend = first->st.lt.since;
+            timespec_add_ns(&fend, first->a[TOX_LIMIT_TIME_MS] * 1000000LL);
+            if (timespec_le(&fend, &end))
+                continue;
+        }
+        first = l;
+    }
+    if (first != NULL)
+        acted(p, first, (double)first->a[TOX_LIMIT_TIME_MS], 0,
+              "connection closed: its time is up");
+    p->owner->close(p->ctx, false, "limit_time toxic");
+}
+
+/* Arms link l's timer for its end when it is an active limit_time, else
+ * disarms it. Returns 0 or -ENOMEM. */
+static int limit_time_sync(struct pipe *p, struct tox_link *l)
+{
+    struct timespec now, end;
+    struct timeval tv = { 0, 0 };
+
+    if (l->t->type->kind != TOXIC_LIMIT_TIME)
+        return 0;
+    if (!l->on) {
+        if (l->st.lt.ev != NULL)
+            evtimer_del(l->st.lt.ev);
+        return 0;
+    }
+    if (l->st.lt.ev == NULL) {
+        l->st.lt.ev = evtimer_new(bufferevent_get_base(p->src), on_limit_time,
+                                  p);
+        if (l->st.lt.ev == NULL)
+            return -ENOMEM;
+    }
+    end = l->st.lt.since;
+    timespec_add_ns(&end, l->a[TOX_LIMIT_TIME_MS] * 1000000LL);
+    timespec_now(&now);
+    if (!timespec_le(&end, &now)) {
+        long long us = ((end.tv_sec - now.tv_sec) * NS +
+                        (end.tv_nsec - now.tv_nsec) + 999) / 1000;
+        tv.tv_sec = (time_t)(us / 1000000);
+        tv.tv_usec = (suseconds_t)(us % 1000000);
+    }
+    return evtimer_add(l->st.lt.ev, &tv) < 0 ? -ENOMEM : 0;
+}
+
+/* The state a new link starts with. */
+static void link_init_state(struct pipe *p, struct tox_link *l)
+{
+    switch (l->t->type->kind) {
+    case TOXIC_PACKET_LOSS:
+    case TOXIC_CORRUPT:
+        rng_fork(&p->rng, &l->rng);
+        break;
+    case TOXIC_LIMIT_TIME:
+        timespec_now(&l->st.lt.since);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Frees what link l owns (its copy in a new chain is gone too). */
+static void free_link_state(struct tox_link *l)
+{
+    if (l->t->type->kind == TOXIC_LIMIT_TIME && l->st.lt.ev != NULL) {
+        event_free(l->st.lt.ev);
+        l->st.lt.ev = NULL;
+    }
+}
+
 int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
                    enum toxic_stream stream)
 {
@@ -955,7 +1218,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
     for (int i = 0; i < n; i++) {
         const struct toxic *t = toxics[i];
         struct tox_link *was, *l;
-        if (t->stream != stream || t->type->kind == TOXIC_BEHAVIOR)
+        if (t->stream != stream || !toxic_kind_in_chain(t->type->kind))
             continue;
         l = &chain[m++];
         was = find_link(old, nold, t->uid);
@@ -984,6 +1247,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
                      p->owner->targeted(p->ctx, t));
             l->bit = take_bit(p);
             link_read_attrs(l);
+            link_init_state(p, l);
             kept_bits |= link_mask(l);
             if (l->on && t->type->kind == TOXIC_TIMEOUT &&
                 l->a[TOX_TIMEOUT_MS] > 0)
@@ -995,6 +1259,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
     for (int i = 0; i < nold; i++) {
         if (find_link(chain, m, old[i].uid) != NULL)
             continue;
+        free_link_state(&old[i]);
         if (old[i].on) {
             changed |= link_mask(&old[i]);
             if (old[i].t->type->kind == TOXIC_TIMEOUT)
@@ -1013,6 +1278,9 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
     p->bits_used = kept_bits;
     if (!reset_on)
         cancel_tox_timer(p, TOXT_RESET);
+    for (int i = 0; i < m; i++)
+        if (limit_time_sync(p, &p->chain[i]) < 0)
+            return -ENOMEM;
     if (close) {
         p->owner->close(p->ctx, false, "timeout toxic removed");
         return 0;
@@ -1049,7 +1317,8 @@ void pipe_on_drained(struct pipe *p)
         return;
     if (p->close_on_flush) {
         if (out_len(p) == 0 && p->nheld == 0)
-            p->owner->close(p->ctx, false, "closed after the last write");
+            p->owner->close(p->ctx, p->reset_on_flush,
+                            flush_why(p, BEHAV_CLOSE));
         return;
     }
     maybe_resume(p);

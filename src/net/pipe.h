@@ -53,6 +53,11 @@ struct pipe_pace {
     uint64_t gap_ns;  /* slicer: between parts */
     uint64_t rate;    /* bandwidth: bytes per second; 0: not limited */
     bool stop;        /* bandwidth 0: held until the toxics change */
+    uint64_t total;   /* bandwidth_total: bytes per second, shared */
+    struct timespec *bucket; /* bandwidth_total: its toxic's shared clock
+                                (struct toxic.bucket); NULL: none. A unit
+                                it paces is re-timed before the toxic is
+                                freed (pipe_set_chain) */
 };
 
 /* A unit held in the pipe; its bytes are the next `len` bytes of the held
@@ -75,6 +80,24 @@ struct held {
 struct tox_link {
     const struct toxic *t;
     uint32_t uid;
+    struct rng rng;           /* packet_loss, corrupt: their own draws,
+                                 forked from the pipe's when the link is
+                                 made, so other toxics' draws do not move
+                                 them */
+    union {
+        struct {              /* packet_loss */
+            bool lost;        /* the previous chunk was lost */
+            bool drawn;       /* a chunk was decided already */
+        } loss;
+        struct {              /* corrupt */
+            uint64_t gap;     /* bits still to pass before a flip */
+            double rate;      /* the rate gap was drawn at */
+        } flip;
+        struct {              /* limit_time */
+            struct timespec since; /* when the link was made */
+            struct event *ev; /* armed for since + time; owned */
+        } lt;
+    } st;
     bool on;                  /* drawn in */
     uint8_t bit;              /* its bit in struct held.by */
     double toxicity;          /* as drawn against */
@@ -154,6 +177,8 @@ struct pipe {
                                   instead of shutting it */
     bool shut_delayed;         /* slow_close: the shutdown is waiting */
     bool slow_closed;          /* slow_close: its delay has been applied */
+    bool reset_on_flush;       /* reset_after: the close that follows the
+                                  last write is a reset */
 };
 
 /* n bytes were handed to the destination / read from the source. */

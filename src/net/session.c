@@ -1,7 +1,8 @@
 /*
  * session: a client and its backend connection (see session.h).
  *
- *   accept ─▶ resolve backend ─▶ connect (each address in turn) ─▶ open
+ *   accept ─▶ gate (refuse: reset; slow_open: wait) ─▶ resolve backend
+ *          ─▶ connect (each address in turn) ─▶ open
  *   open, framed: client data ─▶ frame(up) ─▶ request units ─▶ a verdict
  *                 each ─▶ up pipe, or an answer queued in order
  *                 backend data ─▶ frame(down) ─▶ reply units ─▶ the verdict
@@ -36,6 +37,7 @@
 #include "core/rng.h"
 #include "core/vassert.h"
 #include "net/fast.h"
+#include "net/gate.h"
 #include "net/linger.h"
 #include "net/proxy.h"
 #include "net/report.h"
@@ -55,6 +57,8 @@ static void backend_write_cb(struct bufferevent *bev, void *arg);
 static void backend_event_cb(struct bufferevent *bev, short what, void *arg);
 static void idle_cb(evutil_socket_t fd, short what, void *arg);
 static void try_connect(struct session *s);
+static void resolve(struct session *s);
+static void slow_open_cb(evutil_socket_t fd, short what, void *arg);
 static void out_of_memory(struct session *s);
 static void session_pump(struct session *s);
 static void on_client_readable(evutil_socket_t fd, short what, void *arg);
@@ -144,8 +148,8 @@ int session_create(struct proxy *p, evutil_socket_t fd,
                    const struct sockaddr *peer, struct tls_link *link)
 {
     struct session *s = calloc(1, sizeof(*s));
-    struct evutil_addrinfo hints;
-    struct evdns_getaddrinfo_request *req;
+    struct timeval tv;
+    double wait_ms;
 
     if (s == NULL) {
         evutil_closesocket(fd);
@@ -179,7 +183,33 @@ int session_create(struct proxy *p, evutil_socket_t fd,
     touch(s);
     log_debug("session %llu: accepted %s", (unsigned long long)s->id, s->peer);
     report_conn(s, JOURNAL_OPEN, "accepted");
+    switch (gate_draw(s, &wait_ms)) {
+    case GATE_REFUSE:
+        session_close(s, true, "refuse toxic");
+        return 0;
+    case GATE_WAIT:
+        /* the idle timer is not needed before the connect: it waits */
+        s->state = SESSION_WAITING;
+        evtimer_assign(&s->idle_ev, p->base, slow_open_cb, s);
+        tv = seconds_tv(wait_ms / 1000.0);
+        if (evtimer_add(&s->idle_ev, &tv) < 0)
+            session_close(s, true, "cannot arm the slow_open timer");
+        return 0;
+    case GATE_OPEN:
+        break;
+    }
+    resolve(s);
+    return 0;
+}
 
+/* Looks the backend up; dns_cb goes on. */
+static void resolve(struct session *s)
+{
+    struct proxy *p = s->proxy;
+    struct evutil_addrinfo hints;
+    struct evdns_getaddrinfo_request *req;
+
+    s->state = SESSION_RESOLVING;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -190,7 +220,17 @@ int session_create(struct proxy *p, evutil_socket_t fd,
     /* NULL: the callback already ran (numeric address, hosts file, error) */
     if (req != NULL && s->state == SESSION_RESOLVING)
         s->dns_req = req;
-    return 0;
+}
+
+/* slow_open: its delay is over; the idle timer is itself again. */
+static void slow_open_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)fd;
+    (void)what;
+    evtimer_assign(&s->idle_ev, s->proxy->base, idle_cb, s);
+    resolve(s);
 }
 
 /* Tries the backend addresses from s->ai_next on; closes the client when

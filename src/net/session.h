@@ -33,6 +33,7 @@ struct proxy;
 struct tls_link;
 
 enum session_state {
+    SESSION_WAITING,    /* slow_open: waiting to look the backend up */
     SESSION_RESOLVING,  /* looking up the backend */
     SESSION_CONNECTING, /* connecting to one of its addresses */
     SESSION_OPEN,       /* relaying */
@@ -64,7 +65,9 @@ struct session {
     struct evdns_getaddrinfo_request *dns_req; /* pending lookup */
     struct evutil_addrinfo *ai;      /* backend addresses */
     struct evutil_addrinfo *ai_next; /* the one being tried */
-    struct event idle_ev;            /* idle timeout */
+    struct event idle_ev;            /* idle timeout; before the lookup
+                                        (SESSION_WAITING), slow_open's
+                                        wait */
     struct timespec last_active;
     struct behav_verdict reply;      /* tunnel: what happens to backend data */
     bool synth_blocked;              /* client paused: its answers are not
