@@ -39,7 +39,7 @@ enum gate_verdict gate_draw(struct session *s, double *wait_ms)
         const struct toxic *t = p->toxics[i];
         if (t->type->kind != TOXIC_REFUSE && t->type->kind != TOXIC_SLOW_OPEN)
             continue;
-        in[i] = drawn_in(&r, t);
+        in[i] = drawn_in(&r, t) && session_toxic_targets(s, t);
         if (in[i] && t->type->kind == TOXIC_REFUSE && refused == NULL)
             refused = t;
     }

@@ -329,16 +329,18 @@ static void pipe_acted_cb(void *ctx, const struct pipe *p,
                  bytes, outcome);
 }
 
-/* Whether toxic t's target takes this connection (a byte toxic's
- * triggers count connections; its matcher knows only the client). */
-static bool pipe_targeted_cb(void *ctx, const struct toxic *t)
+bool session_toxic_targets(struct session *s, const struct toxic *t)
 {
-    struct session *s = ctx;
     struct target_req r = { NULL, s->peer };
     struct behav_inst *b = &((struct toxic *)t)->inst; /* its counters */
 
     return !target_is_set(b->target) ||
            target_pass(b->target, &b->ts, &r, target_now());
+}
+
+static bool pipe_targeted_cb(void *ctx, const struct toxic *t)
+{
+    return session_toxic_targets(ctx, t);
 }
 
 static const struct pipe_owner pipe_owner = {

@@ -31,6 +31,7 @@
 
 struct proxy;
 struct tls_link;
+struct toxic;
 
 enum session_state {
     SESSION_WAITING,    /* slow_open: waiting to look the backend up */
@@ -137,6 +138,11 @@ void session_close(struct session *s, bool reset, const char *why);
 /* The backend reset the connection, seen while writing to it or while
  * reading from it: its last bytes go to the client, then the reset. */
 void session_backend_failed(struct session *s, bool writing);
+
+/* Whether toxic t's target (behav/target.h) takes this connection: a
+ * toxic on bytes or connections counts connections, once each when it is
+ * drawn for one, and its matcher knows only the client. */
+bool session_toxic_targets(struct session *s, const struct toxic *t);
 
 /* Takes the proxy's current byte toxics (after a change). */
 void session_set_toxics(struct session *s);

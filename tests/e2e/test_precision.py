@@ -481,3 +481,22 @@ def test_targets_from_the_ini_file(vaurien, redis_server, tmp_path):
     p = subprocess.run([BIN, "--backend", "127.0.0.1:1", "--config", str(bad)],
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 2 and "'path' does not apply to protocol redis" in p.stderr
+
+
+def test_connection_toxics_take_targets_too(api, backend):
+    """refuse (decided at accept) counts connections like the byte toxics:
+    every 2 refuses connections 2 and 4; a client matcher that does not
+    take 127.0.0.1 refuses none."""
+    from test_toxics_faults import refused
+    port = free_port()
+    st, b, _ = api.call("POST", "/proxies", {"name": "g", "listen": "127.0.0.1:%d" % port,
+                                             "upstream": "127.0.0.1:%d" % backend.port})
+    assert st == 201, b
+    st, b, _ = api.call("POST", "/proxies/g/toxics", {"name": "r", "type": "refuse",
+                                                      "attributes": {"every": 2}})
+    assert st == 200 and b["attributes"]["every"] == 2, b
+    assert [refused(port) for _ in range(4)] == [False, True, False, True]
+    st, b, _ = api.call("POST", "/proxies/g/toxics/r", {"attributes": {
+        "every": 0, "match": {"client": "10.0.0.0/8"}}})
+    assert st == 200, b
+    assert [refused(port) for _ in range(2)] == [False, False]
