@@ -73,7 +73,7 @@ static double delay_secs(struct behav_inst *b, const struct behav_ctx *ctx)
 }
 
 static void delay_decide(struct behav_inst *b, const struct behav_ctx *ctx,
-                        struct behav_verdict *v)
+                         struct behav_verdict *v)
 {
     if (b->vals[DELAY_BEFORE].b) {
         v->req = BEHAV_HOLD;
