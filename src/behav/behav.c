@@ -121,6 +121,13 @@ void behav_inst_copy(struct behav_inst *dst, const struct behav_inst *src)
     target_state_reset(&dst->ts, target_now());
 }
 
+bool behav_opt_shown(const struct behav_inst *b, int i)
+{
+    if (b->ops == NULL || b->ops->base_opts == 0 || i < b->ops->base_opts)
+        return true;
+    return !opt_is_default(&b->ops->opts[i], &b->vals[i]);
+}
+
 void behav_inst_deinit(struct behav_inst *b)
 {
     if (b->ops != NULL)

@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 
 #include "behav/target.h"
+#include "core/dist.h"
 #include "core/opt.h"
 #include "core/rng.h"
 
@@ -114,6 +115,8 @@ struct behav_inst {
     union opt_val target[TARGET_NOPTS]; /* which requests, when (target.h),
                                     in the order of target_opts */
     struct target_state ts;      /* its counters since it was set */
+    struct dist_state dist;      /* delay: the previous draw, for its
+                                    correlation (behav/delay.c) */
 };
 
 /* What a TLS fault does to a connection (behav/tls.c, net/tls.c). */
@@ -133,6 +136,9 @@ struct behav_ops {
      * NULL (unit tests). */
     void (*decide)(struct behav_inst *b, const struct behav_ctx *ctx,
                    struct behav_verdict *v);
+    int base_opts;               /* options always shown (GET /behavior);
+                                    those after them, added later, only
+                                    when set. 0: all are shown */
     void *script;                /* custom behaviors: their script */
     enum behav_tls tls;          /* a TLS fault: drawn per connection, at
                                     its handshake */
@@ -159,6 +165,10 @@ int behav_check_proto(const struct behav_ops *ops, const char *proto,
                       char *err, size_t errlen);
 /* "abort, blackout, ..." for error messages. Returns a static string. */
 const char *behav_names(void);
+
+/* Whether option i of b belongs in its JSON view (see base_opts): the
+ * original's view stays as it was until a later option is set. */
+bool behav_opt_shown(const struct behav_inst *b, int i);
 
 /* Sets an instance to its defaults / frees its strings. */
 void behav_inst_init(struct behav_inst *b, const struct behav_ops *ops);

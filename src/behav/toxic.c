@@ -15,7 +15,19 @@
 
 static const struct opt_decl latency_attrs[] = {
     [TOX_LATENCY_MS] = { "latency", OPT_INT, "0", "Delay, ms", MS },
-    [TOX_JITTER_MS] = { "jitter", OPT_INT, "0", "Jitter, ms (+/-)", MS },
+    [TOX_JITTER_MS] = { "jitter", OPT_INT, "0",
+                        "Jitter, ms: the spread of the distribution", MS },
+    [TOX_LATENCY_DIST] = { "distribution", OPT_DIST, "uniform",
+                           "Shape of the jitter: uniform (latency +/- "
+                           "jitter), normal (jitter is the standard "
+                           "deviation), pareto, paretonormal (netem's), "
+                           "lognormal (latency is the median)", 0, 0 },
+    [TOX_LATENCY_CORR] = { "correlation", OPT_FLOAT, "0",
+                           "Weight of the previous draw in each draw, 0 to 1 "
+                           "(netem's)", 0, 1 },
+    [TOX_LATENCY_SIGMA] = { "sigma", OPT_FLOAT, "0",
+                            "lognormal: standard deviation of ln(delay)",
+                            0, 10 },
     { 0 },
 };
 static const struct opt_decl bandwidth_attrs[] = {
@@ -139,6 +151,15 @@ const struct toxic_type *toxic_type_find(const char *name)
         if (strcmp(toxic_type_at(i)->name, name) == 0)
             return toxic_type_at(i);
     return NULL;
+}
+
+bool toxic_attr_shown(const struct toxic *t, int i)
+{
+    if (t->type->kind == TOXIC_LATENCY && i > TOX_JITTER_MS)
+        return !opt_is_default(&t->type->attrs[i], &t->inst.vals[i]);
+    if (t->type->kind == TOXIC_BEHAVIOR)
+        return behav_opt_shown(&t->inst, i);
+    return true;
 }
 
 struct toxic *toxic_create(const struct toxic_type *type, const char *name,

@@ -68,7 +68,13 @@ struct toxic {
 };
 
 /* Attribute indexes of the byte toxics. */
-enum { TOX_LATENCY_MS, TOX_JITTER_MS };
+enum {
+    TOX_LATENCY_MS,
+    TOX_JITTER_MS,
+    TOX_LATENCY_DIST,  /* Vaurien's: distribution of the jitter */
+    TOX_LATENCY_CORR,  /* Vaurien's: correlation, 0..1 */
+    TOX_LATENCY_SIGMA, /* Vaurien's: lognormal's sigma */
+};
 enum { TOX_RATE_KBPS };
 enum { TOX_DELAY_MS };
 enum { TOX_TIMEOUT_MS };
@@ -92,6 +98,12 @@ static inline bool toxic_kind_in_chain(enum toxic_kind k)
 const struct toxic_type *toxic_type_find(const char *name);
 int toxic_type_count(void);
 const struct toxic_type *toxic_type_at(int i);
+
+/* Whether attribute i of t belongs in its JSON view: all but Vaurien's
+ * additions to a Toxiproxy toxic (or a behavior's later options) left at
+ * their defaults, so that Toxiproxy's clients see Toxiproxy's attributes
+ * as before. */
+bool toxic_attr_shown(const struct toxic *t, int i);
 
 /* Creates a toxic with default attributes. Returns NULL on ENOMEM. */
 struct toxic *toxic_create(const struct toxic_type *type, const char *name,

@@ -3,6 +3,8 @@
  */
 #include "core/opt.h"
 
+#include "core/dist.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -44,6 +46,21 @@ static int bounds_error(const struct opt_decl *d, const char *text, char *err,
     snprintf(err, errlen, "option '%s': %s is out of range (%g to %g)",
              d->name, text, d->min, d->max);
     return -EINVAL;
+}
+
+/* Stores a copy of text in out->s, freeing what was there. */
+static int set_str(const char *text, union opt_val *out, char *err,
+                   size_t errlen)
+{
+    char *s = strdup(text);
+
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    free(out->s);
+    out->s = s;
+    return 0;
 }
 
 int opt_parse(const struct opt_decl *d, const char *text, union opt_val *out,
@@ -90,16 +107,15 @@ int opt_parse(const struct opt_decl *d, const char *text, union opt_val *out,
         out->f = v;
         return 0;
     }
-    case OPT_STR: {
-        char *s = strdup(text);
-        if (s == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -ENOMEM;
+    case OPT_DIST:
+        if (dist_find(text) < 0) {
+            snprintf(err, errlen, "option '%s' takes %s, not '%s'", d->name,
+                     dist_names(), text);
+            return -EINVAL;
         }
-        free(out->s);
-        out->s = s;
-        return 0;
-    }
+        return set_str(text, out, err, errlen);
+    case OPT_STR:
+        return set_str(text, out, err, errlen);
     }
     return -EINVAL;
 }
@@ -120,15 +136,44 @@ void opt_copy(const struct opt_decl *decls, union opt_val *dst,
 {
     for (int i = 0; decls[i].name != NULL; i++) {
         dst[i] = src[i];
-        if (decls[i].type == OPT_STR && src[i].s != NULL)
+        if (opt_is_str(&decls[i]) && src[i].s != NULL)
             dst[i].s = strdup(src[i].s);
     }
+}
+
+bool opt_is_str(const struct opt_decl *d)
+{
+    return d->type == OPT_STR || d->type == OPT_DIST;
+}
+
+bool opt_is_default(const struct opt_decl *d, const union opt_val *v)
+{
+    union opt_val def = { 0 };
+    char err[128];
+    bool same;
+
+    if (opt_parse(d, d->def, &def, err, sizeof(err)) < 0)
+        return false;
+    switch (d->type) {
+    case OPT_BOOL:
+        return v->b == def.b;
+    case OPT_INT:
+        return v->i == def.i;
+    case OPT_FLOAT:
+        return v->f == def.f;
+    case OPT_STR:
+    case OPT_DIST:
+        break;
+    }
+    same = strcmp(v->s != NULL ? v->s : "", def.s) == 0;
+    free(def.s);
+    return same;
 }
 
 void opt_free(const struct opt_decl *decls, union opt_val *vals)
 {
     for (int i = 0; decls[i].name != NULL; i++) {
-        if (decls[i].type == OPT_STR) {
+        if (opt_is_str(&decls[i])) {
             free(vals[i].s);
             vals[i].s = NULL;
         }

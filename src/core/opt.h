@@ -16,7 +16,8 @@
     X(OPT_BOOL, "bool") \
     X(OPT_INT, "int") \
     X(OPT_FLOAT, "float") \
-    X(OPT_STR, "str")
+    X(OPT_STR, "str") \
+    X(OPT_DIST, "distribution") /* a name of core/dist.h, kept as .s */
 
 #define OPT_ENUM(e, s) e,
 enum opt_type { OPT_TYPES(OPT_ENUM) };
@@ -36,7 +37,7 @@ union opt_val {
     bool b;
     long long i;
     double f;
-    char *s; /* owned by the holder of the value */
+    char *s; /* OPT_STR, OPT_DIST; owned by the holder of the value */
 };
 
 const char *opt_type_name(enum opt_type t);
@@ -57,6 +58,12 @@ void opt_defaults(const struct opt_decl *decls, union opt_val *vals);
 /* Copies vals into dst (duplicating strings). */
 void opt_copy(const struct opt_decl *decls, union opt_val *dst,
               const union opt_val *src);
+
+/* Whether values of d are strings (.s), to be copied and freed. */
+bool opt_is_str(const struct opt_decl *d);
+
+/* Whether v is d's default value. */
+bool opt_is_default(const struct opt_decl *d, const union opt_val *v);
 
 /* Frees the strings in vals. */
 void opt_free(const struct opt_decl *decls, union opt_val *vals);

@@ -643,11 +643,12 @@ static json_t *behavior_options(const struct proxy_conf *c)
     for (int i = 0; i < c->mix.n; i++) {
         const struct behav_ops *ops = behav_at(c->mix.e[i].behav);
         json_t *opts = json_object();
+        const struct behav_inst *b = &c->behav[c->mix.e[i].behav];
         for (int k = 0; ops->opts[k].name != NULL; k++)
-            json_object_set_new(opts, ops->opts[k].name,
-                                ctl_opt_json(&ops->opts[k],
-                                             &c->behav[c->mix.e[i].behav].vals[k]));
-        ctl_target_json(opts, c->behav[c->mix.e[i].behav].target);
+            if (behav_opt_shown(b, k))
+                json_object_set_new(opts, ops->opts[k].name,
+                                    ctl_opt_json(&ops->opts[k], &b->vals[k]));
+        ctl_target_json(opts, b->target);
         json_object_set_new(o, ops->name, opts);
     }
     return o;

@@ -143,6 +143,7 @@ json_t *ctl_opt_json(const struct opt_decl *d, const union opt_val *v)
     case OPT_FLOAT:
         return json_real(v->f);
     case OPT_STR:
+    case OPT_DIST:
         return json_string(v->s != NULL ? v->s : "");
     }
     return json_null();
@@ -414,7 +415,9 @@ json_t *ctl_toxic_json(const struct toxic *t)
     const struct opt_decl *d = t->type->attrs;
 
     for (int i = 0; d[i].name != NULL; i++)
-        json_object_set_new(a, d[i].name, ctl_opt_json(&d[i], &t->inst.vals[i]));
+        if (toxic_attr_shown(t, i))
+            json_object_set_new(a, d[i].name,
+                                ctl_opt_json(&d[i], &t->inst.vals[i]));
     ctl_target_json(a, t->inst.target);
     if (t->sched != NULL) {
         json_object_set_new(a, "schedule", ctl_schedule_json(t->sched));

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,16 +586,24 @@ static uint64_t link_mask(const struct tox_link *l)
     return 1ULL << l->bit;
 }
 
-static void tox_latency(struct rng *rng, const struct tox_link *l,
-                        struct held *plan)
+/* latency ± jitter ms, drawn from the link's distribution. The default,
+ * uniform and uncorrelated, draws whole milliseconds as it always has
+ * (one rng_below() per unit), so a seeded run keeps its latencies. Never
+ * earlier than without the toxic: a negative draw is no delay. */
+static void tox_latency(struct rng *rng, struct tox_link *l, struct held *plan)
 {
-    long long ms = l->a[TOX_LATENCY_MS], j = l->a[TOX_JITTER_MS];
+    long long ms = l->a[TOX_LATENCY_MS], j = l->a[TOX_JITTER_MS], ns;
 
-    if (j > 0)
-        ms += (long long)rng_below(rng, (uint64_t)(2 * j + 1)) - j;
-    if (ms <= 0)
+    if (l->lat.kind == DIST_UNIFORM && l->lat.correlation == 0) {
+        if (j > 0)
+            ms += (long long)rng_below(rng, (uint64_t)(2 * j + 1)) - j;
+        ns = ms * 1000000LL;
+    } else {
+        ns = llround(dist_draw(&l->lat, &l->lat_prev, rng) * 1e6);
+    }
+    if (ns <= 0)
         return;
-    timespec_add_ns(&plan->due, ms * 1000000LL);
+    timespec_add_ns(&plan->due, ns);
     plan->by |= link_mask(l);
 }
 
@@ -798,7 +807,7 @@ static void acted(struct pipe *p, const struct tox_link *l, double held_ms,
 }
 
 /* The timing of link l applied to a unit (emit and re-timing). */
-static void apply_timing(struct rng *rng, const struct tox_link *l,
+static void apply_timing(struct rng *rng, struct tox_link *l,
                          struct held *plan)
 {
     switch (l->t->type->kind) {
@@ -1071,6 +1080,23 @@ static struct tox_link *find_link(struct tox_link *chain, int n, uint32_t uid)
     return NULL;
 }
 
+/* The latency toxic's distribution, in ms (the bound of its attributes
+ * caps a draw). */
+static void latency_read_attrs(struct tox_link *l)
+{
+    const union opt_val *v = l->t->inst.vals;
+    int kind = dist_find(v[TOX_LATENCY_DIST].s != NULL
+                             ? v[TOX_LATENCY_DIST].s : "");
+
+    memset(&l->lat, 0, sizeof(l->lat));
+    l->lat.kind = kind < 0 ? DIST_UNIFORM : (enum dist_kind)kind;
+    l->lat.center = (double)v[TOX_LATENCY_MS].i;
+    l->lat.spread = (double)v[TOX_JITTER_MS].i;
+    l->lat.sigma = v[TOX_LATENCY_SIGMA].f;
+    l->lat.correlation = v[TOX_LATENCY_CORR].f;
+    l->lat.max = 1e9;
+}
+
 static void link_read_attrs(struct tox_link *l)
 {
     const struct opt_decl *d = l->t->type->attrs;
@@ -1079,6 +1105,8 @@ static void link_read_attrs(struct tox_link *l)
     for (int i = 0; i < 3 && d[i].name != NULL; i++)
         if (d[i].type == OPT_INT)
             l->a[i] = l->t->inst.vals[i].i;
+    if (l->t->type->kind == TOXIC_LATENCY)
+        latency_read_attrs(l);
 }
 
 static uint8_t take_bit(struct pipe *p)
@@ -1224,9 +1252,11 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
         was = find_link(old, nold, t->uid);
         if (was != NULL) {
             long long a[3];
+            struct dist lat;
             *l = *was;
             l->t = t;
             memcpy(a, l->a, sizeof(a));
+            lat = l->lat;
             link_read_attrs(l);
             if (l->toxicity != t->toxicity) {
                 bool on = draw_on(&p->rng, t->toxicity);
@@ -1235,7 +1265,8 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
                 l->on = on;
                 l->toxicity = t->toxicity;
             }
-            if (memcmp(a, l->a, sizeof(a)) != 0)
+            if (memcmp(a, l->a, sizeof(a)) != 0 ||
+                !dist_same(&lat, &l->lat))
                 changed |= link_mask(l);
             kept_bits |= link_mask(l);
         } else {

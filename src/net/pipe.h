@@ -36,6 +36,7 @@
 
 #include "behav/behav.h"
 #include "behav/toxic.h"
+#include "core/dist.h"
 #include "core/rng.h"
 
 #define PIPE_CAP (256 * 1024)
@@ -104,6 +105,9 @@ struct tox_link {
     long long a[3];           /* its attributes as applied */
     unsigned long long count; /* limit_data: bytes passed */
     bool fired;               /* reset_peer: the reset is on its way */
+    struct dist lat;          /* latency: its distribution as applied */
+    struct dist_state lat_prev; /* latency: this connection and direction's
+                                   previous draw, for the correlation */
 };
 
 /* The timers of the toxics that act on time, not on bytes. */

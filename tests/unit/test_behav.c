@@ -1,6 +1,7 @@
 /* Behaviors: the verdicts they give. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,4 +221,59 @@ Test(behav, every_declared_default_parses)
                          "%s.%s: %s", behav_at(i)->name, d[o].name, err);
         }
     }
+}
+
+Test(behav, delay_without_jitter_is_exactly_sleep_and_draws_nothing)
+{
+    struct behav_inst b = make("delay");
+    struct behav_verdict v;
+    struct rng r, fresh;
+    struct behav_ctx ctx = { .rng = &r };
+
+    rng_seed(&r, 1);
+    rng_seed(&fresh, 1);
+    set(&b, "sleep", "0.25");
+    behav_decide(&b, &ctx, &v);
+    cr_assert_eq(v.req_delay, 0.25);
+    cr_assert_eq(r.s, fresh.s, "a seeded run's later draws are unchanged");
+    behav_inst_deinit(&b);
+}
+
+Test(behav, delay_draws_its_jitter_from_the_connections_generator)
+{
+    struct behav_inst b = make("delay");
+    struct behav_verdict v;
+    struct rng r;
+    struct behav_ctx ctx = { .rng = &r };
+    double sum = 0, sq = 0, lo = 1e9;
+
+    rng_seed(&r, 2);
+    set(&b, "sleep", "0.1");
+    set(&b, "jitter", "0.05");
+    set(&b, "distribution", "normal");
+    for (int i = 0; i < 10000; i++) {
+        behav_decide(&b, &ctx, &v);
+        sum += v.req_delay;
+        sq += v.req_delay * v.req_delay;
+        lo = v.req_delay < lo ? v.req_delay : lo;
+    }
+    cr_assert_float_eq(sum / 10000, 0.1, 0.003);
+    cr_assert_float_eq(sqrt(sq / 10000 - (sum / 10000) * (sum / 10000)), 0.05,
+                       0.003);
+    cr_assert_geq(lo, 0);
+    behav_decide(&b, NULL, &v);
+    cr_assert_eq(v.req_delay, 0.1, "no generator, no jitter");
+    behav_inst_deinit(&b);
+}
+
+Test(behav, delay_refuses_an_unknown_distribution)
+{
+    struct behav_inst b = make("delay");
+    int i = opt_find(b.ops->opts, "distribution");
+    char err[256];
+
+    cr_assert_lt(opt_parse(&b.ops->opts[i], "gauss", &b.vals[i], err,
+                           sizeof(err)), 0);
+    cr_assert(strstr(err, "'gauss'") != NULL, "%s", err);
+    behav_inst_deinit(&b);
 }
