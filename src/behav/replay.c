@@ -13,6 +13,7 @@ struct replay_rec {
     uint32_t proxy; /* index in names */
     uint32_t inst;  /* index in insts */
     uint32_t order; /* as added: the first of a request wins */
+    double held_ms; /* held then; < 0: not recorded */
 };
 
 struct replay {
@@ -92,7 +93,7 @@ static int name_index(const struct replay *r, const char *proxy)
 }
 
 int replay_add(struct replay *r, const char *proxy, uint64_t conn,
-               uint64_t index, int inst)
+               uint64_t index, int inst, double held_ms)
 {
     int p = name_index(r, proxy);
 
@@ -115,7 +116,8 @@ int replay_add(struct replay *r, const char *proxy, uint64_t conn,
         r->cap = cap;
     }
     r->recs[r->n] = (struct replay_rec){ conn, index, (uint32_t)p,
-                                         (uint32_t)inst, (uint32_t)r->n };
+                                         (uint32_t)inst, (uint32_t)r->n,
+                                         held_ms };
     r->n++;
     r->sorted = false;
     return 0;
@@ -155,12 +157,13 @@ const struct replay *replay_current(void)
 }
 
 struct behav_inst *replay_lookup(const char *proxy, uint64_t conn,
-                                 uint64_t index)
+                                 uint64_t index, double *held_ms)
 {
     struct replay *r = current;
     size_t lo = 0, hi;
     int p;
 
+    *held_ms = -1;
     if (r == NULL || (p = name_index(r, proxy)) < 0)
         return NULL;
     hi = r->n;
@@ -179,5 +182,6 @@ struct behav_inst *replay_lookup(const char *proxy, uint64_t conn,
         return NULL;
     struct behav_inst *b = &r->insts[r->recs[lo].inst].b;
     b->calls = 0;
+    *held_ms = r->recs[lo].held_ms;
     return b;
 }

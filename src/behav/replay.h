@@ -36,10 +36,11 @@ int replay_find_inst(const struct replay *r, int behav, const char *key);
  * or -ENOSPC / -ENOMEM. */
 int replay_add_inst(struct replay *r, int behav, const char *key,
                     struct behav_inst *b);
-/* Records that request index of connection conn of proxy got inst.
- * The first record of a request wins. Returns 0, or -ENOSPC / -ENOMEM. */
+/* Records that request index of connection conn of proxy got inst, and
+ * held it held_ms (a delay as drawn then; < 0: none recorded). The first
+ * record of a request wins. Returns 0, or -ENOSPC / -ENOMEM. */
 int replay_add(struct replay *r, const char *proxy, uint64_t conn,
-               uint64_t index, int inst);
+               uint64_t index, int inst, double held_ms);
 /* Faults recorded. */
 size_t replay_count(const struct replay *r);
 
@@ -49,9 +50,11 @@ void replay_set(struct replay *r);
 const struct replay *replay_current(void);
 
 /* The behavior the current replay recorded for a request, or NULL for
- * dummy. Its counters start from zero at each call, so a behavior that
- * counts (error's warmup) acts as it did. */
+ * dummy, and in *held_ms the time it held the request or reply then (< 0:
+ * none recorded): a delay drawn from a distribution is held as it was,
+ * not drawn again. Its counters start from zero at each call, so a
+ * behavior that counts (error's warmup) acts as it did. */
 struct behav_inst *replay_lookup(const char *proxy, uint64_t conn,
-                                 uint64_t index);
+                                 uint64_t index, double *held_ms);
 
 #endif

@@ -25,7 +25,7 @@ static int add_event(struct replay *r, json_t *e, const char *what,
     const char *proxy = json_string_value(json_object_get(e, "proxy"));
     const char *name = json_string_value(json_object_get(e, "behavior"));
     json_t *conn = json_object_get(e, "conn"), *index = json_object_get(e, "index");
-    json_t *opts = json_object_get(e, "options");
+    json_t *opts = json_object_get(e, "options"), *held;
     struct behav_inst b;
     char *key, why[300];
     const char *okey;
@@ -77,9 +77,13 @@ static int add_event(struct replay *r, json_t *e, const char *what,
             behav_inst_deinit(&b);
     }
     free(key);
+    held = json_object_get(e, "held_ms");
     rc = inst < 0 ? inst
                   : replay_add(r, proxy, (uint64_t)json_integer_value(conn),
-                               (uint64_t)json_integer_value(index), inst);
+                               (uint64_t)json_integer_value(index), inst,
+                               json_is_number(held) &&
+                                       json_number_value(held) >= 0
+                                   ? json_number_value(held) : -1);
     if (rc < 0) {
         snprintf(err, errlen, rc == -ENOSPC
                      ? "%s %zu: a replay holds at most 1000000 faults, "

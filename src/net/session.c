@@ -565,11 +565,16 @@ static void draw(struct session *s, struct behav_verdict *v,
     r.parsed = false;
     r.now = 0;
     if (replay_current() != NULL) { /* a recorded run decides alone */
+        double held_ms;
         d->t = NULL;
-        d->b = replay_lookup(p->name, s->id, s->requests);
+        d->b = replay_lookup(p->name, s->id, s->requests, &held_ms);
         if (d->b == NULL)
             d->b = &c->behav[dummy];
         behav_decide((struct behav_inst *)d->b, &ctx, v);
+        if (held_ms >= 0 && v->req == BEHAV_HOLD) /* as drawn then */
+            v->req_delay = held_ms / 1000.0;
+        else if (held_ms >= 0 && v->rep == BEHAV_HOLD)
+            v->rep_delay = held_ms / 1000.0;
         return;
     }
     for (int i = 0; i < p->ntoxics; i++) {

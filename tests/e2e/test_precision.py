@@ -500,3 +500,21 @@ def test_connection_toxics_take_targets_too(api, backend):
         "every": 0, "match": {"client": "10.0.0.0/8"}}})
     assert st == 200, b
     assert [refused(port) for _ in range(2)] == [False, False]
+
+
+def test_a_replayed_delay_holds_what_was_drawn_then(redis_server, tmp_path):
+    """A jittered delay replays as it was drawn, not drawn again: the
+    replaying run's journal holds each request exactly as long."""
+    j1, j2 = str(tmp_path / "one.jsonl"), str(tmp_path / "two.jsonl")
+    mix = ["--behavior", "100:delay", "--behavior-delay-sleep", "0.15",
+           "--behavior-delay-jitter", "0.12"]
+    _replay_run(redis_server, *mix, "--seed", "3", "--journal", j1, conns=2, per_conn=4)
+    _replay_run(redis_server, "--seed", "4", "--replay", j1, "--journal", j2, conns=2,
+                per_conn=4)
+
+    def held(path):
+        return {(e["conn"], e["index"]): e["held_ms"] for e in map(json.loads, open(path))
+                if e["kind"] == "fault"}
+    first, again = held(j1), held(j2)
+    assert len(first) == 8 and max(first.values()) - min(first.values()) > 20
+    assert again == first

@@ -22,8 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     replay_set(r);
     for (uint64_t c = 0; c < 3; c++)
-        for (uint64_t i = 0; i < 3; i++)
-            replay_lookup("r", c, i);
+        for (uint64_t i = 0; i < 3; i++) {
+            double held;
+            replay_lookup("r", c, i, &held);
+        }
     replay_set(NULL);
     return 0;
 }
