@@ -631,21 +631,30 @@ static void tox_slicer(const struct tox_link *l, struct held *plan)
     plan->by |= link_mask(l);
 }
 
+/* Puts kbps KB/s (1000 bytes) in *rate when it is slower than what is
+ * there (0 there: none yet); 0 KB/s holds everything until the toxics
+ * change. Returns whether *rate changed. */
+static bool slowest(const struct tox_link *l, long long kbps, uint64_t *rate,
+                    struct held *plan)
+{
+    plan->by |= link_mask(l);
+    if (kbps <= 0) {
+        plan->pace.stop = true;
+        return false;
+    }
+    if (*rate != 0 && (uint64_t)kbps * 1000 >= *rate)
+        return false;
+    *rate = (uint64_t)kbps * 1000;
+    return true;
+}
+
 /* rate KB/s (1000 bytes); 0 holds everything until the toxics change.
  * Stacked, the slowest wins. */
 static void tox_bandwidth(const struct tox_link *l, struct held *plan)
 {
-    long long rate = l->a[TOX_RATE_KBPS];
-    struct pipe_pace *pc = &plan->pace;
-
-    plan->by |= link_mask(l);
-    if (rate <= 0) {
-        pc->stop = true;
-        return;
-    }
-    if (pc->rate == 0 || (uint64_t)rate * 1000 < pc->rate)
-        pc->rate = (uint64_t)rate * 1000;
+    slowest(l, l->a[TOX_RATE_KBPS], &plan->pace.rate, plan);
 }
+
 
 /* Exactly `bytes` bytes per connection and direction pass; then the
  * connection closes once they are written. Cuts *len; *cut gets the bytes
@@ -691,20 +700,10 @@ static int tox_reset_peer(struct pipe *p, struct tox_link *l)
  * Beside a bandwidth, each limit applies. */
 static void tox_bandwidth_total(const struct tox_link *l, struct held *plan)
 {
-    long long rate = l->a[TOX_TOTAL_RATE_KBPS];
-    struct pipe_pace *pc = &plan->pace;
-
-    plan->by |= link_mask(l);
-    if (rate <= 0) {
-        pc->stop = true;
-        return;
-    }
-    if (pc->total == 0 || (uint64_t)rate * 1000 < pc->total) {
-        pc->total = (uint64_t)rate * 1000;
-        /* the toxic outlives every unit it paces: removing it re-times
-         * them first (pipe_set_chain) */
-        pc->bucket = (struct timespec *)&l->t->bucket;
-    }
+    /* the toxic outlives every unit it paces: removing it re-times them
+     * first (pipe_set_chain) */
+    if (slowest(l, l->a[TOX_TOTAL_RATE_KBPS], &plan->pace.total, plan))
+        plan->pace.bucket = (struct timespec *)&l->t->bucket;
 }
 
 /* Whether the unit is lost: a Gilbert–Elliott chain per connection and

@@ -201,9 +201,10 @@ def test_behaviors_are_toxic_types_and_speak_the_protocol(api, redis_server):
     assert r.ping() is True
 
 
-def test_a_stream_survives_toxics_added_and_removed_in_a_tight_loop(api, backend):
-    port = proxy(api, backend.port)
-    n = 65536
+def stream_while(port, n, pause, step):
+    """Streams n 8-byte records through the echo proxy at port while
+    step(i) changes the toxics (i = 0, 1, ...); returns how many steps
+    ran once every record came back complete and in order."""
     data = b"".join(b"%08d" % i for i in range(n))
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
     got = bytearray()
@@ -220,26 +221,32 @@ def test_a_stream_survives_toxics_added_and_removed_in_a_tight_loop(api, backend
     def writer():
         for i in range(0, len(data), 4096):
             s.sendall(data[i:i + 4096])
-            time.sleep(0.0005)
+            time.sleep(pause)
 
     threading.Thread(target=reader).start()
     w = threading.Thread(target=writer)
     w.start()
-    kinds = [("latency", {"latency": 5, "jitter": 5}), ("slicer", {"average_size": 64, "delay": 10}),
-             ("bandwidth", {"rate": 0}), ("bandwidth", {"rate": 5000}), ("noop", {})]
     i = 0
-    while w.is_alive() or not done.is_set():
-        kind, attrs = kinds[i % len(kinds)]
-        stream = "upstream" if i % 2 else "downstream"
-        t = toxic(api, type=kind, name="x%d" % i, stream=stream, attributes=attrs)
-        time.sleep(0.002)
-        assert api.call("DELETE", "/proxies/t/toxics/%s" % t["name"])[0] == 204
+    while (w.is_alive() or not done.is_set()) and i <= 5000:
+        step(i)
         i += 1
-        if i > 5000:
-            break
     w.join(30)
     assert done.wait(30)
     s.close()
     assert len(got) == len(data)
     assert bytes(got) == data  # complete and in order
-    assert i > 10
+    return i
+
+
+def test_a_stream_survives_toxics_added_and_removed_in_a_tight_loop(api, backend):
+    port = proxy(api, backend.port)
+    kinds = [("latency", {"latency": 5, "jitter": 5}), ("slicer", {"average_size": 64, "delay": 10}),
+             ("bandwidth", {"rate": 0}), ("bandwidth", {"rate": 5000}), ("noop", {})]
+
+    def step(i):
+        kind, attrs = kinds[i % len(kinds)]
+        stream = "upstream" if i % 2 else "downstream"
+        t = toxic(api, type=kind, name="x%d" % i, stream=stream, attributes=attrs)
+        time.sleep(0.002)
+        assert api.call("DELETE", "/proxies/t/toxics/%s" % t["name"])[0] == 204
+    assert stream_while(port, 65536, 0.0005, step) > 10

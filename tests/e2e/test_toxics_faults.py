@@ -373,36 +373,15 @@ def test_the_new_toxics_are_listed_with_their_attributes(api, backend):
 
 
 def test_a_stream_survives_the_new_toxics_changed_while_it_flows(api, backend):
+    from test_toxics import stream_while
     port = proxy(api, backend.port)
-    n = 32768
-    data = b"".join(b"%08d" % i for i in range(n))
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    got = bytearray()
-    done = threading.Event()
-
-    def reader():
-        while len(got) < len(data):
-            d = s.recv(65536)
-            if not d:
-                break
-            got.extend(d)
-        done.set()
-
-    def writer():
-        for i in range(0, len(data), 4096):
-            s.sendall(data[i:i + 4096])
-            time.sleep(0.001)
-
-    threading.Thread(target=reader).start()
-    w = threading.Thread(target=writer)
-    w.start()
     # each leaves the bytes whole: they act, are changed and removed
     kinds = [("bandwidth_total", {"rate": 2000}), ("bandwidth_total", {"rate": 0}),
              ("corrupt", {"rate": 0}), ("packet_loss", {"loss_rate": 0}),
              ("limit_time", {"time": 60000}), ("reset_after", {"bytes": 10 ** 9}),
              ("slow_open", {"delay": 10}), ("refuse", {})]
-    i = 0
-    while w.is_alive() or not done.is_set():
+
+    def step(i):
         kind, attrs = kinds[i % len(kinds)]
         stream = "upstream" if i % 2 else "downstream"
         t = toxic(api, type=kind, name="x%d" % i, stream=stream, attributes=attrs)
@@ -412,11 +391,4 @@ def test_a_stream_survives_the_new_toxics_changed_while_it_flows(api, backend):
                                 {"attributes": {"rate": 3000}})
             assert st == 200
         assert api.call("DELETE", "/proxies/t/toxics/%s" % t["name"])[0] == 204
-        i += 1
-        if i > 5000:
-            break
-    w.join(30)
-    assert done.wait(30)
-    s.close()
-    assert bytes(got) == data
-    assert i > 10
+    assert stream_while(port, 32768, 0.001, step) > 10
