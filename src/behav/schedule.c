@@ -24,6 +24,8 @@ int schedule_parse_for(const char *text, enum schedule_for *kind,
     char *end;
     double x;
 
+    if (strpbrk(text, "xX") != NULL) /* strtod reads hex: "0x10" */
+        goto bad;
     errno = 0;
     x = strtod(text, &end);
     if (end == text || errno != 0 || !isfinite(x) || x <= 0 || x > 1e12)
@@ -64,10 +66,8 @@ void schedule_destroy(struct schedule *s)
     free(s);
 }
 
-struct behav_inst *schedule_next(struct schedule *s, double now)
+int schedule_phase(struct schedule *s, double now)
 {
-    struct schedule_phase *ph;
-
     /* timed phases that ran out since the last request: the next one
      * began when the last ended, not now */
     while (s->cur < s->n && s->ph[s->cur].kind == SCHEDULE_SECONDS &&
@@ -76,7 +76,14 @@ struct behav_inst *schedule_next(struct schedule *s, double now)
         s->cur++;
         s->in_phase = 0;
     }
-    if (s->cur >= s->n)
+    return s->cur;
+}
+
+struct behav_inst *schedule_next(struct schedule *s, double now)
+{
+    struct schedule_phase *ph;
+
+    if (schedule_phase(s, now) >= s->n)
         return NULL;
     ph = &s->ph[s->cur];
     s->in_phase++;

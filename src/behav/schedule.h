@@ -53,6 +53,10 @@ int schedule_parse_for(const char *text, enum schedule_for *kind,
 struct schedule *schedule_create(double now);
 void schedule_destroy(struct schedule *s);
 
+/* The phase in effect at now (from 0), timed phases that ran out moving
+ * on; n when every phase has ended. */
+int schedule_phase(struct schedule *s, double now);
+
 /* The behavior of the phase in effect at now for one more request, the
  * phase moving on as its requests or its time run out; NULL when every
  * phase has ended (dummy). */

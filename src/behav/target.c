@@ -163,6 +163,9 @@ static int parse(const char *text, unsigned allowed, const char *what,
         if (m->n == TARGET_CONDS_MAX)
             return bad(err, errlen, "match: more than %s conditions%s", "16",
                        "");
+        if (eq[1] == '\0')
+            return bad(err, errlen, "match: '%s' needs a value (a glob; * "
+                       "for any)%s", item, "");
         c = &m->c[m->n++];
         c->key = (enum target_key)k;
         c->pat = eq + 1;

@@ -669,7 +669,7 @@ static void behavior_get(struct proxy *p, struct evhttp_request *req)
     if (c->sched != NULL) {
         json_object_set_new(j, "behavior", json_string("schedule"));
         json_object_set_new(j, "schedule", ctl_schedule_json(c->sched));
-        json_object_set_new(j, "phase", json_integer(c->sched->cur + 1));
+        json_object_set_new(j, "phase", ctl_schedule_phase_json(c->sched));
     }
     send_json(req, 200, j);
 }
@@ -972,10 +972,12 @@ static int route_methods(char seg[SEG_MAX][SEG_LEN], int n)
 
 /* GET /replay: whether a recorded run decides; POST /replay with a
  * journal (JSON lines, GET /events' answer, or a list of events): from
- * now on it does, for connections opened after (their ordinals count
- * from each proxy's start); DELETE /replay: the behaviors decide again. */
-static void replay_route(struct evhttp_request *req, int m)
+ * now on it does, for every request of every connection, open ones
+ * included (ordinals count from each proxy's start); DELETE /replay: the
+ * behaviors decide again. */
+static void replay_route(struct api *api, struct evhttp_request *req, int m)
 {
+    struct proxy *p;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     struct replay *r;
     char err[600];
@@ -996,6 +998,9 @@ static void replay_route(struct evhttp_request *req, int m)
         replay_set(NULL);
         log_info("replay ended: the behaviors decide again");
     }
+    if (m != M_GET) /* tcp connections on the fast path see no chunk */
+        TAILQ_FOREACH(p, &api->srv->proxies, link)
+            proxy_decisions_changed(p);
     send_json(req, 200, json_pack("{s:b,s:I}", "replaying",
                                   replay_current() != NULL, "faults",
                                   (json_int_t)(replay_current() != NULL
@@ -1090,7 +1095,7 @@ static void api_cb(struct evhttp_request *req, void *arg)
         return;
     }
     if (strcmp(seg[0], "replay") == 0) {
-        replay_route(req, m);
+        replay_route(api, req, m);
         return;
     }
     if (strcmp(seg[0], "events") == 0) {

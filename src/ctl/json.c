@@ -222,8 +222,18 @@ static int match_text(json_t *j, char *out, size_t cap, char *err,
         json_t *hv;
         const char *hname;
         int n = 0;
+        if (key[0] == '\0' || strpbrk(key, ",=.: ") != NULL) {
+            snprintf(err, errlen, "bad request body: match key '%s' is not a "
+                     "key", key);
+            return -1;
+        }
         if (strcmp(key, "header") == 0 && json_is_object(v)) {
             json_object_foreach(v, hname, hv) {
+                if (hname[0] == '\0' || strpbrk(hname, ",=: ") != NULL) {
+                    snprintf(err, errlen, "bad request body: match header "
+                             "name '%s' is not a header name", hname);
+                    return -1;
+                }
                 if (!json_is_string(hv) || strchr(json_string_value(hv), ',')) {
                     snprintf(err, errlen, "bad request body: match header "
                              "'%s' must be a string without ','", hname);
@@ -377,6 +387,12 @@ struct schedule *ctl_schedule_from_json(json_t *arr,
             int rc;
             if (strcmp(key, "behavior") == 0 || strcmp(key, "for") == 0)
                 continue;
+            if (strcmp(key, "ttl") == 0) {
+                snprintf(err, errlen, "bad request body: schedule phase %zu: "
+                         "a phase lasts its \"for\"; ttl does not apply",
+                         i + 1);
+                goto bad;
+            }
             rc = ctl_inst_set(&p->inst, key, v, why, sizeof(why));
             if (rc == -ENOENT)
                 snprintf(why, sizeof(why), "the '%s' behavior has no option "
@@ -409,6 +425,13 @@ json_t *ctl_schedule_json(const struct schedule *sc)
     return json_loads(sc->given, 0, NULL);
 }
 
+json_t *ctl_schedule_phase_json(struct schedule *sc)
+{
+    int cur = schedule_phase(sc, target_now());
+
+    return cur < sc->n ? json_integer(cur + 1) : json_null();
+}
+
 json_t *ctl_toxic_json(const struct toxic *t)
 {
     json_t *o = json_object(), *a = json_object();
@@ -421,7 +444,7 @@ json_t *ctl_toxic_json(const struct toxic *t)
     ctl_target_json(a, t->inst.target);
     if (t->sched != NULL) {
         json_object_set_new(a, "schedule", ctl_schedule_json(t->sched));
-        json_object_set_new(a, "phase", json_integer(t->sched->cur + 1));
+        json_object_set_new(a, "phase", ctl_schedule_phase_json(t->sched));
     }
     json_object_set_new(o, "attributes", a);
     json_object_set_new(o, "name", json_string(t->name));
@@ -488,6 +511,7 @@ static int set_attributes(struct toxic *t, json_t *attrs,
     const struct opt_decl *d = t->type->attrs;
     struct behav_inst b = { .ops = t->type->behav };
     struct schedule *sched = NULL;
+    bool drop_sched = false;
     const char *key;
     char why[300];
     json_t *j;
@@ -501,7 +525,9 @@ static int set_attributes(struct toxic *t, json_t *attrs,
     /* all or nothing: parse into a copy first */
     opt_copy(d, b.vals, t->inst.vals);
     opt_copy(target_opts, b.target, t->inst.target);
-    if (json_object_get(attrs, "schedule") != NULL) {
+    if (json_is_null(json_object_get(attrs, "schedule"))) {
+        drop_sched = true; /* null: the toxic's own behavior decides */
+    } else if (json_object_get(attrs, "schedule") != NULL) {
         if (t->type->kind != TOXIC_BEHAVIOR) {
             snprintf(err, errlen, "bad request body: a schedule is for a "
                      "behavior toxic, not %s", t->type->name);
@@ -534,7 +560,7 @@ static int set_attributes(struct toxic *t, json_t *attrs,
     memcpy(t->inst.vals, b.vals, sizeof(b.vals));
     memcpy(t->inst.target, b.target, sizeof(b.target));
     behav_inst_changed(&t->inst);
-    if (sched != NULL) {
+    if (sched != NULL || drop_sched) {
         schedule_destroy(t->sched);
         t->sched = sched;
     }
@@ -985,7 +1011,8 @@ static int apply_options(struct proxy_conf *c, int b, json_t *opts,
     }
     if (target_check(c->behav[b].target, c->proto, false, why,
                      sizeof(why)) < 0) {
-        snprintf(name, namelen, "match");
+        snprintf(name, namelen, "%s",
+                 strncmp(why, "window", 6) == 0 ? "window" : "match");
         snprintf(err, errlen, "bad request body: %s", why);
         return -1;
     }
@@ -1008,7 +1035,13 @@ int ctl_behavior_apply(struct proxy *p, json_t *body, char *name,
         return -1;
     }
     jname = json_object_get(body, "name");
-    if (jname == NULL && json_object_get(body, "schedule") != NULL) {
+    if (json_object_get(body, "schedule") != NULL) {
+        if (json_object_size(body) != 1) {
+            snprintf(name, namelen, "schedule");
+            snprintf(err, errlen, "a schedule comes alone: its phases name "
+                     "the behaviors and their options");
+            return -1;
+        }
         spec = "dummy"; /* the schedule decides */
     } else if (!json_is_string(jname)) {
         snprintf(err, errlen, "the value should contain a \"name\" key");

@@ -59,6 +59,8 @@ struct schedule *ctl_schedule_from_json(json_t *arr,
                                         char *err, size_t errlen);
 /* The schedule as it was given. */
 json_t *ctl_schedule_json(const struct schedule *sc);
+/* The phase in effect now, from 1; null once every phase has ended. */
+json_t *ctl_schedule_phase_json(struct schedule *sc);
 
 /* Adds the target options that are set (target.h) to the object o. */
 void ctl_target_json(json_t *o, const union opt_val *target);

@@ -25,7 +25,7 @@ static int add_event(struct replay *r, json_t *e, const char *what,
     const char *proxy = json_string_value(json_object_get(e, "proxy"));
     const char *name = json_string_value(json_object_get(e, "behavior"));
     json_t *conn = json_object_get(e, "conn"), *index = json_object_get(e, "index");
-    json_t *opts = json_object_get(e, "options"), *held;
+    json_t *opts = json_object_get(e, "options"), *held, *code;
     struct behav_inst b;
     char *key, why[300];
     const char *okey;
@@ -36,7 +36,12 @@ static int add_event(struct replay *r, json_t *e, const char *what,
         snprintf(err, errlen, "%s %zu is not a JSON object", what, n);
         return -1;
     }
-    if (kind == NULL || strcmp(kind, "fault") != 0 || index == NULL)
+    if (kind == NULL) {
+        snprintf(err, errlen, "%s %zu is not a journal event (no \"kind\")",
+                 what, n);
+        return -1;
+    }
+    if (strcmp(kind, "fault") != 0 || index == NULL)
         return 1;
     if (proxy == NULL || name == NULL || !json_is_integer(conn) ||
         !json_is_integer(index) || json_integer_value(conn) < 0 ||
@@ -51,9 +56,17 @@ static int add_event(struct replay *r, json_t *e, const char *what,
                  name);
         return -1;
     }
-    key = opts != NULL ? json_dumps(opts, JSON_COMPACT | JSON_SORT_KEYS)
-                       : strdup("");
-    if (key == NULL) {
+    /* the HTTP status drawn then, not a new draw from the list */
+    opts = opts != NULL ? json_deep_copy(opts) : json_object();
+    code = json_object_get(e, "code");
+    if (json_is_integer(code) && json_integer_value(code) > 0 &&
+        opt_find(behav_at(behav)->opts, "status") >= 0)
+        json_object_set_new(opts, "status",
+                            json_sprintf("%d", (int)json_integer_value(code)));
+    key = json_dumps(opts, JSON_COMPACT | JSON_SORT_KEYS);
+    if (key == NULL || opts == NULL) {
+        json_decref(opts);
+        free(key);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -64,6 +77,7 @@ static int add_event(struct replay *r, json_t *e, const char *what,
             if (ctl_inst_set(&b, okey, v, why, sizeof(why)) == -EINVAL) {
                 snprintf(err, errlen, "%s %zu: %s", what, n, why);
                 behav_inst_deinit(&b);
+                json_decref(opts);
                 free(key);
                 return -1;
             } /* an option this build does not know: left out */
@@ -77,6 +91,7 @@ static int add_event(struct replay *r, json_t *e, const char *what,
             behav_inst_deinit(&b);
     }
     free(key);
+    json_decref(opts);
     held = json_object_get(e, "held_ms");
     rc = inst < 0 ? inst
                   : replay_add(r, proxy, (uint64_t)json_integer_value(conn),
@@ -104,14 +119,20 @@ static bool blank(const char *s, size_t n)
 
 /* A whole JSON value: a list of events, or GET /events' {"events": [...]}.
  * Returns 0, -1 with err, or 1 when j is neither (then: lines). */
-static int add_list(struct replay *r, json_t *j, char *err, size_t errlen)
+static int add_list(struct replay *r, json_t *j, size_t *events, char *err,
+                    size_t errlen)
 {
     json_t *list = json_is_array(j) ? j : json_object_get(j, "events");
     json_t *e;
     size_t i;
 
+    if (json_is_object(j) && list != NULL && !json_is_array(list)) {
+        snprintf(err, errlen, "\"events\" is not a list of events");
+        return -1;
+    }
     if (!json_is_array(list))
         return 1;
+    *events = json_array_size(list);
     json_array_foreach(list, i, e)
         if (add_event(r, e, "event", i + 1, err, errlen) < 0)
             return -1;
@@ -123,17 +144,17 @@ struct replay *ctl_replay_parse(const char *text, size_t len, char *err,
 {
     struct replay *r = replay_create();
     json_t *j;
-    size_t line = 0, at = 0;
+    size_t line = 0, at = 0, events = 0;
     int rc;
 
     if (r == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    j = json_loadb(text, len, 0, NULL);
-    rc = j != NULL ? add_list(r, j, err, errlen) : 1;
+    j = len > 0 ? json_loadb(text, len, 0, NULL) : NULL;
+    rc = j != NULL ? add_list(r, j, &events, err, errlen) : 1;
     json_decref(j);
-    while (rc == 1 && at <= len) { /* JSON lines */
+    while (rc == 1 && at < len) { /* JSON lines */
         const char *nl = memchr(text + at, '\n', len - at);
         size_t end = nl != NULL ? (size_t)(nl - text) : len;
         json_error_t je;
@@ -147,6 +168,7 @@ struct replay *ctl_replay_parse(const char *text, size_t len, char *err,
             }
             rc = add_event(r, e, "line", line, err, errlen);
             json_decref(e);
+            events++;
             if (rc < 0)
                 break;
             rc = 1;
@@ -154,6 +176,10 @@ struct replay *ctl_replay_parse(const char *text, size_t len, char *err,
         if (nl == NULL)
             break;
         at = end + 1;
+    }
+    if (rc >= 0 && events == 0) {
+        snprintf(err, errlen, "the journal holds no events");
+        rc = -1;
     }
     if (rc < 0) {
         replay_destroy(r);

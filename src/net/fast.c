@@ -3,6 +3,8 @@
  */
 #include "net/fast.h"
 
+#include "behav/replay.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -73,7 +75,9 @@ bool fast_eligible(const struct session *s)
         return false; /* the relays copy anyway, or STARTTLS may come */
     if (s->mode == PROTO_RAW)
         return true;
-    return s->mode == PROTO_TUNNEL && p->conf->all_dummy;
+    /* a replay decides each chunk: they must be seen */
+    return s->mode == PROTO_TUNNEL && p->conf->all_dummy &&
+           replay_current() == NULL;
 }
 
 static struct fast_dir *other(struct session *s, struct fast_dir *d)

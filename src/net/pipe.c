@@ -1119,6 +1119,20 @@ static uint8_t take_bit(struct pipe *p)
     return 63; /* cannot happen: at most TOXIC_MAX (64) toxics */
 }
 
+/* Whether the link's toxic targets this connection (pipe_owner.targeted):
+ * asked once, the first time the toxic is drawn in for it; the answer
+ * stands when its toxicity changes, so the target's counts are not
+ * spent twice on one connection. */
+static bool targets(struct pipe *p, struct tox_link *l)
+{
+    if (!l->target_asked) {
+        l->target_asked = true;
+        l->target_took = p->owner->targeted == NULL ||
+                         p->owner->targeted(p->ctx, l->t);
+    }
+    return l->target_took;
+}
+
 static bool draw_on(struct rng *rng, double toxicity)
 {
     /* toxicity 0 never applies, 1 always; drawn per connection */
@@ -1258,7 +1272,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
             lat = l->lat;
             link_read_attrs(l);
             if (l->toxicity != t->toxicity) {
-                bool on = draw_on(&p->rng, t->toxicity);
+                bool on = draw_on(&p->rng, t->toxicity) && targets(p, l);
                 if (l->on && !on)
                     changed |= link_mask(l);
                 l->on = on;
@@ -1272,9 +1286,7 @@ int pipe_set_chain(struct pipe *p, struct toxic *const *toxics, int n,
             l->t = t;
             l->uid = t->uid;
             l->toxicity = t->toxicity;
-            l->on = draw_on(&p->rng, t->toxicity) &&
-                    (p->owner->targeted == NULL ||
-                     p->owner->targeted(p->ctx, t));
+            l->on = draw_on(&p->rng, t->toxicity) && targets(p, l);
             l->bit = take_bit(p);
             link_read_attrs(l);
             link_init_state(p, l);

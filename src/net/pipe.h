@@ -100,6 +100,9 @@ struct tox_link {
         } lt;
     } st;
     bool on;                  /* drawn in */
+    bool target_asked;        /* its target was asked about this
+                                 connection, */
+    bool target_took;         /* and took it */
     uint8_t bit;              /* its bit in struct held.by */
     double toxicity;          /* as drawn against */
     long long a[3];           /* its attributes as applied */

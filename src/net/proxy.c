@@ -374,11 +374,13 @@ static void ttl_cb(evutil_socket_t fd, short what, void *arg)
         }
     }
     for (int i = m->n - 1; i >= 0; i--) {
-        const struct behav_inst *b = &p->conf->behav[m->e[i].behav];
+        struct behav_inst *b = &p->conf->behav[m->e[i].behav];
         double e = target_expiry(b->target, b->ts.set_at);
         if (e > 0 && e <= now) {
             log_info("proxy %s: behavior %s removed itself (ttl)", p->name,
                      b->ops->name);
+            b->target[TARGET_TTL].f = 0; /* done: dummy, put back in an
+                                           empty mix, must not expire */
             memmove(&m->e[i], &m->e[i + 1], sizeof(m->e[0]) * (size_t)(m->n - i - 1));
             m->n--;
             mix_changed = true;
@@ -390,12 +392,8 @@ static void ttl_cb(evutil_socket_t fd, short what, void *arg)
         m->e[0].behav = behav_find("dummy");
     }
     if (mix_changed) {
-        struct session *s, *next;
         p->conf->all_dummy = mix_all_dummy(p->conf);
-        for (s = LIST_FIRST(&p->sessions); s != NULL; s = next) {
-            next = LIST_NEXT(s, link);
-            session_conf_changed(s);
-        }
+        proxy_decisions_changed(p);
     }
     proxy_arm_ttl(p);
 }
@@ -624,16 +622,21 @@ const char *proxy_listen_text(const struct proxy *p, char *buf, size_t len)
     return buf;
 }
 
-void proxy_set_conf(struct proxy *p, struct proxy_conf *c)
+void proxy_decisions_changed(struct proxy *p)
 {
     struct session *s, *next;
 
-    proxy_conf_destroy(p->conf);
-    c->all_dummy = mix_all_dummy(c);
-    p->conf = c;
     for (s = LIST_FIRST(&p->sessions); s != NULL; s = next) {
         next = LIST_NEXT(s, link);
         session_conf_changed(s);
     }
+}
+
+void proxy_set_conf(struct proxy *p, struct proxy_conf *c)
+{
+    proxy_conf_destroy(p->conf);
+    c->all_dummy = mix_all_dummy(c);
+    p->conf = c;
+    proxy_decisions_changed(p);
     proxy_arm_ttl(p);
 }

@@ -173,6 +173,10 @@ void proxy_set_backend(struct proxy *p, const struct addr *a, const char *text);
  * connection). Returns 0 or a negative errno with a message in err. */
 int proxy_set_enabled(struct proxy *p, bool enabled, char *err, size_t errlen);
 
+/* What decides the requests changed (the mix, a replay): open
+ * connections leave or take the fast path as it now allows. */
+void proxy_decisions_changed(struct proxy *p);
+
 /* Arms the timer of the next ttl to expire (after a toxic or the mix was
  * set). */
 void proxy_arm_ttl(struct proxy *p);

@@ -568,6 +568,9 @@ static void draw(struct session *s, struct behav_verdict *v,
         double held_ms;
         d->t = NULL;
         d->b = replay_lookup(p->name, s->id, s->requests, &held_ms);
+        if (d->b != NULL && d->b->ops->proto != NULL &&
+            strcmp(d->b->ops->proto, s->proto->name) != 0)
+            d->b = NULL; /* an HTTP fault recorded on another protocol */
         if (d->b == NULL)
             d->b = &c->behav[dummy];
         behav_decide((struct behav_inst *)d->b, &ctx, v);

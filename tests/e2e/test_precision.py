@@ -2,6 +2,7 @@
 schedules, against real servers and real clients."""
 import http.client
 import json
+import socket
 import subprocess
 import time
 
@@ -294,12 +295,20 @@ def test_schedule_phases_in_order_with_their_counts(redis_server):
     ({"name": "error", "match": {"command": 3}}, "match 'command' must be a string"),
     ({"name": "error", "match": "client=not-an-ip"}, "no address or CIDR"),
     ({"name": "error", "window": "30"}, "window: expected FROM-TO"),
+    ({"name": "error", "window": "9-3"}, '"name": "window"'),
     ({"name": "error", "every": -1}, "every"),
     ({"name": "error", "ttl": "soon"}, "ttl"),
     ({"schedule": [{"for": "5 parsecs", "behavior": "error"}]}, "not '5 parsecs'"),
     ({"schedule": [{"behavior": "error"}, {"behavior": "dummy"}]}, "only the last phase"),
     ({"schedule": [{"for": "1s", "behavior": "nope"}]}, "'nope' behavior does not exist"),
     ({"schedule": []}, "1 to 32 phases"),
+    ({"schedule": [{"for": "0x10 requests", "behavior": "error"}]}, "not '0x10 requests'"),
+    ({"schedule": [{"for": "1s", "behavior": "error", "ttl": 1}]}, "ttl does not apply"),
+    ({"name": "error", "schedule": [{"behavior": "error"}]}, "a schedule comes alone"),
+    ({"schedule": [{"behavior": "error"}], "ttl": 0.5}, "a schedule comes alone"),
+    ({"name": "error", "match": {"command=GET,key": "x"}}, "is not a key"),
+    ({"name": "error", "match": {"header": {"A=B": "x"}}}, "is not a header name"),
+    ({"name": "error", "match": "command="}, "'command' needs a value"),
 ])
 def test_bad_targets_are_refused_and_change_nothing(redis_server, body, needle):
     a, pp = api_proxy("--protocol", "redis", "--behavior", "100:delay",
@@ -310,7 +319,7 @@ def test_bad_targets_are_refused_and_change_nothing(redis_server, body, needle):
         assert st == 400 and needle in json.dumps(b), b
         assert a.call("GET", "/behavior")[1] == before
         name = list(a.call("GET", "/proxies")[1])[0]
-        if "schedule" not in body:
+        if "schedule" not in body and "window" not in needle and "name\"" not in needle:
             attrs = {k: v for k, v in body.items() if k != "name"}
             st, b, _ = a.call("POST", "/proxies/%s/toxics" % name,
                               {"type": "error", "attributes": attrs})
@@ -440,6 +449,7 @@ def test_replay_through_the_api(api, redis_server):
      "'nope' behavior is not loaded"),
     ('{"kind": "fault", "proxy": "r", "index": 1, "behavior": "error"}', "needs proxy, conn"),
     ('{"kind": "fault"}\nnot json\n', "line 2"),
+    ('{"kind": "open", "proxy": "r"}\n{"seq": 2}\n', "line 2 is not a journal event"),
     ('{"kind": "fault", "proxy": "r", "conn": 1, "index": 1, "behavior": "delay",'
      ' "options": {"sleep": "long"}}', "sleep"),
     ('[1, 2]', "event 1 is not a JSON object"),
@@ -518,3 +528,177 @@ def test_a_replayed_delay_holds_what_was_drawn_then(redis_server, tmp_path):
     first, again = held(j1), held(j2)
     assert len(first) == 8 and max(first.values()) - min(first.values()) > 20
     assert again == first
+
+
+def test_a_ttl_on_dummy_expires_once(vaurien, backend):
+    """dummy, put back in a mix its ttl emptied, must not expire again and
+    again (it spun the loop and flooded the log)."""
+    v = vaurien("--behavior-dummy-ttl", "0.2", backend_port=backend.port)
+    time.sleep(1.0)
+    assert v.log_text().count("removed itself (ttl)") == 1
+    s = v.connect()
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+    s.close()
+
+
+def test_a_replay_decides_tcp_chunks_the_fast_path_would_not_see(backend, tmp_path):
+    """A tcp proxy without behaviors runs on the zero-copy path; with a
+    replay every chunk is decided, also on a connection already open when
+    the replay was posted."""
+    j = tmp_path / "j.jsonl"
+    j.write_text(json.dumps({"kind": "fault", "proxy": "vaurien", "conn": 1, "index": 2,
+                             "behavior": "error"}) + "\n")
+    v = Vaurien("--protocol", "tcp", "--replay", str(j), backend_port=backend.port)
+    try:
+        s = v.connect()
+        s.sendall(b"a")
+        assert s.recv(10) == b"a"
+        time.sleep(0.05)
+        s.sendall(b"b")  # the second chunk: 1000 random bytes instead
+        got = b""
+        while len(got) < 1000:
+            d = s.recv(2000)
+            assert d
+            got += d
+        assert got != b"b" and len(got) == 1000
+        s.close()
+    finally:
+        assert v.stop() == 0
+    port, pp = free_port(), free_port()
+    a = Api(["--proxy", "127.0.0.1:%d" % pp, "--backend", "127.0.0.1:%d" % backend.port,
+             "--http", "--http-host", "127.0.0.1", "--http-port", str(port)], port)
+    try:
+        s = socket.create_connection(("127.0.0.1", pp), timeout=5)
+        s.sendall(b"a")
+        assert s.recv(10) == b"a"  # on the fast path now
+        st, b, _ = a.call("POST", "/replay", raw=json.dumps(
+            {"kind": "fault", "proxy": "vaurien", "conn": 1, "index": 1, "behavior": "blackout"}))
+        assert st == 200, b
+        s.sendall(b"b")  # the first chunk the proxy sees: blackout
+        assert s.recv(10) == b""
+        s.close()
+    finally:
+        a.stop()
+
+
+def test_a_toxicity_change_keeps_the_target(api, backend):
+    port = free_port()
+    api.call("POST", "/proxies", {"name": "k", "listen": "127.0.0.1:%d" % port,
+                                  "upstream": "127.0.0.1:%d" % backend.port})
+    st, b, _ = api.call("POST", "/proxies/k/toxics", {"name": "l", "type": "latency",
+                        "attributes": {"latency": 400, "match": {"client": "10.0.0.0/8"}}})
+    assert st == 200, b
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+    def rtt():
+        t0 = time.monotonic()
+        s.sendall(b"x")
+        assert s.recv(1) == b"x"
+        return time.monotonic() - t0
+    assert rtt() < 0.3
+    st, b, _ = api.call("POST", "/proxies/k/toxics/l", {"toxicity": 0.9999})
+    assert st == 200, b
+    assert rtt() < 0.3 and rtt() < 0.3
+    s.close()
+
+
+@pytest.mark.parametrize("raw,needle", [
+    ("", "no events"), ("\n\n", "no events"), ("{}", "not a journal event"),
+    ("[]", "no events"),
+    ('{"events": 5}', "not a list of events"),
+])
+def test_an_empty_replay_is_refused(api, raw, needle):
+    st, b, _ = api.call("POST", "/replay", raw=raw)
+    assert st == 400 and needle in b["error"], b
+    assert api.call("GET", "/replay")[1] == {"replaying": False, "faults": 0}
+
+
+def test_an_empty_replay_file_exits_2():
+    p = subprocess.run([BIN, "--backend", "127.0.0.1:1", "--replay", "/dev/null"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "no events" in p.stderr
+
+
+def test_a_replay_sends_the_http_status_drawn_then(http_server, tmp_path):
+    port = http_server.server_address[1]
+    j = str(tmp_path / "http.jsonl")
+
+    def run(*args):
+        v = Vaurien("--protocol", "http", *args, backend_port=port)
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", v.port, timeout=10)
+            out = []
+            for i in range(30):
+                c.request("GET", "/x%d" % i)
+                r = c.getresponse()
+                r.read()
+                out.append(r.status)
+                if r.getheader("Connection", "").lower() == "close":
+                    c.close()
+                    c = http.client.HTTPConnection("127.0.0.1", v.port, timeout=10)
+            c.close()
+        finally:
+            assert v.stop() == 0
+        return out
+    first = run("--behavior", "60:error", "--seed", "1", "--journal", j)
+    assert len(set(first) - {200}) >= 3  # statuses drawn from 500,501,502,503
+    assert run("--seed", "999", "--replay", j) == first
+
+
+def test_an_http_fault_replayed_on_another_protocol_is_dummy(api, redis_server):
+    port = free_port()
+    st, b, _ = api.call("POST", "/replay", raw=json.dumps(
+        {"kind": "fault", "proxy": "r", "conn": 1, "index": 1, "behavior": "malformed_chunk"}))
+    assert st == 200, b
+    api.call("POST", "/proxies", {"name": "r", "listen": "127.0.0.1:%d" % port,
+                                  "upstream": "127.0.0.1:%d" % redis_server,
+                                  "protocol": "redis"})
+    redis, r = redis_client(port)
+    assert r.ping() is True
+
+
+def test_schedule_phase_moves_on_with_time_and_a_toxic_schedule_is_removed_with_null(redis_server):
+    a, pp = api_proxy("--protocol", "redis", backend_port=redis_server)
+    try:
+        st, b, _ = a.call("PUT", "/behavior", {"schedule": [
+            {"for": "0.3s", "behavior": "error"}, {"for": "0.3s", "behavior": "dummy"}]})
+        assert st == 200, b
+        assert a.call("GET", "/behavior")[1]["phase"] == 1
+        time.sleep(0.4)
+        assert a.call("GET", "/behavior")[1]["phase"] == 2  # no request needed
+        time.sleep(0.3)
+        assert a.call("GET", "/behavior")[1]["phase"] is None  # all ended
+        name = list(a.call("GET", "/proxies")[1])[0]
+        st, b, _ = a.call("POST", "/proxies/%s/toxics" % name, {"name": "s", "type": "dummy",
+                          "attributes": {"schedule": [{"behavior": "error"}]}})
+        assert st == 200 and b["attributes"]["phase"] == 1, b
+        redis, r = redis_client(pp)
+        assert outcomes(r, redis, [("GET", "k")]) == ["error"]
+        st, b, _ = a.call("POST", "/proxies/%s/toxics/s" % name,
+                          {"attributes": {"schedule": None}})
+        assert st == 200 and "schedule" not in b["attributes"], b
+        assert outcomes(r, redis, [("GET", "k")]) == ["ok"]
+    finally:
+        a.stop()
+
+
+def test_targets_and_schedules_in_toxics_of_the_server_config(redis_server, tmp_path):
+    """vaurien server -config takes toxics with match and schedule."""
+    port, pp = free_port(), free_port()
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps([{"name": "r", "listen": "127.0.0.1:%d" % pp,
+                                "upstream": "127.0.0.1:%d" % redis_server, "protocol": "redis",
+                                "toxics": [{"name": "sets", "type": "error",
+                                            "attributes": {"match": {"command": "SET"}}},
+                                           {"name": "seq", "type": "dummy", "attributes": {
+                                               "schedule": [{"for": "1 request", "behavior": "dummy"},
+                                                            {"behavior": "error"}]}}]}]))
+    a = Api(["server", "-host", "127.0.0.1", "-port", str(port), "-config", str(cfg)], port)
+    try:
+        redis, r = redis_client(pp)
+        # SET: the first toxic; GET: the schedule's first request passes
+        assert outcomes(r, redis, [("SET", "k", "v"), ("GET", "k"), ("GET", "k")]) == \
+            ["error", "ok", "error"]
+    finally:
+        a.stop()
