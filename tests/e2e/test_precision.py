@@ -2,13 +2,14 @@
 schedules, against real servers and real clients."""
 import http.client
 import json
+import os
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import BIN, Api, Vaurien, free_port, wait_until
+from conftest import BIN, ROOT, Api, Vaurien, free_port, wait_until
 
 
 def redis_client(port):
@@ -702,3 +703,22 @@ def test_targets_and_schedules_in_toxics_of_the_server_config(redis_server, tmp_
             ["error", "ok", "error"]
     finally:
         a.stop()
+
+
+def test_a_custom_behavior_takes_targets_and_its_own_option_wins(vaurien, redis_server):
+    """readonly.lua declares `every` itself: its own option wins over the
+    target's of the same name; match and after are the target's."""
+    lua = os.path.join(ROOT, "examples", "lua", "redis_readonly.lua")
+    v = vaurien("--protocol", "redis", "--behavior-file", "readonly=" + lua,
+                "--behavior", "100:readonly", "--behavior-readonly-every", "1",
+                "--behavior-readonly-prefix", "", "--behavior-readonly-match", "key=order:*",
+                "--behavior-readonly-after", "1", backend_port=redis_server)
+    redis, r = redis_client(v.port)
+    got = []
+    for key in ("order:1", "user:1", "order:2", "order:3", "user:2"):
+        try:
+            r.set(key, "v")
+            got.append("ok")
+        except redis.exceptions.ReadOnlyError:
+            got.append("error")
+    assert got == ["ok", "ok", "error", "error", "ok"]
