@@ -65,10 +65,6 @@ struct behav_verdict {
     double rep_delay;           /* seconds, for BEHAV_HOLD */
     const union opt_val *err;   /* for BEHAV_ERROR: error's options, valid
                                    while the request's head is handled */
-    uint64_t rep_rate;          /* bytes per second, for BEHAV_PACE */
-    bool garbage;               /* BEHAV_ERROR: random bytes from the
-                                   connection's generator instead of the
-                                   protocol's error (random_then_close) */
     /* Custom behaviors (src/script) and the http faults (behav/http.c). */
     const char *answer;         /* BEHAV_ERROR: these bytes instead of the
                                    protocol's error (valid as err is) */
@@ -77,6 +73,12 @@ struct behav_verdict {
                                    first step (behav_lua_reply()); 0: none.
                                    Owned by whoever holds the verdict: the
                                    request's entry, or the tunnel */
+    uint32_t rep_rate;          /* bytes per second, for BEHAV_PACE (at
+                                   most slow_body's 1e9; the verdict is
+                                   kept in every session: 64 bytes) */
+    bool garbage;               /* BEHAV_ERROR: random bytes from the
+                                   connection's generator instead of the
+                                   protocol's error (random_then_close) */
     bool answer_close;          /* close the client after the answer */
     bool forward;               /* BEHAV_ERROR: the request is forwarded
                                    and the answer replaces its reply */

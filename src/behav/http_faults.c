@@ -91,7 +91,7 @@ static void slow_decide(struct behav_inst *b, const struct behav_ctx *ctx,
 {
     (void)ctx;
     v->rep = BEHAV_PACE;
-    v->rep_rate = (uint64_t)b->vals[SLOW_RATE].i;
+    v->rep_rate = (uint32_t)b->vals[SLOW_RATE].i; /* at most 1e9 */
 }
 
 static void bad_length_decide(struct behav_inst *b, const struct behav_ctx *ctx,

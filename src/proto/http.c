@@ -347,7 +347,8 @@ static ssize_t http_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         if (d->interim)
             u->flags |= PROTO_INTERIM;
         if (!had_head && (u->flags & PROTO_HEAD))
-            u->head_len = d->head_len; /* 0 without a body */
+            u->head_len = (uint32_t)d->head_len; /* 0 without a body; a
+                                                    head is at most 80 KB */
     }
     return n;
 }

@@ -86,12 +86,13 @@ struct proto_unit {
     uint32_t info;  /* what the framer learned: http method and version,
                        mysql command and sequence id, ... */
     uint32_t info2;
+    uint32_t head_len; /* a reply's head step: the bytes of its head, the
+                       body's first bytes after them (http, slow_body); 0:
+                       the step is all head, or the framer does not say
+                       (32 bits: two units live in every session) */
     size_t skip;    /* set by the caller: bytes at the front of in that
                        belong to units before this one (passed, not moved
                        yet); the unit starts after them */
-    size_t head_len; /* a reply's head step: the bytes of its head, the
-                       body's first bytes after them (http, slow_body); 0:
-                       the step is all head, or the framer does not say */
 };
 
 /* What an error reply should say: the error behavior's options, read by
