@@ -86,10 +86,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             json_decref(ctl_toxic_json(t));
         break;
     case 3: {
-        json_t *base_toxic = json_pack("{s:s}", "type", "slicer");
+        /* a toxic of the body's type (slicer when it names none), then
+         * the body as its update: attributes, targets, schedules */
+        const char *type = json_string_value(json_object_get(body, "type"));
+        json_t *base_toxic = json_pack("{s:s}", "type",
+                                       type != NULL && toxic_type_find(type)
+                                           ? type : "slicer");
         t = ctl_toxic_create(fixed, base_toxic, &status, err, sizeof(err));
         json_decref(base_toxic);
-        if (t != NULL && ctl_toxic_update(t, body, err, sizeof(err)) == 0)
+        if (t != NULL && ctl_toxic_update(t, body, fixed->conf->proto, err,
+                                          sizeof(err)) == 0)
             json_decref(ctl_toxic_json(t));
         break;
     }
