@@ -2,9 +2,9 @@
  * pipe: one direction of a session (see pipe.h).
  *
  *   pipe_emit ─▶ each byte toxic of the chain shapes a plan for the unit
- *               (tox_latency, tox_slicer, tox_bandwidth, tox_limit_data,
- *               tox_timeout, tox_reset_peer), or the unit's bytes
- *               (tox_packet_loss, tox_corrupt, tox_reset_after)
+ *               (tox_latency, tox_slicer, tox_bandwidth, tox_timeout,
+ *               tox_reset_peer), or the unit's bytes (tox_packet_loss,
+ *               tox_corrupt, tox_cut_at for limit_data and reset_after)
  *             ─▶ queue(): straight to the output, or held (ring + buffer)
  *   timer     ─▶ release(): due units in order, paced ones part by part
  */
@@ -656,24 +656,26 @@ static void tox_bandwidth(const struct tox_link *l, struct held *plan)
 }
 
 
-/* Exactly `bytes` bytes per connection and direction pass; then the
- * connection closes once they are written. Cuts *len; *cut gets the bytes
- * dropped. */
-static void tox_limit_data(struct pipe *p, struct tox_link *l, size_t *len,
-                           size_t *cut, struct held *plan)
+/* Exactly limit bytes per connection and direction pass (limit_data,
+ * reset_after): the link counts them; once the limit is reached the rest
+ * is cut (*len shortened, *cut gets the bytes dropped) and the connection
+ * closes once they are written. Returns whether the limit was reached. */
+static bool tox_cut_at(struct pipe *p, struct tox_link *l, long long limit,
+                       size_t *len, size_t *cut, struct held *plan)
 {
-    unsigned long long limit = (unsigned long long)l->a[TOX_LIMIT_BYTES];
-    unsigned long long room = l->count < limit ? limit - l->count : 0;
+    unsigned long long lim = (unsigned long long)limit;
+    unsigned long long room = l->count < lim ? lim - l->count : 0;
     size_t take = *len < room ? *len : (size_t)room;
 
     l->count += take;
-    if (l->count < limit)
-        return;
+    if (l->count < lim)
+        return false;
     *cut += *len - take;
     *len = take;
     plan->then = BEHAV_CLOSE;
     p->discard = true;
     p->closing = true;
+    return true;
 }
 
 /* Data is dropped; the connection closes timeout ms after the last chunk
@@ -773,28 +775,6 @@ static uint64_t tox_corrupt(struct tox_link *l, struct evbuffer *from,
             break;
     }
     return flips;
-}
-
-/* `bytes` bytes per connection and direction pass; then the connection is
- * reset (RST) once they are written. Cuts *len; *cut gets the bytes
- * dropped. Returns true when the limit was reached. */
-static bool tox_reset_after(struct pipe *p, struct tox_link *l, size_t *len,
-                            size_t *cut, struct held *plan)
-{
-    unsigned long long limit = (unsigned long long)l->a[TOX_RESET_AFTER_BYTES];
-    unsigned long long room = l->count < limit ? limit - l->count : 0;
-    size_t take = *len < room ? *len : (size_t)room;
-
-    l->count += take;
-    if (l->count < limit)
-        return false;
-    *cut += *len - take;
-    *len = take;
-    plan->then = BEHAV_CLOSE;
-    p->reset_on_flush = true;
-    p->discard = true;
-    p->closing = true;
-    return true;
 }
 
 /* Tells the owner that link l acted (the journal). */
@@ -990,8 +970,7 @@ static int emit_plan(struct pipe *p, struct evbuffer *from, size_t len,
             continue;
         switch (l->t->type->kind) {
         case TOXIC_LIMIT_DATA:
-            tox_limit_data(p, l, &len, &cut, &plan);
-            if (plan.then == BEHAV_CLOSE)
+            if (tox_cut_at(p, l, l->a[TOX_LIMIT_BYTES], &len, &cut, &plan))
                 acted(p, l, 0, cut, "limit reached: the rest cut, then closed");
             break;
         case TOXIC_TIMEOUT:
@@ -1023,8 +1002,11 @@ static int emit_plan(struct pipe *p, struct evbuffer *from, size_t len,
             }
             break;
         case TOXIC_RESET_AFTER:
-            if (tox_reset_after(p, l, &len, &cut, &plan))
+            if (tox_cut_at(p, l, l->a[TOX_RESET_AFTER_BYTES], &len, &cut,
+                           &plan)) {
+                p->reset_on_flush = true; /* the close is a reset */
                 acted(p, l, 0, cut, "limit reached: the rest cut, then reset");
+            }
             break;
         default:
             apply_timing(&p->rng, l, &plan);

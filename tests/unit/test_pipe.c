@@ -1,120 +1,11 @@
 /* The pipe without sockets: a bufferevent pair as the destination, the
  * event loop run until a deadline; what reaches the destination's output
  * is what a client would read. Order, loss, bounds and timing. */
-#include <criterion/criterion.h>
-#include <string.h>
-#include <time.h>
-
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-
-#include "behav/toxic.h"
-#include "net/pipe.h"
-
-struct rig {
-    struct event_base *base;
-    struct bufferevent *pair[2]; /* [0]: the pipe's source and destination */
-    struct pipe p;
-    struct toxic *tox[8];
-    int ntox;
-    int closes;
-    const char *why;
-};
-
-static void on_close(void *ctx, bool reset, const char *why)
-{
-    struct rig *r = ctx;
-
-    (void)reset;
-    r->closes++;
-    r->why = why;
-    pipe_deinit(&r->p);
-}
-
-static void on_nothing(void *ctx)
-{
-    (void)ctx;
-}
-
-static void on_drained(void *ctx, struct pipe *p)
-{
-    (void)ctx;
-    (void)p;
-}
-
-static const struct pipe_owner owner = {
-    .close = on_close,
-    .reading = on_nothing,
-    .drained = on_drained,
-    .done = on_nothing,
-};
-
-static void rig_init(struct rig *r)
-{
-    memset(r, 0, sizeof(*r));
-    r->base = event_base_new();
-    cr_assert_not_null(r->base);
-    cr_assert_eq(bufferevent_pair_new(r->base, 0, r->pair), 0);
-    /* the destination's output keeps what it is given */
-    bufferevent_disable(r->pair[0], EV_WRITE);
-    pipe_init(&r->p, &owner, r, 1, "down", r->pair[0], r->pair[0]);
-}
-
-static void rig_deinit(struct rig *r)
-{
-    pipe_deinit(&r->p);
-    for (int i = 0; i < r->ntox; i++)
-        toxic_destroy(r->tox[i]);
-    bufferevent_free(r->pair[0]);
-    bufferevent_free(r->pair[1]);
-    event_base_free(r->base);
-}
-
-static struct toxic *add_toxic(struct rig *r, const char *type,
-                               const char *attrs[][2])
-{
-    const struct toxic_type *tt = toxic_type_find(type);
-    struct toxic *t;
-    char err[256];
-
-    cr_assert_not_null(tt, "no toxic %s", type);
-    t = toxic_create(tt, type, TOXIC_DOWNSTREAM, "downstream");
-    cr_assert_not_null(t);
-    for (int i = 0; attrs != NULL && attrs[i][0] != NULL; i++) {
-        int k = opt_find(tt->attrs, attrs[i][0]);
-        cr_assert(k >= 0, "no attribute %s", attrs[i][0]);
-        cr_assert_eq(opt_parse(&tt->attrs[k], attrs[i][1], &t->inst.vals[k],
-                               err, sizeof(err)), 0, "%s", err);
-    }
-    r->tox[r->ntox++] = t;
-    cr_assert_eq(pipe_set_chain(&r->p, r->tox, r->ntox, TOXIC_DOWNSTREAM), 0);
-    return t;
-}
-
-static void remove_toxic(struct rig *r, struct toxic *t)
-{
-    int i = 0;
-
-    while (r->tox[i] != t)
-        i++;
-    memmove(&r->tox[i], &r->tox[i + 1], sizeof(r->tox[0]) * (size_t)(r->ntox - i - 1));
-    r->ntox--;
-    cr_assert_eq(pipe_set_chain(&r->p, r->tox, r->ntox, TOXIC_DOWNSTREAM), 0);
-    toxic_destroy(t);
-}
+#include "pipe_rig.h"
 
 static size_t out_len(struct rig *r)
 {
-    return evbuffer_get_length(bufferevent_get_output(r->pair[0]));
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+    return evbuffer_get_length(rig_out(r));
 }
 
 /* Runs the loop until the output holds want bytes or secs pass. Returns
@@ -128,22 +19,9 @@ static double run_until(struct rig *r, size_t want, double secs)
     return now_s() - t0;
 }
 
-static void run_for(struct rig *r, double secs)
+static void emit_bytes(struct rig *r, const unsigned char *bytes, size_t len)
 {
-    double t0 = now_s();
-
-    while (now_s() - t0 < secs)
-        event_base_loop(r->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-}
-
-static void emit_bytes(struct rig *r, const unsigned char *data, size_t len)
-{
-    struct evbuffer *in = evbuffer_new();
-
-    evbuffer_add(in, data, len);
-    cr_assert_eq(pipe_emit(&r->p, in, len, 0, BEHAV_PASS), 0);
-    cr_assert_eq(evbuffer_get_length(in), 0, "every byte was taken");
-    evbuffer_free(in);
+    rig_emit(r, bytes, len, len);
 }
 
 static void assert_output(struct rig *r, const unsigned char *want, size_t len)
@@ -153,14 +31,6 @@ static void assert_output(struct rig *r, const unsigned char *want, size_t len)
     cr_assert_eq(evbuffer_get_length(out), len);
     cr_assert(memcmp(evbuffer_pullup(out, -1), want, len) == 0,
               "the bytes arrive as sent, in order");
-}
-
-static unsigned char data[65536];
-
-static void fill(void)
-{
-    for (size_t i = 0; i < sizeof(data); i++)
-        data[i] = (unsigned char)(i * 7 + i / 251);
 }
 
 Test(pipe, stacked_slicers_queue_every_byte_in_order)
@@ -369,9 +239,9 @@ static void on_done(void *ctx)
 Test(pipe, reset_peer_and_slow_close_keep_a_timer_each)
 {
     static const struct pipe_owner counting = {
-        .close = on_close,
-        .reading = on_nothing,
-        .drained = on_drained,
+        .close = rig_on_close,
+        .reading = rig_on_nothing,
+        .drained = rig_on_drained,
         .done = on_done,
     };
     struct rig r;
