@@ -80,15 +80,16 @@ def test_bandwidth_within_10_percent(api):
         src.close()
 
 
-def test_bandwidth_0_holds_everything_until_removed(api, backend):
+@pytest.mark.parametrize("kind", ["bandwidth", "bandwidth_total"])
+def test_bandwidth_0_holds_everything_until_removed(api, backend, kind):
     port = proxy(api, backend.port)
-    toxic(api, type="bandwidth", attributes={"rate": 0})
+    toxic(api, type=kind, attributes={"rate": 0})
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(b"wait for it")
     s.settimeout(0.5)
     with pytest.raises(socket.timeout):
         s.recv(100)
-    assert api.call("DELETE", "/proxies/t/toxics/bandwidth_downstream")[0] == 204
+    assert api.call("DELETE", "/proxies/t/toxics/%s_downstream" % kind)[0] == 204
     assert recv_exactly(s, 11) == b"wait for it"
     s.close()
 

@@ -311,19 +311,6 @@ def test_bandwidth_total_is_shared_by_every_connection(api):
         src.close()
 
 
-def test_bandwidth_total_0_holds_until_removed(api, backend):
-    port = proxy(api, backend.port)
-    toxic(api, type="bandwidth_total", attributes={"rate": 0})
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"wait for it")
-    s.settimeout(0.4)
-    with pytest.raises(socket.timeout):
-        s.recv(100)
-    assert api.call("DELETE", "/proxies/t/toxics/bandwidth_total_downstream")[0] == 204
-    assert recv_exactly(s, 11) == b"wait for it"
-    s.close()
-
-
 # --- the API: bounds, listing, changes while data flows ---------------------
 
 @pytest.mark.parametrize("kind,attrs", [
