@@ -464,3 +464,32 @@ def test_a_replication_connection_is_passed_through(postgres_server, vaurien):
     cur.execute("IDENTIFY_SYSTEM")  # no fault: passed through untouched
     assert len(cur.fetchone()) == 4
     c.close()
+
+
+def test_pgbench_retries_injected_serialization_failures(postgres_server, vaurien):
+    """pgbench's TPC-B-like transactions, simple and extended protocol: a
+    40001 on 10 % of the UPDATEs is retried by pgbench (--max-tries) and
+    no transaction fails."""
+    import re
+    pgbench = os.path.join("/usr/lib/postgresql/15/bin", "pgbench")
+    if not os.path.exists(pgbench):
+        pytest.skip("no pgbench")
+    env = dict(os.environ, PGPASSWORD="secret")
+    where = ["-h", "127.0.0.1", "-U", "vaurien", "vaurien"]
+    r = subprocess.run([pgbench, "-i", "-s", "1", "-p", str(postgres_server)] + where,
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for mode in ("simple", "extended"):
+        v = vaurien("--protocol", "postgres", "--behavior", "10:error",
+                    "--behavior-error-sqlstate", "40001", "--seed", "5",
+                    "--behavior-error-match", "statement=UPDATE",
+                    backend_port=postgres_server)
+        r = subprocess.run([pgbench, "-M", mode, "-c", "2", "-T", "2", "--max-tries", "50",
+                            "-p", str(v.port)] + where,
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        done = int(re.search(r"actually processed: (\d+)", r.stdout).group(1))
+        retried = int(re.search(r"transactions retried: (\d+)", r.stdout).group(1))
+        assert "number of failed transactions: 0 " in r.stdout
+        assert done > 100 and retried > 0, r.stdout
+        v.stop()
