@@ -1097,11 +1097,13 @@ static bool start_request(struct session *s, struct evbuffer *in, size_t n)
     struct drawn d = { NULL, NULL };
     struct entry *e;
 
-    if ((u->flags & PROTO_TLSASK) &&
-        (s->proxy->tls.server == NULL || s->proxy->tls.client == NULL)) {
-        /* TLS the proxy cannot relay on both sides: refused in the
-         * protocol's words (postgres' 'N'), as a server without TLS
-         * would; the client goes on in plain text or gives up */
+    if ((u->flags & PROTO_REFUSE) ||
+        ((u->flags & PROTO_TLSASK) &&
+         (s->proxy->tls.server == NULL || s->proxy->tls.client == NULL))) {
+        /* refused in the protocol's words, not drawn: TLS the proxy
+         * cannot relay on both sides (postgres' 'N', as a server without
+         * TLS says; the client goes on in plain text or gives up), or
+         * what the protocol says a server would refuse now */
         memset(v, 0, sizeof(*v));
         v->by = &behav_dummy;
         v->req = BEHAV_ERROR;

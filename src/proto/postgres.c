@@ -44,6 +44,7 @@
                               awaits it */
 #define INFO_SSL 0x200u    /* an SSLRequest */
 #define INFO_GSSENC 0x400u /* a GSSENCRequest */
+#define INFO_ABORTED 0x800u /* refused: the block the proxy failed */
 
 /* The default SQLSTATE: the error behavior's default (08004, MySQL's)
  * means "the protocol's own". */
@@ -51,6 +52,9 @@
 #define PG_SQLSTATE_OPT_DEFAULT "08004"
 #define PG_MESSAGE "sorry, too many clients already"
 #define PG_MESSAGE_MAX_LEN 1024
+#define PG_ABORTED_STATE "25P02"
+#define PG_ABORTED_MESSAGE "current transaction is aborted, commands ignored " \
+                           "until end of transaction block"
 
 enum pg_stage {
     PG_STARTUP, /* untyped packets from the client */
@@ -98,6 +102,8 @@ struct pg_state {
     bool failed_here;       /* the proxy failed the transaction block the
                                server still has open (its last 'Z' said
                                'T', an injected error said 'E') */
+    bool rolling_back;      /* a ROLLBACK (TO SAVEPOINT) of that block went
+                               to the server: its 'Z' ends failed_here */
     bool tls_now;           /* the server accepted an SSLRequest */
     bool raw;               /* not framed any more */
 };
@@ -333,6 +339,19 @@ static void tls_answer(struct pg_dir *d, unsigned char c)
         d->f.error = true;
 }
 
+/* The server's ReadyForQuery says status. A block the proxy failed
+ * stays failed for the client until the server leaves it ('I' after the
+ * ABORT a COMMIT became, 'E') or rolls back to a savepoint; a 'T' that
+ * answers an earlier request does not end it. */
+static void server_status(struct pg_state *s, char status)
+{
+    s->txn = status;
+    if (status != 'T' || s->rolling_back)
+        s->failed_here = s->rolling_back = false;
+    if (s->failed_here)
+        s->txn = 'E';
+}
+
 static size_t pg_feed(void *st, const unsigned char *p, size_t n)
 {
     struct pg_dir *d = st;
@@ -366,10 +385,8 @@ static size_t pg_feed(void *st, const unsigned char *p, size_t n)
                 take = d->left;
             if (d->untyped && d->startup)
                 startup_params(d, p + i, take);
-            if (!d->request && d->type == 'Z' && d->body == 0 && take > 0) {
-                d->s->txn = (char)p[i];
-                d->s->failed_here = false;
-            }
+            if (!d->request && d->type == 'Z' && d->body == 0 && take > 0)
+                server_status(d->s, (char)p[i]);
             d->left -= (uint32_t)take;
             d->body = d->body + take > PG_HEAD_KEEP ? PG_HEAD_KEEP + 1
                                                     : d->body + (uint32_t)take;
@@ -386,27 +403,51 @@ static size_t pg_feed(void *st, const unsigned char *p, size_t n)
 static void pg_parts(const unsigned char *p, size_t n,
                      const struct proto_unit *u, struct proto_parts *out);
 
-/* A COMMIT in a transaction block only the proxy failed would commit on
- * the server what ran before the injected error. It becomes "ABORT "
- * (as long, where it lies): the server rolls back and answers ROLLBACK,
- * as it answers a COMMIT in a failed block. The request is the n bytes
- * at the front of in. */
-static void commit_to_abort(struct evbuffer *in, size_t n)
+static bool is_word(struct proto_str w, const char *name)
 {
-    size_t m = n < 5 + PG_HEAD_KEEP ? n : 5 + PG_HEAD_KEEP;
-    unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)m);
-    struct proto_parts parts;
-
-    if (p == NULL)
-        return;
-    memset(&parts, 0, sizeof(parts));
-    pg_parts(p, m, NULL, &parts);
-    if (parts.statement.n > 0 && parts.command.n == 6 &&
-        strncasecmp(parts.command.p, "COMMIT", 6) == 0)
-        memcpy(p + (parts.command.p - (const char *)p), "ABORT ", 6);
+    return w.n == strlen(name) && strncasecmp(w.p, name, w.n) == 0;
 }
 
-/* Edits happen while the proxy holds a block failed (commit_to_abort). */
+/* A request (the n bytes at the front of in) while the proxy holds failed
+ * a transaction block the server still has open. A server would refuse
+ * it (25P02) but for the ends of the block: ROLLBACK and ABORT (TO
+ * SAVEPOINT too) go to the server, which leaves the block; a COMMIT,
+ * which would commit what ran before the injected error, becomes "ABORT "
+ * (as long, where it lies): the server rolls back and answers ROLLBACK,
+ * as it answers a COMMIT in a failed block. Anything else is refused by
+ * the proxy. Returns the flags to add to the request's. */
+static unsigned failed_block(struct pg_state *s, struct pg_dir *d,
+                             struct evbuffer *in, size_t n)
+{
+    unsigned char t = (unsigned char)(d->info & 0xffu);
+    struct proto_parts parts;
+    unsigned char *p;
+    size_t m;
+
+    if ((d->uflags & PROTO_NOREPLY) || t == 'S')
+        return 0; /* COPY data, Terminate; a lone Sync the server answers */
+    if (t == 'Q' || t == 'P') {
+        m = n < 5 + PG_HEAD_KEEP ? n : 5 + PG_HEAD_KEEP;
+        p = evbuffer_pullup(in, (ev_ssize_t)m);
+        if (p == NULL)
+            return 0;
+        memset(&parts, 0, sizeof(parts));
+        pg_parts(p, m, NULL, &parts);
+        if (parts.statement.n > 0 && is_word(parts.command, "COMMIT")) {
+            memcpy(p + (parts.command.p - (const char *)p), "ABORT ", 6);
+            return 0;
+        }
+        if (parts.statement.n > 0 && (is_word(parts.command, "ROLLBACK") ||
+                                      is_word(parts.command, "ABORT"))) {
+            s->rolling_back = true;
+            return 0;
+        }
+    }
+    d->info |= INFO_ABORTED;
+    return PROTO_REFUSE;
+}
+
+/* Edits happen while the proxy holds a block failed (failed_block). */
 static bool pg_edits(void *st)
 {
     return ((struct pg_state *)st)->failed_here;
@@ -443,8 +484,8 @@ static ssize_t pg_frame(void *st, enum proto_dir dir, struct evbuffer *in,
     if (n <= 0)
         return n;
     if (dir == PROTO_UP && first && s->failed_here && u->skip == 0 &&
-        (d->info == (INFO_REQ | 'Q') || d->info == (INFO_REQ | 'P')))
-        commit_to_abort(in, (size_t)n);
+        s->stage == PG_READY)
+        d->uflags |= failed_block(s, d, in, (size_t)n);
     if (dir == PROTO_DOWN) {
         if (d->push)
             u->flags |= PROTO_PUSH;
@@ -485,7 +526,8 @@ static void put32(struct evbuffer *out, uint32_t v)
 }
 
 /* An SSLRequest or GSSENCRequest the proxy cannot relay: 'N', as a server
- * without TLS says. Else an ErrorResponse and a ReadyForQuery. */
+ * without TLS says. Else an ErrorResponse and a ReadyForQuery: the drawn
+ * error, or 25P02 for a request refused in a block the proxy failed. */
 static void pg_error_reply(void *st, const struct proto_error *e,
                            const struct proto_unit *req, struct rng *r,
                            struct evbuffer *out, bool *close)
@@ -506,6 +548,11 @@ static void pg_error_reply(void *st, const struct proto_error *e,
     if (req->info & (INFO_SSL | INFO_GSSENC)) {
         evbuffer_add(out, "N", 1);
         return;
+    }
+    if (req->info & INFO_ABORTED) {
+        state = PG_ABORTED_STATE;
+        msg = PG_ABORTED_MESSAGE;
+        mlen = strlen(msg);
     }
     if (mlen > PG_MESSAGE_MAX_LEN)
         mlen = PG_MESSAGE_MAX_LEN;

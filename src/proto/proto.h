@@ -85,6 +85,10 @@ enum proto_mode {
                                 can upgrade both sides (--starttls), else the
                                 protocol's error_reply refuses it (the server
                                 never sees it) whatever the draw */
+#define PROTO_REFUSE  0x200u /* request: the protocol's error_reply answers
+                                it whatever the draw, and the server never
+                                sees it (postgres: a statement in a
+                                transaction block the proxy failed) */
 
 struct proto_unit {
     unsigned flags;

@@ -267,7 +267,11 @@ def test_error_is_serialization_failure_and_the_connection_goes_on(postgres_serv
         cur.execute("UPDATE acct SET n = n + 1 WHERE id = 1")
     assert e.value.pgcode == "40001"
     assert "could not serialize access" in str(e.value)
-    # the proxy said the transaction block failed, as a server would
+    # the proxy said the transaction block failed, as a server would, and
+    # refuses what a server refuses in a failed block
+    assert c.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INERROR
+    with pytest.raises(psycopg2.errors.InFailedSqlTransaction):
+        cur.execute("SELECT 1")
     assert c.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INERROR
     c.rollback()
     assert c.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
@@ -308,6 +312,32 @@ def test_a_commit_after_an_injected_error_rolls_back(postgres_server, vaurien):
     c.commit()
     dc.execute("SELECT n FROM ledger")
     assert dc.fetchall() == [(3,)]
+    c.close()
+    d.close()
+
+
+def test_a_savepoint_rolls_back_past_an_injected_error(postgres_server, vaurien):
+    v = vaurien("--protocol", "postgres", "--behavior", "100:error",
+                "--behavior-error-sqlstate", "40001",
+                "--behavior-error-match", "statement=UPDATE",
+                backend_port=postgres_server)
+    d = direct(postgres_server)
+    d.cursor().execute("DROP TABLE IF EXISTS sp; CREATE TABLE sp (n INT)")
+    c = connect(v.port)
+    cur = c.cursor()
+    cur.execute("INSERT INTO sp VALUES (1)")
+    cur.execute("SAVEPOINT a")
+    with pytest.raises(psycopg2.errors.SerializationFailure):
+        cur.execute("UPDATE sp SET n = 2")
+    with pytest.raises(psycopg2.errors.InFailedSqlTransaction):
+        cur.execute("INSERT INTO sp VALUES (9)")
+    cur.execute("ROLLBACK TO SAVEPOINT a")
+    assert c.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+    cur.execute("INSERT INTO sp VALUES (3)")
+    c.commit()
+    dc = d.cursor()
+    dc.execute("SELECT n FROM sp ORDER BY n")
+    assert dc.fetchall() == [(1,), (3,)]
     c.close()
     d.close()
 

@@ -436,3 +436,51 @@ Test(postgres, a_commit_after_an_injected_error_in_a_block_becomes_abort)
     evbuffer_free(out);
     framer_free(PG, st);
 }
+
+/* Frames one request q (a Query's text) at the front of a fresh buffer;
+ * returns its head step's flags, and its info in *info. */
+static unsigned frame_query(void *st, const char *q, uint32_t *info)
+{
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u = { 0 };
+    struct buf b = { .n = 0 };
+
+    msg(&b, 'Q', q, strlen(q) + 1);
+    evbuffer_add(in, b.b, b.n);
+    cr_assert_eq(PG->frame(st, PROTO_UP, in, &u), (ssize_t)b.n);
+    *info = u.info;
+    evbuffer_free(in);
+    return u.flags;
+}
+
+Test(postgres, in_a_block_the_proxy_failed_statements_are_refused_but_rollbacks)
+{
+    void *st = framer_new(PG);
+    struct evbuffer *out = evbuffer_new();
+    struct proto_error e = { .sqlstate = "40001", .message = "" };
+    struct proto_unit req = { .info = REQ('Q') };
+    struct buf z = { .n = 0 };
+    bool close;
+    uint32_t info;
+    unsigned char got[256];
+    size_t n;
+
+    ready_with(st, 'T');
+    PG->error_reply(st, &e, &req, NULL, out, &close);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    cr_assert(frame_query(st, "SELECT 1", &info) & PROTO_REFUSE);
+    req.info = info;
+    PG->error_reply(st, &e, &req, NULL, out, &close);
+    n = evbuffer_remove(out, got, sizeof(got));
+    cr_assert_eq(memcmp(got + 5, "SERROR\0VERROR\0C25P02\0Mcurrent transaction is aborted",
+                        52), 0);
+    cr_assert_eq(got[n - 1], 'E');
+    cr_assert_eq(frame_query(st, "rollback to savepoint a", &info) & PROTO_REFUSE, 0);
+    MSG(&z, 'C', "ROLLBACK\0");
+    MSG(&z, 'Z', "T");
+    feed(st, PROTO_DOWN, &z);
+    cr_assert(!PG->edits(st), "back in a working block");
+    cr_assert_eq(frame_query(st, "SELECT 1", &info) & PROTO_REFUSE, 0);
+    evbuffer_free(out);
+    framer_free(PG, st);
+}
