@@ -70,9 +70,8 @@ static const struct flag {
       "Private key of --backend-cert (default: in the --backend-cert file)" },
     { "--starttls", "starttls", true, NULL,
       "Upgrade STARTTLS (smtp) and SSL requests (mysql, postgres) on both "
-      "sides and "
-      "keep framing, with the "
-      "certificates of --tls-cert (or made at start) and --backend-ca" },
+      "sides and keep framing, with the certificates of --tls-cert (or made "
+      "at start) and --backend-ca" },
     { "--log-format", "log_format", false, "FORMAT",
       "text (the original's lines) or json (one object per line)" },
     { "--journal", "journal", false, "FILE",

@@ -17,9 +17,12 @@
  * An error reply is an ErrorResponse (severity ERROR, SQLSTATE `sqlstate`,
  * default 53300 "sorry, too many clients already") and a ReadyForQuery
  * whose status is the one the server last reported, but failed ('E') in a
- * transaction block, as a server's after an error. Replication
- * connections, and GSSAPI encryption when the server agrees to it, are
- * passed through; an SSLRequest the server accepts is STARTTLS.
+ * transaction block, as a server's after an error. The server never saw
+ * the failed statement and its block is still open, so until it leaves
+ * that block the proxy keeps it failed (failed_block): what a server
+ * would refuse gets 25P02 from the proxy, a COMMIT goes as ABORT.
+ * Replication connections, and GSSAPI encryption when the server agrees
+ * to it, are passed through; an SSLRequest the server accepts is STARTTLS.
  */
 #include <ctype.h>
 #include <string.h>
