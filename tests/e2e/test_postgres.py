@@ -160,9 +160,15 @@ def read_to_ready(s):
             return got
 
 
-def raw_login(port, user="vaurien", password="secret"):
-    """Startup and SCRAM-SHA-256, by hand. Returns the socket, ready."""
+def raw_login(port, user="vaurien", password="secret", ask_tls=False):
+    """Startup and SCRAM-SHA-256, by hand (first asking for GSSAPI
+    encryption and TLS, which the proxy refuses, with ask_tls). Returns the
+    socket, ready."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if ask_tls:
+        for code in (80877104, 80877103):  # GSSENCRequest, SSLRequest
+            s.sendall(struct.pack(">II", 8, code))
+            assert s.recv(1) == b"N"
     params = b"user\0" + user.encode() + b"\0database\0vaurien\0\0"
     s.sendall(struct.pack(">II", len(params) + 8, 196608) + params)
     t, body = read_msg(s)
@@ -223,7 +229,7 @@ def test_the_extended_protocol_is_one_request_per_sync(postgres_server, vaurien)
     v = vaurien("--protocol", "postgres", "--behavior", "100:error",
                 "--behavior-error-match", "statement=UPDATE", "--behavior-error-sqlstate",
                 "40001", backend_port=postgres_server)
-    s = raw_login(v.port)
+    s = raw_login(v.port, ask_tls=True)
     # three groups at once (pipelined): the middle one is answered by the
     # proxy, in its turn
     s.sendall(extended("SELECT $1::int + 1", [b"41"]) +
