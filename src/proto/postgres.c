@@ -48,6 +48,8 @@
 #define INFO_SSL 0x200u    /* an SSLRequest */
 #define INFO_GSSENC 0x400u /* a GSSENCRequest */
 #define INFO_ABORTED 0x800u /* refused: the block the proxy failed */
+#define INFO_REST 0x1000u   /* refused: the rest of a group the proxy
+                               answered, up to its Sync */
 
 /* The default SQLSTATE: the error behavior's default (08004, MySQL's)
  * means "the protocol's own". */
@@ -80,6 +82,10 @@ struct pg_dir {
     unsigned char type;     /* its type (0: a startup packet) */
     unsigned nmsg;          /* messages begun in this unit */
     bool single;            /* the unit is one message */
+    bool pause;             /* stop reading after this message (a group's
+                               first: its verdict comes before the rest) */
+    bool paused;            /* read nothing more in this frame() call */
+    bool at_flush;          /* the unit ended at a Flush */
     /* request */
     uint32_t info;          /* the request's u->info */
     unsigned uflags;        /* its flags */
@@ -107,6 +113,9 @@ struct pg_state {
                                'T', an injected error said 'E') */
     bool rolling_back;      /* a ROLLBACK (TO SAVEPOINT) of that block went
                                to the server: its 'Z' ends failed_here */
+    bool group_erred;       /* the proxy answered the extended-protocol
+                               group being read: the rest of it, up to its
+                               Sync, never reaches the server */
     bool tls_now;           /* the server accepted an SSLRequest */
     bool raw;               /* not framed any more */
 };
@@ -215,6 +224,14 @@ static void request_kind(struct pg_dir *d)
     d->info = INFO_REQ | t;
     d->uflags = 0;
     d->single = true;
+    if (s->group_erred && t != 0 && strchr("PBDECHS", t) != NULL) {
+        /* what follows a Flush in a group the proxy answered: the server
+         * would discard it up to the Sync, then say ReadyForQuery */
+        d->info |= INFO_REST;
+        d->uflags = PROTO_REFUSE;
+        d->single = t == 'S';
+        return;
+    }
     switch (t) {
     case 'Q':
     case 'F':
@@ -235,9 +252,11 @@ static void request_kind(struct pg_dir *d)
             break;
         }
         d->single = t == 'S';
+        d->pause = !d->single;
         break;
     default: /* Parse, Bind, Describe, Execute, Close: up to Sync */
         d->single = false;
+        d->pause = true;
         break;
     }
     if (s->stage != PG_READY)
@@ -300,8 +319,20 @@ static void message_done(struct pg_dir *d)
         d->f.head = true;
         if (d->untyped && d->startup)
             s->stage = PG_AUTH; /* typed messages from now on */
-        if (d->single || d->type == 'S')
+        if (d->single || d->type == 'S') {
             d->f.done = true;
+            if (d->type == 'S')
+                s->group_erred = false;
+        } else if (d->type == 'H' && s->group_erred &&
+                   !(d->info & INFO_REST)) {
+            /* the client may wait for replies now: the error goes out */
+            d->f.done = true;
+            d->at_flush = true;
+        }
+        if (d->pause) {
+            d->pause = false;
+            d->paused = !d->f.done;
+        }
         return;
     }
     switch (d->type) {
@@ -360,7 +391,7 @@ static size_t pg_feed(void *st, const unsigned char *p, size_t n)
     struct pg_dir *d = st;
     size_t i = 0;
 
-    while (i < n && !d->f.done && !d->f.error) {
+    while (i < n && !d->f.done && !d->f.error && !d->paused) {
         if (d->tlsans) {
             tls_answer(d, p[i++]);
             break;
@@ -473,6 +504,7 @@ static ssize_t pg_frame(void *st, enum proto_dir dir, struct evbuffer *in,
             d->nmsg = 0;
             d->hdrlen = 0;
             d->single = d->push = false;
+            d->pause = d->at_flush = false;
             d->info = 0;
             d->uflags = 0;
             d->startup = false;
@@ -483,6 +515,7 @@ static ssize_t pg_frame(void *st, enum proto_dir dir, struct evbuffer *in,
         }
     }
     first = !d->f.started;
+    d->paused = false;
     n = proto_drive(&d->f, in, u, PG_HEAD_KEEP + 8, pg_feed);
     if (n <= 0)
         return n;
@@ -552,6 +585,15 @@ static void pg_error_reply(void *st, const struct proto_error *e,
         evbuffer_add(out, "N", 1);
         return;
     }
+    status = s->txn == 'T' || s->txn == 'E' ? 'E' : 'I';
+    if (req->info & INFO_REST) {
+        /* the ReadyForQuery that ends a group the proxy answered */
+        s->txn = status;
+        evbuffer_add(out, "Z", 1);
+        put32(out, 5);
+        evbuffer_add(out, &status, 1);
+        return;
+    }
     if (req->info & INFO_ABORTED) {
         state = PG_ABORTED_STATE;
         msg = PG_ABORTED_MESSAGE;
@@ -560,7 +602,6 @@ static void pg_error_reply(void *st, const struct proto_error *e,
     if (mlen > PG_MESSAGE_MAX_LEN)
         mlen = PG_MESSAGE_MAX_LEN;
     /* in a transaction block an error fails it, as the server's would */
-    status = s->txn == 'T' || s->txn == 'E' ? 'E' : 'I';
     if (s->txn == 'T')
         s->failed_here = true;
     s->txn = status;
@@ -574,6 +615,35 @@ static void pg_error_reply(void *st, const struct proto_error *e,
     evbuffer_add(out, "Z", 1);
     put32(out, 5);
     evbuffer_add(out, &status, 1);
+    if ((req->info & 0xffu) != 0 && strchr("PBDECH", (int)(req->info & 0xffu)))
+        s->group_erred = true; /* its rest is refused up to the Sync */
+}
+
+/* A group the proxy answered ended at a Flush: the client waits for what
+ * the server would send by now, the ErrorResponse alone (ReadyForQuery
+ * comes after its Sync, INFO_REST). The answer's ReadyForQuery (6 bytes)
+ * becomes part of the ErrorResponse, a field of a type no client reads
+ * ('x', "fill"), so its length does not change. */
+static void pg_error_amend(void *st, const struct proto_unit *u,
+                           struct evbuffer *answer)
+{
+    struct pg_state *s = st;
+    size_t len = evbuffer_get_length(answer);
+    unsigned char *p;
+    uint32_t elen;
+
+    (void)u;
+    if (!s->up.at_flush || len < 12)
+        return;
+    p = evbuffer_pullup(answer, -1);
+    if (p == NULL || p[0] != 'E' || p[len - 6] != 'Z' || p[len - 7] != 0)
+        return;
+    elen = be32(p + 1) + 6;
+    p[1] = (unsigned char)(elen >> 24);
+    p[2] = (unsigned char)(elen >> 16);
+    p[3] = (unsigned char)(elen >> 8);
+    p[4] = (unsigned char)elen;
+    memcpy(p + len - 7, "xfill\0", 7);
 }
 
 #define PG_KINDS(X)                                                          \
@@ -689,5 +759,6 @@ const struct proto_ops proto_postgres = {
     .edits = pg_edits,
     .mode = pg_mode,
     .error_reply = pg_error_reply,
+    .error_amend = pg_error_amend,
     .parts = pg_parts,
 };

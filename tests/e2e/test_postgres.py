@@ -249,10 +249,24 @@ def test_the_extended_protocol_is_one_request_per_sync(postgres_server, vaurien)
     assert read_msg(s)[0] == b"1"
     s.sendall(msg(b"B", b"\0\0\0\0\0\0\0\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
     assert rows_of(read_to_ready(s)) == [("7",)]
+    # a group that draws an error while its client waits at a Flush: the
+    # ErrorResponse comes at once, ReadyForQuery after the Sync, as from a
+    # server (which discards the rest of the group)
+    s.sendall(msg(b"P", b"\0UPDATE nothing SET x = 1\0\0\0") + msg(b"H"))
+    t, body = read_msg(s)
+    assert t == b"E" and error_fields(body)[b"C"] == "40001"
+    s.settimeout(0.3)
+    with pytest.raises(socket.timeout):
+        s.recv(1)  # nothing more before the Sync
+    s.settimeout(10)
+    s.sendall(msg(b"B", b"\0\0\0\0\0\0\0\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
+    assert read_to_ready(s) == [(b"Z", b"I")]
+    s.sendall(extended("SELECT $1::int * 3", [b"5"]))  # and the session goes on
+    assert rows_of(read_to_ready(s)) == [("15",)]
     s.sendall(msg(b"X"))
     s.close()
     log = v.log_text()
-    assert log.count("request: error") == 1
+    assert log.count("request: error") == 2
 
 
 def test_error_is_serialization_failure_and_the_connection_goes_on(postgres_server,

@@ -153,8 +153,14 @@ Test(postgres, a_request_is_named_by_its_first_message)
     MSG(&b, 'P', "s1\0SELECT 1\0\0\0");
     MSG(&b, 'S', "");
     evbuffer_add(in, b.b, b.n);
-    cr_assert_eq(PG->frame(st, PROTO_UP, in, &u), (ssize_t)b.n);
+    /* the head step is the first message alone: the verdict is drawn
+     * before the rest of the group is read */
+    cr_assert_eq(PG->frame(st, PROTO_UP, in, &u), (ssize_t)b.n - 5);
     cr_assert_eq(u.info, REQ('P'));
+    cr_assert(u.flags & PROTO_HEAD);
+    cr_assert_eq(u.flags & PROTO_END, 0);
+    evbuffer_drain(in, b.n - 5);
+    cr_assert_eq(PG->frame(st, PROTO_UP, in, &u), 5);
     cr_assert(u.flags & PROTO_END);
     evbuffer_free(in);
     framer_free(PG, st);
@@ -481,6 +487,68 @@ Test(postgres, in_a_block_the_proxy_failed_statements_are_refused_but_rollbacks)
     feed(st, PROTO_DOWN, &z);
     cr_assert(!PG->edits(st), "back in a working block");
     cr_assert_eq(frame_query(st, "SELECT 1", &info) & PROTO_REFUSE, 0);
+    evbuffer_free(out);
+    framer_free(PG, st);
+}
+
+/* Frames the client's bytes of b as a session does, calling error_reply
+ * at each head (every request draws an error) and error_amend at each
+ * end; appends the answers to out. Returns the units framed. */
+static int frame_all_erred(void *st, const struct buf *b, struct evbuffer *out)
+{
+    struct evbuffer *in = evbuffer_new(), *answer = NULL;
+    struct proto_error e = { .sqlstate = "40001", .message = "x" };
+    struct proto_unit u = { 0 };
+    bool close, started = false;
+    int units = 0;
+    ssize_t n;
+
+    evbuffer_add(in, b->b, b->n);
+    while ((n = PG->frame(st, PROTO_UP, in, &u)) > 0) {
+        if (!started) {
+            answer = evbuffer_new();
+            PG->error_reply(st, &e, &u, NULL, answer, &close);
+            started = true;
+        }
+        evbuffer_drain(in, (size_t)n);
+        if (u.flags & PROTO_END) {
+            PG->error_amend(st, &u, answer);
+            evbuffer_add_buffer(out, answer);
+            evbuffer_free(answer);
+            memset(&u, 0, sizeof(u));
+            started = false;
+            units++;
+        }
+    }
+    cr_assert_eq(evbuffer_get_length(in), 0);
+    evbuffer_free(in);
+    return units;
+}
+
+Test(postgres, a_group_answered_by_the_proxy_says_its_error_at_a_flush_and_ready_at_its_sync)
+{
+    void *st = framer_new(PG);
+    struct evbuffer *out = evbuffer_new();
+    struct buf first = { .n = 0 }, rest = { .n = 0 };
+    const unsigned char want_err[] =
+        "E\0\0\0\x23" "SERROR\0" "VERROR\0" "C40001\0" "Mx\0" "xfill\0" "\0";
+    unsigned char got[128];
+    size_t n;
+
+    ready(st);
+    MSG(&first, 'P', "\0UPDATE t SET n = 1\0\0\0");
+    MSG(&first, 'H', "");
+    cr_assert_eq(frame_all_erred(st, &first, out), 1, "the unit ends at the Flush");
+    n = evbuffer_remove(out, got, sizeof(got));
+    cr_assert_eq(n, sizeof(want_err) - 1, "%zu bytes", n);
+    cr_assert_eq(memcmp(got, want_err, n), 0, "the ErrorResponse alone");
+    MSG(&rest, 'B', "\0\0\0\0\0\0\0\0");
+    MSG(&rest, 'E', "\0\0\0\0\0");
+    MSG(&rest, 'S', "");
+    cr_assert_eq(frame_all_erred(st, &rest, out), 1);
+    n = evbuffer_remove(out, got, sizeof(got));
+    cr_assert_eq(n, 6);
+    cr_assert_eq(memcmp(got, "Z\0\0\0\x05I", 6), 0, "then ReadyForQuery at the Sync");
     evbuffer_free(out);
     framer_free(PG, st);
 }
