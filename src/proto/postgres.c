@@ -20,7 +20,10 @@
  * transaction block, as a server's after an error. The server never saw
  * the failed statement and its block is still open, so until it leaves
  * that block the proxy keeps it failed (failed_block): what a server
- * would refuse gets 25P02 from the proxy, a COMMIT goes as ABORT.
+ * would refuse gets 25P02 from the proxy, a COMMIT goes as ABORT. A
+ * group's verdict is drawn at its first message; one the proxy answers
+ * ends at a Flush too (the client may wait there), its ErrorResponse goes
+ * out then and the ReadyForQuery at the Sync (group_erred, INFO_REST).
  * Replication connections, and GSSAPI encryption when the server agrees
  * to it, are passed through; an SSLRequest the server accepts is STARTTLS.
  */
