@@ -217,7 +217,9 @@ enum {
     { "code", OPT_INT, "0", \
       "mysql error number (default 1040), smtp reply code (default 451)", \
       0, 65535 }, \
-    { "sqlstate", OPT_STR, "08004", "mysql SQLSTATE of the error", 0, 0 }, \
+    { "sqlstate", OPT_STR, "08004", \
+      "SQLSTATE of the error: mysql, postgres (whose default is 53300)", \
+      0, 0 }, \
     { "enhanced", OPT_STR, "", \
       "smtp enhanced status code (default 4.3.0, 5.3.0 for 5xx)", 0, 0 }
 

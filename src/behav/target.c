@@ -57,6 +57,8 @@ static unsigned proto_keys(const struct proto_ops *proto)
         { "memcache", BIT(TARGET_KEY_COMMAND) | BIT(TARGET_KEY_KEY) },
         { "mysql", BIT(TARGET_KEY_COMMAND) | BIT(TARGET_KEY_STATEMENT) |
                        BIT(TARGET_KEY_TABLE) },
+        { "postgres", BIT(TARGET_KEY_COMMAND) | BIT(TARGET_KEY_STATEMENT) |
+                          BIT(TARGET_KEY_TABLE) },
         { "smtp", BIT(TARGET_KEY_VERB) | BIT(TARGET_KEY_COMMAND) },
     };
 

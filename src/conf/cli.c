@@ -69,9 +69,9 @@ static const struct flag {
     { "--backend-key", "backend_key", false, "FILE",
       "Private key of --backend-cert (default: in the --backend-cert file)" },
     { "--starttls", "starttls", true, NULL,
-      "Upgrade STARTTLS (smtp) and SSL requests (mysql) on both sides and "
-      "keep framing, with the "
-      "certificates of --tls-cert (or made at start) and --backend-ca" },
+      "Upgrade STARTTLS (smtp) and SSL requests (mysql, postgres) on both "
+      "sides and keep framing, with the certificates of --tls-cert (or made "
+      "at start) and --backend-ca" },
     { "--log-format", "log_format", false, "FORMAT",
       "text (the original's lines) or json (one object per line)" },
     { "--journal", "journal", false, "FILE",

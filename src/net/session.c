@@ -655,13 +655,15 @@ static void build_answer(struct session *s, const struct behav_verdict *v,
             *close = true;
         return;
     }
-    struct proto_error pe = {
-        .status = v->err[BEHAV_ERR_STATUS].s,
-        .message = v->err[BEHAV_ERR_MESSAGE].s,
-        .code = v->err[BEHAV_ERR_CODE].i,
-        .sqlstate = v->err[BEHAV_ERR_SQLSTATE].s,
-        .enhanced = v->err[BEHAV_ERR_ENHANCED].s,
-    };
+    struct proto_error pe = { .status = "", .message = "", .sqlstate = "",
+                              .enhanced = "" }; /* no options: a refusal */
+    if (v->err != NULL) {
+        pe.status = v->err[BEHAV_ERR_STATUS].s;
+        pe.message = v->err[BEHAV_ERR_MESSAGE].s;
+        pe.code = v->err[BEHAV_ERR_CODE].i;
+        pe.sqlstate = v->err[BEHAV_ERR_SQLSTATE].s;
+        pe.enhanced = v->err[BEHAV_ERR_ENHANCED].s;
+    }
     s->proto->error_reply(s->pstate, &pe, u, &bytes, answer, close);
 }
 
@@ -1095,7 +1097,17 @@ static bool start_request(struct session *s, struct evbuffer *in, size_t n)
     struct drawn d = { NULL, NULL };
     struct entry *e;
 
-    if (u->flags & PROTO_NOFAULT) {
+    if ((u->flags & PROTO_REFUSE) ||
+        ((u->flags & PROTO_TLSASK) &&
+         (s->proxy->tls.server == NULL || s->proxy->tls.client == NULL))) {
+        /* refused in the protocol's words, not drawn: TLS the proxy
+         * cannot relay on both sides (postgres' 'N', as a server without
+         * TLS says; the client goes on in plain text or gives up), or
+         * what the protocol says a server would refuse now */
+        memset(v, 0, sizeof(*v));
+        v->by = &behav_dummy;
+        v->req = BEHAV_ERROR;
+    } else if (u->flags & PROTO_NOFAULT) {
         memset(v, 0, sizeof(*v));
         v->by = &behav_dummy;
     } else {

@@ -80,6 +80,15 @@ enum proto_mode {
 #define PROTO_EARLY   0x080u /* request: a reply is awaited before the rest of
                                 the request comes (HTTP Expect: 100-continue);
                                 an error is answered at once */
+#define PROTO_TLSASK  0x100u /* request: asks the server to start TLS
+                                (postgres' SSLRequest); passes when the proxy
+                                can upgrade both sides (--starttls), else the
+                                protocol's error_reply refuses it (the server
+                                never sees it) whatever the draw */
+#define PROTO_REFUSE  0x200u /* request: the protocol's error_reply answers
+                                it whatever the draw, and the server never
+                                sees it (postgres: a statement in a
+                                transaction block the proxy failed) */
 
 struct proto_unit {
     unsigned flags;
@@ -101,7 +110,7 @@ struct proto_error {
     const char *status;   /* http: statuses to draw from, "500,503" */
     const char *message;  /* text of the error */
     long long code;       /* mysql error number, smtp reply code */
-    const char *sqlstate; /* mysql */
+    const char *sqlstate; /* mysql, postgres */
     const char *enhanced; /* smtp enhanced status code, "4.3.0" */
 };
 
@@ -290,5 +299,6 @@ extern const struct proto_ops proto_http;
 extern const struct proto_ops proto_memcache;
 extern const struct proto_ops proto_smtp;
 extern const struct proto_ops proto_mysql;
+extern const struct proto_ops proto_postgres;
 
 #endif

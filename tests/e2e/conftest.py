@@ -529,6 +529,84 @@ def mariadb_server():
         shutil.rmtree(d, ignore_errors=True)
 
 
+PG_BIN = "/usr/lib/postgresql/15/bin"
+POSTGRES = {}
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL 15 server of its own (initdb into a temporary folder,
+    free port, TLS with its own certificate), with a superuser
+    vaurien/secret authenticated by SCRAM and a database vaurien; started
+    once for the session, as the postgres user when run as root (the
+    server refuses root). Yields the port."""
+    initdb, server = os.path.join(PG_BIN, "initdb"), os.path.join(PG_BIN, "postgres")
+    if not os.path.exists(initdb) or not os.path.exists(server):
+        pytest.skip("postgresql 15 is not installed")
+    psycopg2 = pytest.importorskip("psycopg2")
+    d = tempfile.mkdtemp(prefix="vaurien-pg-")
+    data = os.path.join(d, "data")
+    pw = os.path.join(d, "pw")
+    with open(pw, "w") as f:
+        f.write("secret\n")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=30)
+    os.chmod(key, 0o600)
+    POSTGRES["cert"] = cert
+    demote = None
+    if os.geteuid() == 0:
+        import pwd
+        pg = pwd.getpwnam("postgres")
+        for root, dirs, files in os.walk(d):
+            for name in [root] + [os.path.join(root, x) for x in files]:
+                os.chown(name, pg.pw_uid, pg.pw_gid)
+        os.chmod(d, 0o755)
+
+        def demote():
+            os.setgid(pg.pw_gid)
+            os.setuid(pg.pw_uid)
+    subprocess.run([initdb, "-D", data, "-U", "vaurien", "--pwfile=" + pw,
+                    "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=120, preexec_fn=demote, cwd=d)
+    port = free_port()
+    p = subprocess.Popen([server, "-D", data, "-p", str(port), "-k", d,
+                          "-c", "listen_addresses=127.0.0.1", "-c", "ssl=on",
+                          "-c", "ssl_cert_file=" + cert, "-c", "ssl_key_file=" + key,
+                          "-c", "fsync=off", "-c", "max_connections=50",
+                          "-c", "log_min_messages=warning"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         preexec_fn=demote, cwd=d)
+
+    def up():
+        try:
+            psycopg2.connect(host="127.0.0.1", port=port, user="vaurien", password="secret",
+                             dbname="postgres", connect_timeout=1).close()
+            return True
+        except psycopg2.OperationalError:
+            return False
+    try:
+        assert wait_until(up, timeout=60, step=0.2), "postgres did not start"
+        c = psycopg2.connect(host="127.0.0.1", port=port, user="vaurien", password="secret",
+                             dbname="postgres")
+        c.autocommit = True
+        c.cursor().execute("CREATE DATABASE vaurien")
+        c.close()
+        yield port
+    finally:
+        p.send_signal(signal.SIGINT)  # fast shutdown: clients are cut
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 class Api:
     """A `vaurien server` (or a proxy with --http) and an HTTP client for
     its API."""

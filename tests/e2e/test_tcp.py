@@ -394,6 +394,7 @@ def test_help_version_and_lists_exit_0():
     assert "--behavior-transient-agitate" in p.stdout
     p = subprocess.run([BIN, "--list-protocols"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 0 and "tcp:" in p.stdout and "redis:" in p.stdout
+    assert "postgres:" in p.stdout
 
 
 def test_a_port_already_in_use_is_a_clear_error():

@@ -58,7 +58,8 @@ static bool piece_in(struct proto_str s, const unsigned char *p, size_t n)
     return s.n == 0 || (at >= base && at - base <= n && s.n <= n - (at - base));
 }
 
-/* A static name (mysql's commands): a short upper-case string. */
+/* A static name (mysql's and postgres' commands): a short upper-case
+ * string. */
 static bool piece_static(struct proto_str s)
 {
     if (s.n == 0)
@@ -72,8 +73,8 @@ static bool piece_static(struct proto_str s)
 }
 
 /* Calls ops->parts() on p[0..n) and aborts unless every piece lies there
- * (or is a static name, for mysql's command) and the counts keep their
- * caps. */
+ * (or is a static name, for mysql's and postgres' command) and the counts
+ * keep their caps. */
 static void check_parts(const struct proto_ops *ops, const unsigned char *p,
                         size_t n, const struct proto_unit *u)
 {
@@ -86,7 +87,8 @@ static void check_parts(const struct proto_ops *ops, const unsigned char *p,
     ops->parts(p, n, u, &pp);
     ok = pp.nargs <= PROTO_ARGS_MAX && pp.nheaders <= PROTO_HEADERS_MAX &&
          (piece_in(pp.command, p, n) ||
-          (ops == &proto_mysql && piece_static(pp.command))) &&
+          ((ops == &proto_mysql || ops == &proto_postgres) &&
+           piece_static(pp.command))) &&
          piece_in(pp.key, p, n) && piece_in(pp.method, p, n) &&
          piece_in(pp.path, p, n) && piece_in(pp.statement, p, n);
     for (unsigned i = 0; ok && i < PROTO_ARGS_MAX; i++)
