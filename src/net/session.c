@@ -13,6 +13,7 @@
  *   any end ─▶ session_close() ─▶ graveyard ─▶ session_destroy()
  */
 #include "net/session.h"
+#include "net/h2.h"
 
 #include "behav/replay.h"
 #include "behav/schedule.h"
@@ -274,7 +275,10 @@ static void start_framing(struct session *s)
     struct proxy_conf *c = s->proxy->conf;
 
     s->proto = c->proto;
-    s->mode = c->proto->frame == NULL ? PROTO_TUNNEL : PROTO_FRAMED;
+    /* a multiplexed protocol (http2) keeps the framed mode: its state is
+     * made at the first bytes, and it never goes zero-copy */
+    s->mode = c->proto->frame == NULL && !c->proto->mux ? PROTO_TUNNEL
+                                                         : PROTO_FRAMED;
 }
 
 /* The framer's state, made when the first bytes come (an idle connection
@@ -619,6 +623,17 @@ static void draw(struct session *s, struct behav_verdict *v,
     d->b = &c->behav[idx];
     if (v->by != &behav_dummy)
         p->faults[idx]++;
+}
+
+void session_draw(struct session *s, struct behav_verdict *v,
+                  struct evbuffer *in, size_t len, const struct proto_unit *u)
+{
+    struct drawn d = { NULL, NULL };
+
+    draw(s, v, in, 0, len, u, &d);
+    if (v->by != &behav_dummy && (v->req != BEHAV_PASS ||
+                                  v->rep != BEHAV_PASS || v->hook != 0))
+        report_fault(s, d.b, d.t, v, u, in, 0, len, NULL);
 }
 
 /* A drawn verdict that does something goes to the journal (report.h):
@@ -1511,6 +1526,10 @@ static bool framed_reply(struct session *s, struct evbuffer *in)
  * unit gets them passed untouched. */
 static void pump_rounds(struct session *s)
 {
+    if (s->proto->mux) {
+        h2_pump(s); /* streams, not units: net/h2.h */
+        return;
+    }
     while (s->state == SESSION_OPEN) {
         struct evbuffer *cin = bufferevent_get_input(s->client);
         struct evbuffer *bin = bufferevent_get_input(s->backend);

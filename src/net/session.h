@@ -154,6 +154,13 @@ void session_conf_changed(struct session *s);
  * backpressure and the fast path require. */
 void session_update_reading(struct session *s);
 
+/* Draws the verdict of one request that is not a framed unit (an http2
+ * stream, net/h2.c): in[0, len) is the request as matchers and custom
+ * behaviors read it (proto_ops.parts), u its head step. A verdict that
+ * does something goes to the journal. The caller owns v->hook. */
+void session_draw(struct session *s, struct behav_verdict *v,
+                  struct evbuffer *in, size_t len, const struct proto_unit *u);
+
 /* Records activity (resets the idle timeout). */
 void session_touch(struct session *s);
 

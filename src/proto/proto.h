@@ -148,6 +148,9 @@ struct proto_ops {
     const struct opt_decl *opts; /* terminated by a NULL name */
     size_t state_size;           /* per-session framer state */
     bool server_first;           /* the server speaks first (greeting) */
+    bool mux;                    /* the connection multiplexes requests
+                                    (http2): net/h2.c relays it whole and
+                                    draws per stream; frame is NULL */
     bool tls_inside;             /* TLS is negotiated inside the protocol
                                     (mysql): a TLS handshake at the
                                     client's first bytes is not looked for */
@@ -300,5 +303,6 @@ extern const struct proto_ops proto_memcache;
 extern const struct proto_ops proto_smtp;
 extern const struct proto_ops proto_mysql;
 extern const struct proto_ops proto_postgres;
+extern const struct proto_ops proto_http2; /* net/h2.c: a relay, not a framer */
 
 #endif

@@ -1,0 +1,760 @@
+/*
+ * h2: an HTTP/2 connection relayed stream by stream (--protocol http2).
+ *
+ *            front (nghttp2 server)        back (nghttp2 client)
+ *  client ──▶ frames ─▶ stream ─ draw ─┬─▶ submit_request ──▶ frames ──▶ backend
+ *         ◀── frames ◀─ submit_response ◀── frames ◀─────────────────────┘
+ *                        │ (or the proxy's own answer: error)
+ *
+ * HTTP/2 multiplexes requests on one connection, so it is not a framer
+ * (proto.h) but a relay beside the framed path: the session reads both
+ * sockets as usual and hands every byte to h2_pump(), which feeds them to
+ * two nghttp2 sessions, one that plays the server toward the client and
+ * one that plays the client toward the backend (h2c with prior knowledge
+ * on both sides for now). nghttp2 parses frames, does HPACK and keeps the
+ * flow-control windows; nothing here parses HTTP/2 bytes.
+ *
+ * Each client stream is one request. Its head (the HEADERS frame, with
+ * CONTINUATIONs) is written as an HTTP/1-style head, "METHOD PATH
+ * HTTP/2" then "name: value" lines, which the http framer's parts() reads,
+ * so targets (`match method=POST,path=...`), custom behaviors and the
+ * journal see it as they see an HTTP/1 request; the verdict is drawn once
+ * per stream with session_draw(). Then:
+ *   pass   the stream is opened on the backend (streams map 1:1, with
+ *          their own ids on each side), its body, trailers and the reply's
+ *          head, 1xx heads, body and trailers are relayed as they come;
+ *   hold   (delay) the stream is opened on the backend that much later;
+ *          its body waits meanwhile, within the stream's window;
+ *   error  the proxy answers the stream itself with the error's `status`
+ *          (default 503) and a one-line body; the backend never sees it;
+ *   else   (abort, reset, close, hang) the stream is reset with
+ *          INTERNAL_ERROR for now: their own meaning (RST_STREAM code,
+ *          GOAWAY) is still to come.
+ * Other streams on the connection go on whatever one stream gets.
+ *
+ * Flow control: both sessions run without automatic WINDOW_UPDATEs; a
+ * stream's DATA is acknowledged to its sender (nghttp2_session_consume)
+ * only when the other side's session has taken it for sending. So what
+ * a stream buffers here is bounded by its window (64 KiB by default), and
+ * the connection by the windows of at most H2_STREAMS streams.
+ *
+ * Ownership: struct h2_conn is the session's pstate (made by the session
+ * at the first bytes, freed by h2_deinit at its close); each struct
+ * h2_stream is the user data of its stream on both nghttp2 sessions and
+ * is freed when it is closed on both (or never opened on the backend).
+ */
+#include "net/h2.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "core/log.h"
+#include "core/script.h"
+#include "net/proxy.h"
+#include "net/session.h"
+#include "proto/proto.h"
+
+#define H2_STREAMS 100          /* concurrent streams the client may open */
+#define H2_HEADERS_MAX 128      /* header fields of one head */
+#define H2_HEAD_BYTES (64u << 10) /* bytes of one head's names and values */
+
+/* One head's fields (request, reply, trailers): copies, owned. */
+struct h2_head {
+    nghttp2_nv *nv;
+    size_t n;
+    size_t bytes;
+};
+
+/* A stream's life, one state at a time (h2_stream.state). */
+enum h2_state {
+    H2S_HEAD,      /* the request's head is being read */
+    H2S_HELD,      /* drawn hold: opened on the backend when due */
+    H2S_FORWARDED, /* open on the backend: relayed both ways */
+    H2S_ANSWERED,  /* the proxy answers it: its request is dropped */
+    H2S_RESET,     /* reset by the proxy */
+};
+
+struct h2_conn;
+
+struct h2_stream {
+    LIST_ENTRY(h2_stream) link;
+    struct h2_conn *c;
+    enum h2_state state;
+    int32_t fid;              /* its id toward the client */
+    int32_t bid;              /* its id toward the backend, 0: none */
+    bool front_open;          /* not closed yet on the front session */
+    bool back_open;           /* ... on the back session */
+    bool req_end;             /* the client's side ended (END_STREAM) */
+    bool resp_end;            /* the backend's side ended */
+    struct h2_head req, req_trailers, resp, resp_trailers;
+    struct evbuffer *req_body;  /* DATA from the client, not yet sent */
+    struct evbuffer *resp_body; /* DATA from the backend (or the proxy's
+                                   answer), not yet sent */
+    struct event *hold_ev;    /* H2S_HELD: when it is due (made then) */
+};
+
+LIST_HEAD(h2_stream_list, h2_stream);
+
+struct h2_conn {
+    struct session *s;
+    nghttp2_session *front; /* server toward the client */
+    nghttp2_session *back;  /* client toward the backend */
+    struct h2_stream_list streams;
+    bool failed;            /* a protocol error closed the session */
+};
+
+/* Heads. */
+
+static void head_clear(struct h2_head *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free(h->nv[i].name); /* name and value are one block */
+    free(h->nv);
+    memset(h, 0, sizeof(*h));
+}
+
+/* Appends a copy of one field. Returns 0, or -ENOSPC past the caps, or
+ * -ENOMEM. */
+static int head_add(struct h2_head *h, const uint8_t *name, size_t namelen,
+                    const uint8_t *value, size_t valuelen)
+{
+    nghttp2_nv *nv;
+    uint8_t *block;
+
+    if (h->n >= H2_HEADERS_MAX ||
+        h->bytes + namelen + valuelen > H2_HEAD_BYTES)
+        return -ENOSPC;
+    if ((h->n & (h->n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow */
+        size_t cap = h->n == 0 ? 8 : h->n * 2;
+        nv = realloc(h->nv, cap * sizeof(*nv));
+        if (nv == NULL)
+            return -ENOMEM;
+        h->nv = nv;
+    }
+    block = malloc(namelen + valuelen + 2);
+    if (block == NULL)
+        return -ENOMEM;
+    memcpy(block, name, namelen);
+    block[namelen] = '\0';
+    memcpy(block + namelen + 1, value, valuelen);
+    block[namelen + 1 + valuelen] = '\0';
+    nv = &h->nv[h->n++];
+    nv->name = block;
+    nv->namelen = namelen;
+    nv->value = block + namelen + 1;
+    nv->valuelen = valuelen;
+    nv->flags = NGHTTP2_NV_FLAG_NONE;
+    h->bytes += namelen + valuelen;
+    return 0;
+}
+
+/* The value of field name in h, or NULL. */
+static const nghttp2_nv *head_find(const struct h2_head *h, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i < h->n; i++)
+        if (h->nv[i].namelen == len && memcmp(h->nv[i].name, name, len) == 0)
+            return &h->nv[i];
+    return NULL;
+}
+
+/* Streams. */
+
+static struct h2_stream *stream_create(struct h2_conn *c, int32_t fid)
+{
+    struct h2_stream *st = calloc(1, sizeof(*st));
+
+    if (st == NULL)
+        return NULL;
+    st->req_body = evbuffer_new();
+    st->resp_body = evbuffer_new();
+    if (st->req_body == NULL || st->resp_body == NULL) {
+        if (st->req_body != NULL)
+            evbuffer_free(st->req_body);
+        if (st->resp_body != NULL)
+            evbuffer_free(st->resp_body);
+        free(st);
+        return NULL;
+    }
+    st->c = c;
+    st->fid = fid;
+    st->front_open = true;
+    st->state = H2S_HEAD;
+    LIST_INSERT_HEAD(&c->streams, st, link);
+    return st;
+}
+
+static void stream_destroy(struct h2_stream *st)
+{
+    LIST_REMOVE(st, link);
+    if (st->hold_ev != NULL)
+        event_free(st->hold_ev);
+    head_clear(&st->req);
+    head_clear(&st->req_trailers);
+    head_clear(&st->resp);
+    head_clear(&st->resp_trailers);
+    evbuffer_free(st->req_body);
+    evbuffer_free(st->resp_body);
+    free(st);
+}
+
+/* Frees st once neither session knows it any more. */
+static void stream_maybe_destroy(struct h2_stream *st)
+{
+    if (!st->front_open && !st->back_open)
+        stream_destroy(st);
+}
+
+/* Resets st toward the client with code (and toward the backend). */
+static void stream_reset(struct h2_stream *st, uint32_t code)
+{
+    struct h2_conn *c = st->c;
+
+    st->state = H2S_RESET;
+    if (st->front_open)
+        nghttp2_submit_rst_stream(c->front, NGHTTP2_FLAG_NONE, st->fid, code);
+    if (st->back_open)
+        nghttp2_submit_rst_stream(c->back, NGHTTP2_FLAG_NONE, st->bid,
+                                  NGHTTP2_CANCEL);
+}
+
+/* Bodies: one read callback for both directions. A stream's body toward
+ * the backend is its request's, toward the client its reply's. What is
+ * taken is acknowledged to the side it came from. */
+static ssize_t body_read(nghttp2_session *session, int32_t id, uint8_t *buf,
+                         size_t length, uint32_t *data_flags,
+                         nghttp2_data_source *source, void *user_data)
+{
+    struct h2_conn *c = user_data;
+    struct h2_stream *st = source->ptr;
+    bool to_client = session == c->front;
+    struct evbuffer *body = to_client ? st->resp_body : st->req_body;
+    bool end = to_client ? st->resp_end : st->req_end;
+    struct h2_head *trailers = to_client ? &st->resp_trailers
+                                         : &st->req_trailers;
+    int n = evbuffer_remove(body, buf, length);
+
+    (void)id;
+    if (n < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (n > 0 && st->state != H2S_ANSWERED) {
+        if (to_client && st->back_open)
+            nghttp2_session_consume(c->back, st->bid, (size_t)n);
+        else if (!to_client && st->front_open)
+            nghttp2_session_consume(c->front, st->fid, (size_t)n);
+    }
+    if (evbuffer_get_length(body) == 0 && end) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (trailers->n > 0) {
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            nghttp2_submit_trailer(session, id, trailers->nv, trailers->n);
+        }
+        return n;
+    }
+    if (n == 0)
+        return NGHTTP2_ERR_DEFERRED;
+    return n;
+}
+
+/* The request as matchers read it: "METHOD PATH HTTP/2", then a "host"
+ * line from :authority and the regular fields, then a blank line. */
+static void request_text(const struct h2_stream *st, struct evbuffer *out)
+{
+    const nghttp2_nv *m = head_find(&st->req, ":method");
+    const nghttp2_nv *p = head_find(&st->req, ":path");
+    const nghttp2_nv *a = head_find(&st->req, ":authority");
+
+    evbuffer_add(out, m != NULL ? m->value : (uint8_t *)"-",
+                 m != NULL ? m->valuelen : 1);
+    evbuffer_add(out, " ", 1);
+    evbuffer_add(out, p != NULL ? p->value : (uint8_t *)"/",
+                 p != NULL ? p->valuelen : 1);
+    evbuffer_add_printf(out, " HTTP/2\r\n");
+    if (a != NULL) {
+        evbuffer_add_printf(out, "host: ");
+        evbuffer_add(out, a->value, a->valuelen);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    for (size_t i = 0; i < st->req.n; i++) {
+        const nghttp2_nv *nv = &st->req.nv[i];
+        if (nv->namelen > 0 && nv->name[0] == ':')
+            continue;
+        evbuffer_add(out, nv->name, nv->namelen);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, nv->value, nv->valuelen);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* Opens st on the backend with its head; its body follows as it comes. */
+static void stream_forward(struct h2_stream *st)
+{
+    struct h2_conn *c = st->c;
+    nghttp2_data_provider dp = { .source.ptr = st, .read_callback = body_read };
+    bool bodiless = st->req_end && st->req_trailers.n == 0 &&
+                    evbuffer_get_length(st->req_body) == 0;
+    int32_t id = nghttp2_submit_request(c->back, NULL, st->req.nv, st->req.n,
+                                        bodiless ? NULL : &dp, st);
+
+    if (id < 0) {
+        log_debug("session %llu: h2 stream %d: cannot open it on the "
+                  "backend: %s", (unsigned long long)c->s->id, st->fid,
+                  nghttp2_strerror(id));
+        stream_reset(st, NGHTTP2_REFUSED_STREAM);
+        return;
+    }
+    st->bid = id;
+    st->back_open = true;
+    st->state = H2S_FORWARDED;
+}
+
+/* Draws one status from a list such as "500,503" (default 503). */
+static int error_status(const char *list, struct rng *r)
+{
+    int codes[16], n = 0;
+    const char *p = list != NULL && list[0] != '\0' ? list : "503";
+
+    while (*p != '\0' && n < 16) {
+        char *end;
+        long code = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (code >= 200 && code <= 599)
+            codes[n++] = (int)code;
+        p = end;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return n == 0 ? 503 : codes[rng_below(r, (uint64_t)n)];
+}
+
+/* The proxy answers st itself: the error's status and a one-line body;
+ * what the client still sends on it is acknowledged and dropped. */
+static void stream_answer(struct h2_stream *st, const struct behav_verdict *v)
+{
+    struct h2_conn *c = st->c;
+    const char *msg = v->err != NULL ? v->err[BEHAV_ERR_MESSAGE].s : NULL;
+    int status = error_status(v->err != NULL ? v->err[BEHAV_ERR_STATUS].s
+                                             : NULL, &c->s->rng);
+    char code[8], len[24];
+    nghttp2_data_provider dp = { .source.ptr = st, .read_callback = body_read };
+    int rv;
+
+    if (msg == NULL || msg[0] == '\0')
+        msg = "vaurien: injected error";
+    evbuffer_drain(st->req_body, evbuffer_get_length(st->req_body));
+    evbuffer_add_printf(st->resp_body, "%s\n", msg);
+    snprintf(code, sizeof(code), "%d", status);
+    snprintf(len, sizeof(len), "%zu", evbuffer_get_length(st->resp_body));
+    nghttp2_nv nv[] = {
+        { (uint8_t *)":status", (uint8_t *)code, 7, strlen(code),
+          NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)"content-type", (uint8_t *)"text/plain", 12, 10,
+          NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)"content-length", (uint8_t *)len, 14, strlen(len),
+          NGHTTP2_NV_FLAG_NONE },
+    };
+    st->state = H2S_ANSWERED;
+    st->resp_end = true;
+    rv = nghttp2_submit_response(c->front, st->fid, nv, 3, &dp);
+    if (rv != 0)
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void flush(struct h2_conn *c);
+
+static void on_hold_due(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2_stream *st = arg;
+    struct h2_conn *c = st->c;
+
+    (void)fd;
+    (void)what;
+    if (st->state != H2S_HELD)
+        return;
+    stream_forward(st);
+    flush(c);
+}
+
+/* st's request head is complete: its verdict is drawn and carried out. */
+static void stream_decide(struct h2_stream *st)
+{
+    struct h2_conn *c = st->c;
+    struct session *s = c->s;
+    struct proto_unit u = { .flags = PROTO_HEAD };
+    struct behav_verdict v;
+    struct evbuffer *text = evbuffer_new();
+    double hold = 0;
+
+    if (text == NULL) {
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    if (st->req_end)
+        u.flags |= PROTO_END;
+    request_text(st, text);
+    session_draw(s, &v, text, evbuffer_get_length(text), &u);
+    evbuffer_free(text);
+    script_unref(v.hook); /* reply hooks are not run on http2 yet */
+    v.hook = 0;
+    log_debug("session %llu: h2 stream %d: %s (request %s, reply %s)",
+              (unsigned long long)s->id, st->fid, v.by->name,
+              behav_act_name(v.req), behav_act_name(v.rep));
+    if (v.req == BEHAV_HOLD)
+        hold += v.req_delay;
+    if (v.rep == BEHAV_HOLD) /* the reply's delay: the stream waits */
+        hold += v.rep_delay;
+    switch (v.req) {
+    case BEHAV_PASS:
+    case BEHAV_HOLD:
+        if (hold <= 0) {
+            stream_forward(st);
+            return;
+        }
+        st->state = H2S_HELD;
+        st->hold_ev = evtimer_new(s->proxy->base, on_hold_due, st);
+        if (st->hold_ev == NULL) {
+            stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+            return;
+        }
+        struct timeval tv = { (time_t)hold,
+                              (suseconds_t)((hold - (double)(time_t)hold) *
+                                            1e6) };
+        evtimer_add(st->hold_ev, &tv);
+        return;
+    case BEHAV_ERROR:
+        stream_answer(st, &v);
+        return;
+    default:
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+}
+
+/* nghttp2 callbacks (user data: the h2_conn). */
+
+static int on_begin_headers(nghttp2_session *session,
+                            const nghttp2_frame *frame, void *user_data)
+{
+    struct h2_conn *c = user_data;
+    struct h2_stream *st;
+
+    if (session != c->front || frame->hd.type != NGHTTP2_HEADERS ||
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    st = stream_create(c, frame->hd.stream_id);
+    if (st == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, st);
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
+                     const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user_data)
+{
+    struct h2_conn *c = user_data;
+    struct h2_stream *st =
+        nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct h2_head *h;
+
+    (void)flags;
+    if (st == NULL || frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (session == c->front)
+        h = frame->headers.cat == NGHTTP2_HCAT_REQUEST ? &st->req
+                                                      : &st->req_trailers;
+    else
+        h = frame->headers.cat == NGHTTP2_HCAT_RESPONSE ? &st->resp
+                                                       : &st->resp_trailers;
+    if (head_add(h, name, namelen, value, valuelen) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+    return 0;
+}
+
+/* A reply's head came from the backend: 1xx heads go on as they are, the
+ * final one opens the reply toward the client. */
+static void reply_head(struct h2_conn *c, struct h2_stream *st, bool end)
+{
+    const nghttp2_nv *status = head_find(&st->resp, ":status");
+    nghttp2_data_provider dp = { .source.ptr = st, .read_callback = body_read };
+
+    if (st->state != H2S_FORWARDED || !st->front_open)
+        return;
+    if (status != NULL && status->valuelen == 3 && status->value[0] == '1') {
+        nghttp2_submit_headers(c->front, NGHTTP2_FLAG_NONE, st->fid, NULL,
+                               st->resp.nv, st->resp.n, NULL);
+        head_clear(&st->resp);
+        return;
+    }
+    if (end)
+        st->resp_end = true;
+    if (nghttp2_submit_response(c->front, st->fid, st->resp.nv, st->resp.n,
+                                end ? NULL : &dp) != 0)
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data)
+{
+    struct h2_conn *c = user_data;
+    struct h2_stream *st;
+    bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    bool front = session == c->front;
+
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (st == NULL)
+        return 0;
+    if (front) {
+        if (end)
+            st->req_end = true;
+        if (frame->hd.type == NGHTTP2_HEADERS &&
+            frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            stream_decide(st);
+            return 0;
+        }
+        if (st->state == H2S_FORWARDED && st->back_open)
+            nghttp2_session_resume_data(c->back, st->bid);
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS &&
+        frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+        reply_head(c, st, end);
+        return 0;
+    }
+    if (end)
+        st->resp_end = true;
+    if (st->front_open)
+        nghttp2_session_resume_data(c->front, st->fid);
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags,
+                         int32_t id, const uint8_t *data, size_t len,
+                         void *user_data)
+{
+    struct h2_conn *c = user_data;
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(session, id);
+
+    (void)flags;
+    if (st == NULL || st->state == H2S_ANSWERED || st->state == H2S_RESET) {
+        nghttp2_session_consume(session, id, len); /* dropped */
+        return 0;
+    }
+    if (session == c->front) {
+        evbuffer_add(st->req_body, data, len);
+        if (st->state == H2S_FORWARDED && st->back_open)
+            nghttp2_session_resume_data(c->back, st->bid);
+    } else {
+        evbuffer_add(st->resp_body, data, len);
+        if (st->front_open)
+            nghttp2_session_resume_data(c->front, st->fid);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t id,
+                           uint32_t code, void *user_data)
+{
+    struct h2_conn *c = user_data;
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(session, id);
+
+    if (st == NULL)
+        return 0;
+    if (session == c->front) {
+        st->front_open = false;
+        st->state = st->state == H2S_HELD ? H2S_RESET : st->state;
+        /* the client gave up on it (or it is done): so does the backend */
+        if (st->back_open && (code != NGHTTP2_NO_ERROR || !st->resp_end))
+            nghttp2_submit_rst_stream(c->back, NGHTTP2_FLAG_NONE, st->bid,
+                                      NGHTTP2_CANCEL);
+    } else {
+        st->back_open = false;
+        /* the backend reset it before its reply ended: so does the proxy */
+        if (st->front_open && !st->resp_end)
+            nghttp2_submit_rst_stream(c->front, NGHTTP2_FLAG_NONE, st->fid,
+                                      code != NGHTTP2_NO_ERROR
+                                          ? code : NGHTTP2_INTERNAL_ERROR);
+    }
+    stream_maybe_destroy(st);
+    return 0;
+}
+
+/* Setup and the pump. */
+
+static nghttp2_session_callbacks *callbacks(void)
+{
+    static nghttp2_session_callbacks *cbs;
+
+    if (cbs == NULL && nghttp2_session_callbacks_new(&cbs) == 0) {
+        nghttp2_session_callbacks_set_on_begin_headers_callback(
+            cbs, on_begin_headers);
+        nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs,
+                                                             on_frame_recv);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+            cbs, on_data_chunk);
+        nghttp2_session_callbacks_set_on_stream_close_callback(
+            cbs, on_stream_close);
+    }
+    return cbs;
+}
+
+/* Makes both nghttp2 sessions and queues each side's SETTINGS. */
+static int conn_start(struct h2_conn *c, struct session *s)
+{
+    nghttp2_session_callbacks *cbs = callbacks();
+    nghttp2_option *opt;
+    nghttp2_settings_entry set[] = {
+        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_STREAMS },
+    };
+    int rv;
+
+    if (cbs == NULL || nghttp2_option_new(&opt) != 0)
+        return -ENOMEM;
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    c->s = s;
+    LIST_INIT(&c->streams);
+    rv = nghttp2_session_server_new2(&c->front, cbs, c, opt);
+    if (rv == 0)
+        rv = nghttp2_session_client_new2(&c->back, cbs, c, opt);
+    nghttp2_option_del(opt);
+    if (rv != 0)
+        return -ENOMEM;
+    if (nghttp2_submit_settings(c->front, NGHTTP2_FLAG_NONE, set, 1) != 0 ||
+        nghttp2_submit_settings(c->back, NGHTTP2_FLAG_NONE, NULL, 0) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Writes what both sessions have to send, until neither has more (taking
+ * a body on one side acknowledges it on the other). */
+static void flush(struct h2_conn *c)
+{
+    struct session *s = c->s;
+    bool more = true;
+
+    while (more && s->state == SESSION_OPEN) {
+        const uint8_t *data;
+        ssize_t n;
+        more = false;
+        while ((n = nghttp2_session_mem_send(c->front, &data)) > 0) {
+            evbuffer_add(bufferevent_get_output(s->client), data, (size_t)n);
+            more = true;
+        }
+        if (n < 0)
+            goto fail;
+        while ((n = nghttp2_session_mem_send(c->back, &data)) > 0) {
+            evbuffer_add(bufferevent_get_output(s->backend), data, (size_t)n);
+            more = true;
+        }
+        if (n < 0)
+            goto fail;
+    }
+    return;
+fail:
+    c->failed = true;
+    session_close(s, true, "http2: cannot send");
+}
+
+/* Feeds in to session; returns 0, or -1 when the bytes are not HTTP/2
+ * (nghttp2 has queued its GOAWAY). */
+static int feed(nghttp2_session *session, struct evbuffer *in)
+{
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        ssize_t n;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        n = nghttp2_session_mem_recv(session, v.iov_base, v.iov_len);
+        if (n < 0)
+            return -1;
+        evbuffer_drain(in, (size_t)n);
+    }
+    return 0;
+}
+
+void h2_pump(struct session *s)
+{
+    struct h2_conn *c = s->pstate;
+    char why[120];
+
+    if (c->front == NULL && conn_start(c, s) < 0) {
+        session_close(s, true, "http2: out of memory");
+        return;
+    }
+    if (feed(c->front, bufferevent_get_input(s->client)) < 0) {
+        snprintf(why, sizeof(why), "http2: the client sent what is not "
+                 "HTTP/2 with prior knowledge");
+        flush(c);
+        session_close(s, false, why);
+        return;
+    }
+    if (feed(c->back, bufferevent_get_input(s->backend)) < 0) {
+        flush(c);
+        session_close(s, false, "http2: the backend sent what is not HTTP/2");
+        return;
+    }
+    flush(c);
+}
+
+/* The protocol's table: no framer, the session relays through h2_pump. */
+
+static void h2_deinit(void *st)
+{
+    struct h2_conn *c = st;
+
+    /* the sessions go first: they no longer call back into the streams */
+    if (c->front != NULL)
+        nghttp2_session_del(c->front);
+    if (c->back != NULL)
+        nghttp2_session_del(c->back);
+    while (!LIST_EMPTY(&c->streams))
+        stream_destroy(LIST_FIRST(&c->streams));
+}
+
+static void h2_parts(const unsigned char *p, size_t n,
+                     const struct proto_unit *u, struct proto_parts *out)
+{
+    proto_http.parts(p, n, u, out); /* request_text() writes HTTP/1 */
+}
+
+/* Never called: streams are answered by stream_answer(). */
+static void h2_error_reply(void *st, const struct proto_error *e,
+                           const struct proto_unit *req, struct rng *r,
+                           struct evbuffer *out, bool *close)
+{
+    (void)st;
+    (void)e;
+    (void)req;
+    (void)r;
+    (void)out;
+    *close = true;
+}
+
+static const struct opt_decl h2_opts[] = { { NULL } };
+
+const struct proto_ops proto_http2 = {
+    .name = "http2",
+    .help = "HTTP/2 cleartext with prior knowledge (h2c): one request per "
+            "stream, faults per stream",
+    .opts = h2_opts,
+    .state_size = sizeof(struct h2_conn),
+    .mux = true,
+    .deinit = h2_deinit,
+    .error_reply = h2_error_reply,
+    .parts = h2_parts,
+};
