@@ -318,11 +318,18 @@ static void stream_forward(struct h2_stream *st)
     st->state = H2S_FORWARDED;
 }
 
+/* The error behavior's default status list (the original's, for HTTP/1)
+ * means, on http2, the issue's default: 503 alone, as postgres reads the
+ * default SQLSTATE as its own 53300. */
+#define H2_STATUS_OPT_DEFAULT "500,501,502,503"
+
 /* Draws one status from a list such as "500,503" (default 503). */
 static int error_status(const char *list, struct rng *r)
 {
     int codes[16], n = 0;
-    const char *p = list != NULL && list[0] != '\0' ? list : "503";
+    const char *p = list != NULL && list[0] != '\0' &&
+                            strcmp(list, H2_STATUS_OPT_DEFAULT) != 0
+                        ? list : "503";
 
     while (*p != '\0' && n < 16) {
         char *end;

@@ -1,0 +1,171 @@
+"""--protocol http2: h2c with prior knowledge, relayed stream by stream.
+
+Real peers: nghttpd (Debian's nghttp2-server) as the h2c backend, nghttp
+(nghttp2-client) and curl --http2-prior-knowledge as clients. nghttp opens
+every URL it is given as a stream of one connection, so what one stream
+gets and what the others get is seen on the same connection.
+"""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import free_port, wait_until, port_open
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("nghttpd") and shutil.which("nghttp")),
+    reason="needs nghttp2-server and nghttp2-client")
+
+BIG = 300_000
+
+
+@pytest.fixture
+def h2_backend(tmp_path):
+    """nghttpd without TLS on a free port, serving tmp_path/docs and echoing
+    POST bodies; yields (port, docs dir)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.html").write_bytes(b"hello h2\n")
+    (docs / "big.bin").write_bytes(os.urandom(BIG))
+    port = free_port()
+    proc = subprocess.Popen(["nghttpd", "--no-tls", "--echo-upload", "-d",
+                             str(docs), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: port_open(port), timeout=5), "nghttpd did not start"
+        yield port, docs
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def url(v, path):
+    return "http://127.0.0.1:%d%s" % (v.port, path)
+
+
+def curl(*args, timeout=10):
+    return subprocess.run(["curl", "-sS", "--http2-prior-knowledge",
+                           "--max-time", str(timeout)] + list(args),
+                          capture_output=True, timeout=timeout + 5)
+
+
+def _secs(text):
+    """nghttp's times: +885us, +503.16ms, +1.2s."""
+    m = re.fullmatch(r"\+?([\d.]+)(us|ms|s)", text)
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def nghttp(v, *paths, extra=(), timeout=10):
+    """Gets paths as streams of one connection; returns {path: (status,
+    size text, response end in seconds)} from nghttp's statistics."""
+    r = subprocess.run(["nghttp", "-n", "-s", "-t", str(timeout)] + list(extra) +
+                       [url(v, p) for p in paths],
+                       capture_output=True, timeout=timeout + 5, text=True)
+    out = {}
+    for line in r.stdout.splitlines():
+        f = line.split()
+        if len(f) == 7 and f[0].isdigit():
+            out[f[6]] = (int(f[4]), f[5], _secs(f[1]))
+    assert len(out) == len(paths), "nghttp: %s %s" % (r.stdout, r.stderr)
+    return out
+
+
+def test_curl_gets_the_backends_bytes_intact(vaurien, h2_backend):
+    port, docs = h2_backend
+    v = vaurien("--protocol", "http2", backend_port=port)
+    r = curl(url(v, "/index.html"), "-w", "%{http_code} %{http_version}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"hello h2\n200 2"
+    r = curl(url(v, "/big.bin"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (docs / "big.bin").read_bytes()
+
+
+def test_many_streams_of_one_connection_all_pass(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", backend_port=port)
+    got = nghttp(v, "/index.html", "/big.bin", "/missing")
+    assert got["/index.html"][0] == 200
+    assert got["/big.bin"][0] == 200
+    assert got["/missing"][0] == 404  # the backend's own answer
+
+
+def test_a_posted_body_reaches_the_backend_whole(vaurien, h2_backend, tmp_path):
+    """1 MiB up, echoed back: the request body is relayed within flow
+    control (the default window is 64 KiB) in both directions."""
+    port, _ = h2_backend
+    body = os.urandom(1 << 20)
+    (tmp_path / "up.bin").write_bytes(body)
+    v = vaurien("--protocol", "http2", backend_port=port)
+    r = curl(url(v, "/echo"), "--data-binary", "@" + str(tmp_path / "up.bin"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == body
+
+
+def test_error_answers_the_matched_stream_and_the_others_go_on(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", "--behavior", "100:error",
+                "--behavior-error-match", "path=/api/*",
+                "--behavior-error-status", "502", backend_port=port)
+    got = nghttp(v, "/index.html", "/api/users", "/big.bin")
+    assert got["/api/users"][0] == 502
+    assert got["/index.html"][0] == 200
+    assert got["/big.bin"] == (200, "292K", got["/big.bin"][2])
+
+
+def test_error_status_defaults_to_503(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", "--behavior", "100:error",
+                backend_port=port)
+    r = curl(url(v, "/index.html"), "-w", "\n%{http_code}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith(b"\n503")
+
+
+def test_error_matches_the_method(vaurien, h2_backend, tmp_path):
+    port, _ = h2_backend
+    (tmp_path / "up.bin").write_bytes(b"x" * 100)
+    v = vaurien("--protocol", "http2", "--behavior", "100:error",
+                "--behavior-error-match", "method=POST", backend_port=port)
+    r = curl(url(v, "/index.html"), "-w", "\n%{http_code}")
+    assert r.stdout == b"hello h2\n\n200"
+    r = curl(url(v, "/echo"), "--data-binary", "@" + str(tmp_path / "up.bin"),
+             "-w", "\n%{http_code}")
+    assert r.stdout.endswith(b"\n503")
+
+
+def test_delay_holds_one_stream_only(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", "--behavior", "100:delay",
+                "--behavior-delay-sleep", "0.5",
+                "--behavior-delay-match", "path=/big.bin", backend_port=port)
+    got = nghttp(v, "/index.html", "/big.bin")
+    assert got["/index.html"][0] == 200 and got["/big.bin"][0] == 200
+    assert got["/index.html"][2] < 0.3
+    assert 0.45 <= got["/big.bin"][2] < 2.0
+
+
+def test_a_client_that_does_not_speak_http2_is_closed(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", backend_port=port)
+    s = v.connect()
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(5)
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    s.close()
+    assert b"HTTP/1.1 200" not in data
+    # the proxy goes on serving
+    r = curl(url(v, "/index.html"))
+    assert r.stdout == b"hello h2\n"
