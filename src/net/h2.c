@@ -27,10 +27,27 @@
  *          its body waits meanwhile, within the stream's window;
  *   error  the proxy answers the stream itself with the error's `status`
  *          (default 503) and a one-line body; the backend never sees it;
- *   else   (abort, reset, close, hang) the stream is reset with
- *          INTERNAL_ERROR for now: their own meaning (RST_STREAM code,
- *          GOAWAY) is still to come.
+ *   abort  the stream is opened on the backend, and reset both ways
+ *          (RST_STREAM INTERNAL_ERROR to the client, CANCEL to the
+ *          backend) when the reply's head comes;
+ *   reset  the stream is reset (INTERNAL_ERROR) at once, never forwarded;
+ *   hang   the stream is never answered nor forwarded; its body is
+ *          acknowledged and dropped, so the connection's window stays open;
+ *   close  (blackout) the stream is refused (RST_STREAM REFUSED_STREAM)
+ *          and the client gets a GOAWAY whose last stream is the one before
+ *          it: streams it already had go on, it opens no more, and the
+ *          connection ends when they are done.
  * Other streams on the connection go on whatever one stream gets.
+ *
+ * The connection ends through the session's half-close path: when the
+ * front session has nothing left to read or write (a GOAWAY either way
+ * and no stream left, or a protocol error), both directions are ended
+ * (pipe_on_eof) and the session closes once its outputs are written. When
+ * the backend ends its side, the client gets a GOAWAY.
+ *
+ * Backpressure: a session's frames are taken (mem_send) only while the
+ * output toward its peer is under PIPE_CAP; the write callback pumps
+ * again below PIPE_LOW (session_on_pipe_drained).
  *
  * Flow control: both sessions run without automatic WINDOW_UPDATEs; a
  * stream's DATA is acknowledged to its sender (nghttp2_session_consume)
@@ -79,6 +96,7 @@ enum h2_state {
     H2S_HELD,      /* drawn hold: opened on the backend when due */
     H2S_FORWARDED, /* open on the backend: relayed both ways */
     H2S_ANSWERED,  /* the proxy answers it: its request is dropped */
+    H2S_HUNG,      /* hang: never answered; its request is dropped */
     H2S_RESET,     /* reset by the proxy */
 };
 
@@ -94,6 +112,7 @@ struct h2_stream {
     bool back_open;           /* ... on the back session */
     bool req_end;             /* the client's side ended (END_STREAM) */
     bool resp_end;            /* the backend's side ended */
+    bool abort;               /* abort: reset both ways at the reply */
     struct h2_head req, req_trailers, resp, resp_trailers;
     struct evbuffer *req_body;  /* DATA from the client, not yet sent */
     struct evbuffer *resp_body; /* DATA from the backend (or the proxy's
@@ -109,6 +128,8 @@ struct h2_conn {
     nghttp2_session *back;  /* client toward the backend */
     struct h2_stream_list streams;
     bool failed;            /* a protocol error closed the session */
+    bool ended;             /* both directions were ended (pipe_on_eof) */
+    bool back_gone;         /* the backend ended: the client was told */
 };
 
 /* Heads. */
@@ -246,7 +267,7 @@ static ssize_t body_read(nghttp2_session *session, int32_t id, uint8_t *buf,
     (void)id;
     if (n < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    if (n > 0 && st->state != H2S_ANSWERED) {
+    if (n > 0 && st->state == H2S_FORWARDED) {
         if (to_client && st->back_open)
             nghttp2_session_consume(c->back, st->bid, (size_t)n);
         else if (!to_client && st->front_open)
@@ -422,6 +443,10 @@ static void stream_decide(struct h2_stream *st)
     if (v.rep == BEHAV_HOLD) /* the reply's delay: the stream waits */
         hold += v.rep_delay;
     switch (v.req) {
+    case BEHAV_ABORT:
+        st->abort = true;
+        stream_forward(st);
+        return;
     case BEHAV_PASS:
     case BEHAV_HOLD:
         if (hold <= 0) {
@@ -442,7 +467,17 @@ static void stream_decide(struct h2_stream *st)
     case BEHAV_ERROR:
         stream_answer(st, &v);
         return;
-    default:
+    case BEHAV_HANG:
+        st->state = H2S_HUNG;
+        evbuffer_drain(st->req_body, evbuffer_get_length(st->req_body));
+        return;
+    case BEHAV_CLOSE:
+        stream_reset(st, NGHTTP2_REFUSED_STREAM);
+        nghttp2_submit_goaway(c->front, NGHTTP2_FLAG_NONE,
+                              st->fid > 2 ? st->fid - 2 : 0,
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        return;
+    default: /* BEHAV_RESET, and what a custom behavior may say */
         stream_reset(st, NGHTTP2_INTERNAL_ERROR);
         return;
     }
@@ -499,6 +534,10 @@ static void reply_head(struct h2_conn *c, struct h2_stream *st, bool end)
 
     if (st->state != H2S_FORWARDED || !st->front_open)
         return;
+    if (st->abort) {
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
     if (status != NULL && status->valuelen == 3 && status->value[0] == '1') {
         nghttp2_submit_headers(c->front, NGHTTP2_FLAG_NONE, st->fid, NULL,
                                st->resp.nv, st->resp.n, NULL);
@@ -557,8 +596,13 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags,
     struct h2_stream *st = nghttp2_session_get_stream_user_data(session, id);
 
     (void)flags;
-    if (st == NULL || st->state == H2S_ANSWERED || st->state == H2S_RESET) {
+    if (st == NULL || st->state == H2S_ANSWERED || st->state == H2S_HUNG ||
+        st->state == H2S_RESET) {
         nghttp2_session_consume(session, id, len); /* dropped */
+        return 0;
+    }
+    if (session != c->front && st->state != H2S_FORWARDED) {
+        nghttp2_session_consume(session, id, len); /* reset meanwhile */
         return 0;
     }
     if (session == c->front) {
@@ -657,15 +701,25 @@ static void flush(struct h2_conn *c)
     while (more && s->state == SESSION_OPEN) {
         const uint8_t *data;
         ssize_t n;
+        struct evbuffer *cout = bufferevent_get_output(s->client);
+        struct evbuffer *bout = bufferevent_get_output(s->backend);
         more = false;
-        while ((n = nghttp2_session_mem_send(c->front, &data)) > 0) {
-            evbuffer_add(bufferevent_get_output(s->client), data, (size_t)n);
+        n = 0;
+        while (evbuffer_get_length(cout) < PIPE_CAP &&
+               (n = nghttp2_session_mem_send(c->front, &data)) > 0) {
+            if (evbuffer_add(cout, data, (size_t)n) < 0)
+                goto fail;
+            pipe_count_sent(&s->down, (size_t)n);
             more = true;
         }
         if (n < 0)
             goto fail;
-        while ((n = nghttp2_session_mem_send(c->back, &data)) > 0) {
-            evbuffer_add(bufferevent_get_output(s->backend), data, (size_t)n);
+        n = 0;
+        while (evbuffer_get_length(bout) < PIPE_CAP &&
+               (n = nghttp2_session_mem_send(c->back, &data)) > 0) {
+            if (evbuffer_add(bout, data, (size_t)n) < 0)
+                goto fail;
+            pipe_count_sent(&s->up, (size_t)n);
             more = true;
         }
         if (n < 0)
@@ -715,7 +769,25 @@ void h2_pump(struct session *s)
         session_close(s, false, "http2: the backend sent what is not HTTP/2");
         return;
     }
+    if (!c->back_gone && (s->down.eof || (!nghttp2_session_want_read(c->back) &&
+                                          !nghttp2_session_want_write(c->back)))) {
+        /* the backend is done: the client opens no more streams */
+        c->back_gone = true;
+        nghttp2_submit_goaway(c->front, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->front),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+    }
     flush(c);
+    if (s->state == SESSION_OPEN && !c->ended &&
+        !nghttp2_session_want_read(c->front) &&
+        !nghttp2_session_want_write(c->front)) {
+        /* nothing more either way: each side's write end is shut once its
+         * output is written, and the session closes (session.c) */
+        c->ended = true;
+        pipe_on_eof(&s->up);
+        if (s->state == SESSION_OPEN)
+            pipe_on_eof(&s->down);
+    }
 }
 
 /* The protocol's table: no framer, the session relays through h2_pump. */

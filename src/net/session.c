@@ -1832,6 +1832,12 @@ static void backend_write_cb(struct bufferevent *bev, void *arg)
 
 void session_on_pipe_drained(struct session *s, struct pipe *p)
 {
+    if (s->proto != NULL && s->proto->mux) {
+        /* http2 stops taking frames at PIPE_CAP (net/h2.c): take more */
+        if (s->state == SESSION_OPEN && !s->pumping)
+            session_pump(s);
+        return;
+    }
     if (p == &s->down && answers_caught_up(s)) {
         session_update_reading(s);
         /* requests already read may be waiting for a verdict */

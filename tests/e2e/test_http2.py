@@ -169,3 +169,50 @@ def test_a_client_that_does_not_speak_http2_is_closed(vaurien, h2_backend):
     # the proxy goes on serving
     r = curl(url(v, "/index.html"))
     assert r.stdout == b"hello h2\n"
+
+
+def test_abort_resets_the_stream_and_the_others_go_on(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", "--behavior", "100:abort",
+                "--behavior-abort-match", "path=/big.bin", backend_port=port)
+    r = curl(url(v, "/big.bin"), "-o", os.devnull)
+    assert r.returncode == 92, r.stderr  # curl: HTTP/2 stream error
+    assert b"INTERNAL_ERROR" in r.stderr
+    r = subprocess.run(["nghttp", "-n", "-s", "-t", "5", url(v, "/index.html"),
+                        url(v, "/big.bin")], capture_output=True, text=True,
+                       timeout=10)
+    rows = [l.split() for l in r.stdout.splitlines()]
+    done = {f[6]: int(f[4]) for f in rows if len(f) == 7 and f[0].isdigit()}
+    assert done == {"/index.html": 200}
+
+
+def test_hang_never_answers_the_stream(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", "--behavior", "100:hang",
+                "--behavior-hang-match", "path=/big.bin", backend_port=port)
+    r = curl(url(v, "/big.bin"), "-o", os.devnull, timeout=1)
+    assert r.returncode == 28  # curl: timed out
+    r = curl(url(v, "/index.html"))
+    assert r.returncode == 0 and r.stdout == b"hello h2\n"
+
+
+def test_blackout_refuses_the_stream_and_ends_the_connection(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", "--behavior", "100:blackout",
+                "--behavior-blackout-match", "path=/big.bin", backend_port=port)
+    r = subprocess.run(["nghttp", "-n", "-s", "-t", "5", url(v, "/index.html"),
+                        url(v, "/big.bin")], capture_output=True, text=True,
+                       timeout=10)
+    rows = [l.split() for l in r.stdout.splitlines()]
+    done = {f[6]: int(f[4]) for f in rows if len(f) == 7 and f[0].isdigit()}
+    assert done == {"/index.html": 200}
+    assert wait_until(lambda: "closed (both sides finished)" in v.log_text(),
+                      timeout=5), v.log_text()[-2000:]
+
+
+def test_the_session_ends_when_the_client_is_done(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", backend_port=port)
+    nghttp(v, "/index.html", "/big.bin")
+    assert wait_until(lambda: "closed (both sides finished)" in v.log_text(),
+                      timeout=5), v.log_text()[-2000:]
