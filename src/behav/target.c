@@ -55,6 +55,8 @@ static unsigned proto_keys(const struct proto_ops *proto)
                       BIT(TARGET_KEY_HEADER) },
         { "http2", BIT(TARGET_KEY_METHOD) | BIT(TARGET_KEY_PATH) |
                        BIT(TARGET_KEY_HEADER) },
+        { "grpc", BIT(TARGET_KEY_METHOD) | BIT(TARGET_KEY_PATH) |
+                      BIT(TARGET_KEY_HEADER) },
         { "redis", BIT(TARGET_KEY_COMMAND) | BIT(TARGET_KEY_KEY) },
         { "memcache", BIT(TARGET_KEY_COMMAND) | BIT(TARGET_KEY_KEY) },
         { "mysql", BIT(TARGET_KEY_COMMAND) | BIT(TARGET_KEY_STATEMENT) |

@@ -26,7 +26,10 @@
  *   hold   (delay) the stream is opened on the backend that much later;
  *          its body waits meanwhile, within the stream's window;
  *   error  the proxy answers the stream itself with the error's `status`
- *          (default 503) and a one-line body; the backend never sees it;
+ *          (default 503) and a one-line body; the backend never sees it.
+ *          On --protocol grpc (http2 with gRPC's error): HTTP 200 and, in
+ *          the same HEADERS frame (gRPC's Trailers-Only reply),
+ *          grpc-status `code` (default 14, UNAVAILABLE) and grpc-message;
  *   abort  the stream is opened on the backend, and reset both ways
  *          (RST_STREAM INTERNAL_ERROR to the client, CANCEL to the
  *          backend) when the reply's head comes;
@@ -130,6 +133,7 @@ struct h2_conn {
     bool failed;            /* a protocol error closed the session */
     bool ended;             /* both directions were ended (pipe_on_eof) */
     bool back_gone;         /* the backend ended: the client was told */
+    bool grpc;              /* --protocol grpc: errors in gRPC's words */
 };
 
 /* Heads. */
@@ -366,8 +370,40 @@ static int error_status(const char *list, struct rng *r)
     return n == 0 ? 503 : codes[rng_below(r, (uint64_t)n)];
 }
 
-/* The proxy answers st itself: the error's status and a one-line body;
- * what the client still sends on it is acknowledged and dropped. */
+/* gRPC's error reply: Trailers-Only (one HEADERS frame that ends the
+ * stream) with grpc-status code and grpc-message msg, percent-encoded as
+ * gRPC's spec asks (every byte outside 0x20-0x7e, and '%'). */
+static int grpc_answer(struct h2_stream *st, long long code, const char *msg)
+{
+    char status[24], enc[3 * 256 + 1];
+    size_t n = 0;
+
+    snprintf(status, sizeof(status), "%lld", code > 0 ? code : 14);
+    if (msg == NULL || msg[0] == '\0')
+        msg = "vaurien: injected error";
+    for (const unsigned char *p = (const unsigned char *)msg;
+         *p != '\0' && n + 4 <= sizeof(enc); p++) {
+        if (*p >= 0x20 && *p <= 0x7e && *p != '%')
+            enc[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(enc + n, 4, "%%%02X", *p);
+    }
+    enc[n] = '\0';
+    nghttp2_nv nv[] = {
+        { (uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16,
+          NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)"grpc-status", (uint8_t *)status, 11, strlen(status),
+          NGHTTP2_NV_FLAG_NONE },
+        { (uint8_t *)"grpc-message", (uint8_t *)enc, 12, n,
+          NGHTTP2_NV_FLAG_NONE },
+    };
+    return nghttp2_submit_response(st->c->front, st->fid, nv, 4, NULL);
+}
+
+/* The proxy answers st itself: the error's status and a one-line body
+ * (gRPC: its Trailers-Only error); what the client still sends on it is
+ * acknowledged and dropped. */
 static void stream_answer(struct h2_stream *st, const struct behav_verdict *v)
 {
     struct h2_conn *c = st->c;
@@ -378,9 +414,17 @@ static void stream_answer(struct h2_stream *st, const struct behav_verdict *v)
     nghttp2_data_provider dp = { .source.ptr = st, .read_callback = body_read };
     int rv;
 
+    evbuffer_drain(st->req_body, evbuffer_get_length(st->req_body));
+    if (c->grpc) {
+        st->state = H2S_ANSWERED;
+        st->resp_end = true;
+        if (grpc_answer(st, v->err != NULL ? v->err[BEHAV_ERR_CODE].i : 0,
+                        msg) != 0)
+            stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
     if (msg == NULL || msg[0] == '\0')
         msg = "vaurien: injected error";
-    evbuffer_drain(st->req_body, evbuffer_get_length(st->req_body));
     evbuffer_add_printf(st->resp_body, "%s\n", msg);
     snprintf(code, sizeof(code), "%d", status);
     snprintf(len, sizeof(len), "%zu", evbuffer_get_length(st->resp_body));
@@ -678,6 +722,7 @@ static int conn_start(struct h2_conn *c, struct session *s)
         return -ENOMEM;
     nghttp2_option_set_no_auto_window_update(opt, 1);
     c->s = s;
+    c->grpc = s->proto == &proto_grpc;
     LIST_INIT(&c->streams);
     rv = nghttp2_session_server_new2(&c->front, cbs, c, opt);
     if (rv == 0)
@@ -830,6 +875,18 @@ const struct proto_ops proto_http2 = {
     .name = "http2",
     .help = "HTTP/2 cleartext with prior knowledge (h2c): one request per "
             "stream, faults per stream",
+    .opts = h2_opts,
+    .state_size = sizeof(struct h2_conn),
+    .mux = true,
+    .deinit = h2_deinit,
+    .error_reply = h2_error_reply,
+    .parts = h2_parts,
+};
+
+const struct proto_ops proto_grpc = {
+    .name = "grpc",
+    .help = "gRPC over h2c with prior knowledge: http2, one call per stream, "
+            "errors as grpc-status (code, default 14 UNAVAILABLE)",
     .opts = h2_opts,
     .state_size = sizeof(struct h2_conn),
     .mux = true,

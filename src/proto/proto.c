@@ -8,10 +8,10 @@
 #include <string.h>
 
 static const struct proto_ops *registry[PROTO_MAX] = {
-    &proto_http, &proto_http2, &proto_memcache, &proto_mysql, &proto_postgres,
+    &proto_grpc, &proto_http, &proto_http2, &proto_memcache, &proto_mysql, &proto_postgres,
     &proto_redis, &proto_smtp, &proto_tcp,
 };
-static int nreg = 8; /* the built-ins (by name), then custom ones */
+static int nreg = 9; /* the built-ins (by name), then custom ones */
 static char names[PROTO_MAX * 40]; /* proto_names(), "" when stale */
 
 #define NREG nreg

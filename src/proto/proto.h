@@ -304,5 +304,6 @@ extern const struct proto_ops proto_smtp;
 extern const struct proto_ops proto_mysql;
 extern const struct proto_ops proto_postgres;
 extern const struct proto_ops proto_http2; /* net/h2.c: a relay, not a framer */
+extern const struct proto_ops proto_grpc;  /* net/h2.c, http2 with gRPC's errors */
 
 #endif
