@@ -295,6 +295,8 @@ int tls_conf_init(struct tls_conf *t, const struct settings *st,
             snprintf(t->sni, sizeof(t->sni), "%s", backend_host);
     }
     t->alpn_http1 = strcmp(st->protocol, "http") == 0;
+    t->alpn_h2 = strcmp(st->protocol, "http2") == 0 ||
+                 strcmp(st->protocol, "grpc") == 0;
     return 0;
 ssl_fail:
     snprintf(err, errlen, "TLS: %s", ssl_error(why, sizeof(why)));
@@ -660,9 +662,14 @@ static void backend_go(struct relay *r)
 {
     struct tls_link *l = r->tl;
 
-    if (l != NULL && l->offer_len > 0 &&
-        SSL_set_alpn_protos(r->ssl, l->offer, (unsigned)l->offer_len) != 0)
+    if (r->conf->alpn_h2) {
+        if (SSL_set_alpn_protos(r->ssl, (const unsigned char *)"\x02h2", 3) != 0)
+            log_info("%s: ALPN h2 not offered: out of memory", r->who);
+    } else if (l != NULL && l->offer_len > 0 &&
+               SSL_set_alpn_protos(r->ssl, l->offer,
+                                   (unsigned)l->offer_len) != 0) {
         log_info("%s: ALPN not passed on: out of memory", r->who);
+    }
     if (open_outer(r) < 0) {
         log_warn("%s: out of memory; closed", r->who);
         relay_free(r);
@@ -710,6 +717,21 @@ static int alpn_select_cb(SSL *ssl, const unsigned char **out,
     unsigned int at = 0;
 
     (void)arg;
+    if (r != NULL && r->conf->alpn_h2) {
+        /* the relay behind speaks HTTP/2 whatever the backend picked */
+        while (at < inlen) {
+            unsigned int n = in[at];
+            if (at + 1 + n > inlen)
+                break;
+            if (n == 2 && memcmp(in + at + 1, "h2", 2) == 0) {
+                *out = in + at + 1;
+                *outlen = 2;
+                return SSL_TLSEXT_ERR_OK;
+            }
+            at += 1 + n;
+        }
+        return SSL_TLSEXT_ERR_NOACK;
+    }
     if (l == NULL || l->pick_len == 0)
         return SSL_TLSEXT_ERR_NOACK;
     while (at < inlen) {

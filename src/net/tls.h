@@ -50,6 +50,10 @@ struct tls_conf {
                                   contexts are for STARTTLS (--starttls) */
     bool alpn_http1;           /* ALPN: only http/1.x is passed on (the
                                   http framer reads no other) */
+    bool alpn_h2;              /* http2, grpc: the client is given h2
+                                  when it offers it, the backend is
+                                  offered h2 alone (net/h2.c speaks HTTP/2
+                                  to both, whatever else they offer) */
     bool closing;              /* deinit: relays go without telling their
                                   link's other relay */
 };

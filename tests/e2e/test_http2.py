@@ -216,3 +216,58 @@ def test_the_session_ends_when_the_client_is_done(vaurien, h2_backend):
     nghttp(v, "/index.html", "/big.bin")
     assert wait_until(lambda: "closed (both sides finished)" in v.log_text(),
                       timeout=5), v.log_text()[-2000:]
+
+
+@pytest.fixture
+def h2_tls_backend(tmp_path):
+    """nghttpd with TLS (a self-signed certificate made now); yields its
+    port."""
+    docs = tmp_path / "tlsdocs"
+    docs.mkdir()
+    (docs / "index.html").write_bytes(b"hello h2 over tls\n")
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1",
+                    "-subj", "/CN=127.0.0.1"], check=True, capture_output=True,
+                   timeout=30)
+    port = free_port()
+    proc = subprocess.Popen(["nghttpd", "-d", str(docs), str(port), str(key),
+                             str(cert)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: port_open(port), timeout=5), "nghttpd did not start"
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_h2_over_tls_is_picked_by_alpn_when_the_proxy_terminates(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", "--proxy-tls", backend_port=port)
+    r = subprocess.run(["curl", "-sSk", "--http2", "--max-time", "10",
+                        "https://127.0.0.1:%d/index.html" % v.port,
+                        "-w", "\n%{http_version}"], capture_output=True, timeout=15)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"hello h2\n\n2"
+
+
+def test_h2_over_tls_on_both_sides(vaurien, h2_tls_backend):
+    v = vaurien("--protocol", "http2", "--proxy-tls", "--backend-tls",
+                "--backend-tls-insecure", "--behavior", "100:error",
+                "--behavior-error-match", "path=/api/*", backend_port=h2_tls_backend)
+    base = "https://127.0.0.1:%d" % v.port
+    r = subprocess.run(["curl", "-sSk", "--http2", "--max-time", "10",
+                        base + "/index.html", "-w", "\n%{http_version}"],
+                       capture_output=True, timeout=15)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"hello h2 over tls\n\n2"
+    r = subprocess.run(["curl", "-sSk", "--http2", "--max-time", "10",
+                        base + "/api/x", "-o", os.devnull, "-w", "%{http_code}"],
+                       capture_output=True, timeout=15)
+    assert r.stdout == b"503"
+    assert "ALPN h2" in v.log_text()
