@@ -271,3 +271,25 @@ def test_h2_over_tls_on_both_sides(vaurien, h2_tls_backend):
                        capture_output=True, timeout=15)
     assert r.stdout == b"503"
     assert "ALPN h2" in v.log_text()
+
+
+def test_an_h2c_upgrade_becomes_stream_1(vaurien, h2_backend):
+    port, docs = h2_backend
+    v = vaurien("--protocol", "http2", backend_port=port)
+    r = subprocess.run(["curl", "-sS", "--http2", "--max-time", "10",
+                        url(v, "/big.bin")], capture_output=True, timeout=15)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (docs / "big.bin").read_bytes()
+    got = nghttp(v, "/index.html", "/missing", extra=("-u",))
+    assert got["/index.html"][0] == 200 and got["/missing"][0] == 404
+
+
+def test_an_h2c_upgrade_gets_its_fault(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", "--behavior", "100:error",
+                "--behavior-error-status", "429", backend_port=port)
+    r = subprocess.run(["curl", "-sS", "--http2", "--max-time", "10",
+                        url(v, "/index.html"), "-o", os.devnull, "-w",
+                        "%{http_code} %{http_version}"],
+                       capture_output=True, timeout=15)
+    assert r.stdout == b"429 2"
