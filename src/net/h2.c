@@ -419,8 +419,10 @@ static int grpc_answer(struct h2_stream *st, long long code, const char *msg)
 
 /* The proxy answers st itself: the error's status and a one-line body
  * (gRPC: its Trailers-Only error); what the client still sends on it is
- * acknowledged and dropped. */
-static void stream_answer(struct h2_stream *st, const struct behav_verdict *v)
+ * acknowledged and dropped. Its words for the journal go to said: "503
+ * message", or "grpc-status 14 message". */
+static void stream_answer(struct h2_stream *st, const struct behav_verdict *v,
+                          struct evbuffer *said)
 {
     struct h2_conn *c = st->c;
     const char *msg = v->err != NULL ? v->err[BEHAV_ERR_MESSAGE].s : NULL;
@@ -432,15 +434,19 @@ static void stream_answer(struct h2_stream *st, const struct behav_verdict *v)
 
     evbuffer_drain(st->req_body, evbuffer_get_length(st->req_body));
     if (c->grpc) {
+        long long gcode = v->err != NULL ? v->err[BEHAV_ERR_CODE].i : 0;
         st->state = H2S_ANSWERED;
         st->resp_end = true;
-        if (grpc_answer(st, v->err != NULL ? v->err[BEHAV_ERR_CODE].i : 0,
-                        msg) != 0)
+        evbuffer_add_printf(said, "grpc-status %lld %s", gcode > 0 ? gcode : 14,
+                            msg != NULL && msg[0] != '\0'
+                                ? msg : "vaurien: injected error");
+        if (grpc_answer(st, gcode, msg) != 0)
             stream_reset(st, NGHTTP2_INTERNAL_ERROR);
         return;
     }
     if (msg == NULL || msg[0] == '\0')
         msg = "vaurien: injected error";
+    evbuffer_add_printf(said, "%d %s", status, msg);
     evbuffer_add_printf(st->resp_body, "%s\n", msg);
     snprintf(code, sizeof(code), "%d", status);
     snprintf(len, sizeof(len), "%zu", evbuffer_get_length(st->resp_body));
@@ -481,18 +487,28 @@ static void stream_decide(struct h2_stream *st)
     struct session *s = c->s;
     struct proto_unit u = { .flags = PROTO_HEAD };
     struct behav_verdict v;
-    struct evbuffer *text = evbuffer_new();
+    struct session_drawn by;
+    struct evbuffer *text = evbuffer_new(), *said = evbuffer_new();
     double hold = 0;
 
-    if (text == NULL) {
+    if (text == NULL || said == NULL) {
+        if (text != NULL)
+            evbuffer_free(text);
+        if (said != NULL)
+            evbuffer_free(said);
         stream_reset(st, NGHTTP2_INTERNAL_ERROR);
         return;
     }
     if (st->req_end)
         u.flags |= PROTO_END;
     request_text(st, text);
-    session_draw(s, &v, text, evbuffer_get_length(text), &u);
+    session_draw(s, &v, text, evbuffer_get_length(text), &u, &by);
+    if (v.req == BEHAV_ERROR)
+        stream_answer(st, &v, said);
+    session_journal(s, &by, &v, &u, text, evbuffer_get_length(text),
+                    v.req == BEHAV_ERROR ? said : NULL);
     evbuffer_free(text);
+    evbuffer_free(said);
     script_unref(v.hook); /* reply hooks are not run on http2 yet */
     v.hook = 0;
     log_debug("session %llu: h2 stream %d: %s (request %s, reply %s)",
@@ -524,8 +540,7 @@ static void stream_decide(struct h2_stream *st)
                                             1e6) };
         evtimer_add(st->hold_ev, &tv);
         return;
-    case BEHAV_ERROR:
-        stream_answer(st, &v);
+    case BEHAV_ERROR: /* answered above */
         return;
     case BEHAV_HANG:
         st->state = H2S_HUNG;

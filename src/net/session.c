@@ -626,14 +626,23 @@ static void draw(struct session *s, struct behav_verdict *v,
 }
 
 void session_draw(struct session *s, struct behav_verdict *v,
-                  struct evbuffer *in, size_t len, const struct proto_unit *u)
+                  struct evbuffer *in, size_t len, const struct proto_unit *u,
+                  struct session_drawn *by)
 {
     struct drawn d = { NULL, NULL };
 
     draw(s, v, in, 0, len, u, &d);
+    by->b = d.b;
+    by->t = d.t;
+}
+
+void session_journal(struct session *s, const struct session_drawn *by,
+                     const struct behav_verdict *v, const struct proto_unit *u,
+                     struct evbuffer *in, size_t len, struct evbuffer *answer)
+{
     if (v->by != &behav_dummy && (v->req != BEHAV_PASS ||
                                   v->rep != BEHAV_PASS || v->hook != 0))
-        report_fault(s, d.b, d.t, v, u, in, 0, len, NULL);
+        report_fault(s, by->b, by->t, v, u, in, 0, len, answer);
 }
 
 /* A drawn verdict that does something goes to the journal (report.h):

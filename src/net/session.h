@@ -154,12 +154,27 @@ void session_conf_changed(struct session *s);
  * backpressure and the fast path require. */
 void session_update_reading(struct session *s);
 
+/* What decided a drawn verdict: a behavior of the mix, or of toxic t
+ * (NULL: the mix). */
+struct session_drawn {
+    const struct behav_inst *b;
+    const struct toxic *t;
+};
+
 /* Draws the verdict of one request that is not a framed unit (an http2
  * stream, net/h2.c): in[0, len) is the request as matchers and custom
- * behaviors read it (proto_ops.parts), u its head step. A verdict that
- * does something goes to the journal. The caller owns v->hook. */
+ * behaviors read it (proto_ops.parts), u its head step; *by says what
+ * decided, for session_journal(). The caller owns v->hook. */
 void session_draw(struct session *s, struct behav_verdict *v,
-                  struct evbuffer *in, size_t len, const struct proto_unit *u);
+                  struct evbuffer *in, size_t len, const struct proto_unit *u,
+                  struct session_drawn *by);
+
+/* A drawn verdict that does something goes to the journal (report.h);
+ * answer (may be NULL) is what the proxy answered, its first line as the
+ * journal shows it ("503 ..." gives the event's code). */
+void session_journal(struct session *s, const struct session_drawn *by,
+                     const struct behav_verdict *v, const struct proto_unit *u,
+                     struct evbuffer *in, size_t len, struct evbuffer *answer);
 
 /* Records activity (resets the idle timeout). */
 void session_touch(struct session *s);

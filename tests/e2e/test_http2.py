@@ -293,3 +293,24 @@ def test_an_h2c_upgrade_gets_its_fault(vaurien, h2_backend):
                         "%{http_code} %{http_version}"],
                        capture_output=True, timeout=15)
     assert r.stdout == b"429 2"
+
+
+def test_the_journal_lists_the_faulted_stream(vaurien, h2_backend, tmp_path):
+    import json
+    port, _ = h2_backend
+    journal = tmp_path / "j.jsonl"
+    v = vaurien("--protocol", "http2", "--behavior", "100:error",
+                "--behavior-error-match", "path=/api/*", "--journal", str(journal),
+                backend_port=port)
+    got = nghttp(v, "/index.html", "/api/x")
+    assert got["/api/x"][0] == 503
+
+    def faults():
+        if not journal.exists():
+            return []
+        return [e for e in map(json.loads, journal.read_text().splitlines())
+                if e["kind"] == "fault"]
+    assert wait_until(lambda: len(faults()) == 1, timeout=5)
+    e = faults()[0]
+    assert e["request"] == "GET /api/x" and e["behavior"] == "error"
+    assert e["code"] == 503 and e["outcome"].startswith("answered: 503")
