@@ -130,6 +130,8 @@ struct h2_stream {
     bool req_end;             /* the client's side ended (END_STREAM) */
     bool resp_end;            /* the backend's side ended */
     bool abort;               /* abort: reset both ways at the reply */
+    bool resp_ours;           /* resp_body is the proxy's answer, not the
+                                 backend's (nothing to acknowledge) */
     struct h2_head req, req_trailers, resp, resp_trailers;
     struct evbuffer *req_body;  /* DATA from the client, not yet sent */
     struct evbuffer *resp_body; /* DATA from the backend (or the proxy's
@@ -236,6 +238,16 @@ static struct h2_stream *stream_create(struct h2_conn *c, int32_t fid)
 
 static void stream_destroy(struct h2_stream *st)
 {
+    struct h2_conn *c = st->c;
+    size_t req_left = evbuffer_get_length(st->req_body);
+    size_t resp_left = evbuffer_get_length(st->resp_body);
+
+    /* what was received and will never be sent on still counts against
+     * the connection's window: give it back */
+    if (c->front != NULL && req_left > 0)
+        nghttp2_session_consume_connection(c->front, req_left);
+    if (c->back != NULL && resp_left > 0 && !st->resp_ours)
+        nghttp2_session_consume_connection(c->back, resp_left);
     LIST_REMOVE(st, link);
     if (st->hold_ev != NULL)
         event_free(st->hold_ev);
@@ -287,11 +299,16 @@ static ssize_t body_read(nghttp2_session *session, int32_t id, uint8_t *buf,
     (void)id;
     if (n < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    if (n > 0 && st->state == H2S_FORWARDED) {
-        if (to_client && st->back_open)
-            nghttp2_session_consume(c->back, st->bid, (size_t)n);
-        else if (!to_client && st->front_open)
-            nghttp2_session_consume(c->front, st->fid, (size_t)n);
+    if (n > 0 && !(to_client && st->resp_ours)) {
+        /* acknowledged to the side it came from; a stream closed there
+         * still owes its connection's window */
+        nghttp2_session *from = to_client ? c->back : c->front;
+        bool open = to_client ? st->back_open : st->front_open;
+        if (open)
+            nghttp2_session_consume(from, to_client ? st->bid : st->fid,
+                                    (size_t)n);
+        else
+            nghttp2_session_consume_connection(from, (size_t)n);
     }
     if (evbuffer_get_length(body) == 0 && end) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -432,7 +449,12 @@ static void stream_answer(struct h2_stream *st, const struct behav_verdict *v,
     nghttp2_data_provider dp = { .source.ptr = st, .read_callback = body_read };
     int rv;
 
-    evbuffer_drain(st->req_body, evbuffer_get_length(st->req_body));
+    if (evbuffer_get_length(st->req_body) > 0) { /* never sent on */
+        nghttp2_session_consume(c->front, st->fid,
+                                evbuffer_get_length(st->req_body));
+        evbuffer_drain(st->req_body, evbuffer_get_length(st->req_body));
+    }
+    st->resp_ours = true;
     if (c->grpc) {
         long long gcode = v->err != NULL ? v->err[BEHAV_ERR_CODE].i : 0;
         st->state = H2S_ANSWERED;
@@ -543,8 +565,7 @@ static void stream_decide(struct h2_stream *st)
     case BEHAV_ERROR: /* answered above */
         return;
     case BEHAV_HANG:
-        st->state = H2S_HUNG;
-        evbuffer_drain(st->req_body, evbuffer_get_length(st->req_body));
+        st->state = H2S_HUNG; /* its body is acknowledged as it comes */
         return;
     case BEHAV_CLOSE:
         stream_reset(st, NGHTTP2_REFUSED_STREAM);
@@ -1057,6 +1078,7 @@ static void h2_deinit(void *st)
         nghttp2_session_del(c->front);
     if (c->back != NULL)
         nghttp2_session_del(c->back);
+    c->front = c->back = NULL;
     while (!LIST_EMPTY(&c->streams))
         stream_destroy(LIST_FIRST(&c->streams));
 }

@@ -69,3 +69,19 @@ def test_error_code_and_message_are_the_behaviors(vaurien, grpc_backend):
             call(ch, "Say", b"a")
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert e.value.details() == "quota: 100% used"
+
+
+def test_bodies_of_answered_calls_do_not_eat_the_connections_window(vaurien, grpc_backend):
+    """64 KiB is the connection's window: 40 failed calls of 100 kB each
+    are acknowledged though never sent on, so the calls after them pass."""
+    v = vaurien("--protocol", "grpc", "--behavior", "100:error",
+                "--behavior-error-match", "path=/%s/Fail" % SERVICE,
+                backend_port=grpc_backend)
+    payload = b"p" * 100_000
+    with channel(v) as ch:
+        for _ in range(40):
+            with pytest.raises(grpc.RpcError) as e:
+                call(ch, "Fail", payload)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        for _ in range(10):
+            assert call(ch, "Say", payload) == b"echo:" + payload
