@@ -15,8 +15,8 @@
  * frames, does HPACK and keeps the flow-control windows; nothing here
  * parses HTTP/2 bytes. A client starts with the preface (prior knowledge,
  * or h2 through ALPN when the proxy terminates TLS), or with an HTTP/1.1
- * request that asks `Upgrade: h2c`: that head is read by the http
- * framer's parts() (fuzzed), answered 101, and becomes stream 1
+ * request that asks `Upgrade: h2c`: that head is read by proto/h2c.c
+ * (over the http framer's parts(); both fuzzed), answered 101, and becomes stream 1
  * (nghttp2_session_upgrade2); a request with a body cannot be upgraded
  * yet, and the connection is closed.
  *
@@ -78,9 +78,6 @@
 #include <sys/queue.h>
 
 #include <ctype.h>
-#include <strings.h>
-
-#include <openssl/evp.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -91,12 +88,12 @@
 #include "core/script.h"
 #include "net/proxy.h"
 #include "net/session.h"
+#include "proto/h2c.h"
 #include "proto/proto.h"
 
 #define H2_STREAMS 100          /* concurrent streams the client may open */
 #define H2_HEADERS_MAX 128      /* header fields of one head */
 #define H2_HEAD_BYTES (64u << 10) /* bytes of one head's names and values */
-#define H2_UPGRADE_HEAD (16u << 10) /* bytes of an HTTP/1.1 Upgrade head */
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
 
@@ -845,160 +842,79 @@ static int feed(nghttp2_session *session, struct evbuffer *in)
     return 0;
 }
 
-/* Whether the str of n bytes holds token tok (case-insensitive), as one
- * of its comma-separated items. */
-static bool has_token(const struct proto_str *v, const char *tok)
-{
-    size_t len = strlen(tok), i = 0;
-
-    while (i < v->n) {
-        size_t j = i, e;
-        while (j < v->n && v->p[j] != ',')
-            j++;
-        e = j;
-        while (i < e && (v->p[i] == ' ' || v->p[i] == '\t'))
-            i++;
-        while (e > i && (v->p[e - 1] == ' ' || v->p[e - 1] == '\t'))
-            e--;
-        if (e - i == len && strncasecmp(v->p + i, tok, len) == 0)
-            return true;
-        i = j + 1;
-    }
-    return false;
-}
-
-static bool name_is(const struct proto_str *s, const char *name)
-{
-    return s->n == strlen(name) && strncasecmp(s->p, name, s->n) == 0;
-}
-
-/* Decodes HTTP2-Settings (base64url, unpadded) into out. Returns the
- * bytes, or -1. */
-static int settings_decode(const struct proto_str *v, unsigned char *out,
-                           size_t cap)
-{
-    char in[512];
-    size_t n = 0;
-    int len;
-
-    if (v->n + 3 >= sizeof(in) || (v->n + 3) / 4 * 3 > cap)
-        return -1;
-    for (size_t i = 0; i < v->n; i++)
-        in[n++] = v->p[i] == '-' ? '+' : v->p[i] == '_' ? '/' : v->p[i];
-    while (n % 4 != 0)
-        in[n++] = '=';
-    len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-    if (len < 0)
-        return -1;
-    for (size_t i = n; i > 0 && in[i - 1] == '='; i--)
-        len--; /* EVP_DecodeBlock counts the padding's bytes */
-    return len;
-}
-
 /* Adds an HTTP/1.1 header to an HTTP/2 head: its name in lower case;
  * the connection's own headers are left out. */
 static int upgrade_header(struct h2_head *h, const struct proto_str *name,
                           const struct proto_str *value)
 {
-    static const char *const skip[] = { "connection", "upgrade",
-        "http2-settings", "host", "keep-alive", "proxy-connection",
-        "transfer-encoding", "te" };
     uint8_t lower[256];
 
-    if (name->n == 0 || name->n > sizeof(lower))
+    if (name->n == 0 || name->n > sizeof(lower) || h2c_connection_header(name))
         return 0;
-    for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
-        if (name_is(name, skip[i]))
-            return 0;
     for (size_t i = 0; i < name->n; i++)
         lower[i] = (uint8_t)tolower((unsigned char)name->p[i]);
     return head_add(h, lower, name->n, (const uint8_t *)value->p, value->n);
 }
 
 /* The client's first bytes: the HTTP/2 preface, or an HTTP/1.1 request
- * asking `Upgrade: h2c`, which is answered 101 and becomes stream 1.
- * Returns 1 when the client has started (the bytes after go to the front
- * session), 0 when more bytes are needed, or -1 with why filled. */
+ * asking `Upgrade: h2c` (proto/h2c.h), which is answered 101 and becomes
+ * stream 1. Returns 1 when the client has started (the bytes after go to
+ * the front session), 0 when more bytes are needed, or -1 with why
+ * filled. */
 static int client_start(struct h2_conn *c, struct evbuffer *in, char *why,
                         size_t whylen)
 {
     size_t len = evbuffer_get_length(in);
     size_t n = len < H2_PREFACE_LEN ? len : H2_PREFACE_LEN;
     unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
-    struct evbuffer_ptr end;
-    struct proto_parts parts;
-    struct proto_unit u = { .flags = PROTO_HEAD };
-    const struct proto_str *settings = NULL, *host = NULL;
-    bool upgrade = false;
-    unsigned char payload[384];
-    int plen;
-    size_t head;
-    struct h2_stream *st;
+    struct h2c_upgrade *u;
+    struct h2_stream *st = NULL;
+    ssize_t head;
 
-    if (n > 0 && memcmp(p, H2_PREFACE, n) == 0) {
-        if (n < H2_PREFACE_LEN)
+    if (n > 0 && memcmp(p, H2_PREFACE, n) == 0)
+        return n < H2_PREFACE_LEN ? 0 : 1;
+    u = malloc(sizeof(*u));
+    if (u == NULL) {
+        snprintf(why, whylen, "http2: out of memory");
+        return -1;
+    }
+    n = len < H2C_HEAD_MAX + 1 ? len : H2C_HEAD_MAX + 1;
+    p = evbuffer_pullup(in, (ev_ssize_t)n);
+    head = h2c_upgrade_read(p, n, u);
+    if (head <= 0) {
+        free(u);
+        if (head == 0)
             return 0;
-        return 1;
-    }
-    end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-    if (end.pos < 0) {
-        if (len > H2_UPGRADE_HEAD) {
-            snprintf(why, whylen, "http2: the client sent neither the "
-                     "HTTP/2 preface nor an HTTP/1.1 head");
-            return -1;
-        }
-        return 0;
-    }
-    head = (size_t)end.pos + 4;
-    p = evbuffer_pullup(in, (ev_ssize_t)head);
-    memset(&parts, 0, sizeof(parts));
-    proto_http.parts(p, head, &u, &parts);
-    for (unsigned i = 0; i < parts.nheaders; i++) {
-        const struct proto_str *h = parts.headers[i];
-        if (name_is(&h[0], "upgrade") && has_token(&h[1], "h2c"))
-            upgrade = true;
-        else if (name_is(&h[0], "http2-settings"))
-            settings = &h[1];
-        else if (name_is(&h[0], "host"))
-            host = &h[1];
-        else if ((name_is(&h[0], "content-length") &&
-                  !(h[1].n == 1 && h[1].p[0] == '0')) ||
-                 name_is(&h[0], "transfer-encoding")) {
-            snprintf(why, whylen, "http2: an h2c upgrade with a request body "
-                     "is not supported");
-            return -1;
-        }
-    }
-    if (!upgrade || settings == NULL || parts.method.n == 0 ||
-        parts.path.n == 0) {
-        snprintf(why, whylen, "http2: the client sent HTTP/1 without "
-                 "Upgrade: h2c and HTTP2-Settings");
+        snprintf(why, whylen, "http2: %s",
+                 head == -ENOTSUP ? "an h2c upgrade with a request body is "
+                                    "not supported"
+                 : head == -EMSGSIZE ? "the client sent neither the HTTP/2 "
+                                       "preface nor an HTTP/1.1 head"
+                                     : "the client sent HTTP/1 without "
+                                       "Upgrade: h2c and HTTP2-Settings");
         return -1;
     }
-    plen = settings_decode(settings, payload, sizeof(payload));
-    st = plen < 0 ? NULL : stream_create(c, 1);
-    if (st == NULL) {
-        snprintf(why, whylen, "http2: a bad HTTP2-Settings, or out of memory");
-        return -1;
-    }
-    if (head_add(&st->req, (const uint8_t *)":method", 7,
-                 (const uint8_t *)parts.method.p, parts.method.n) < 0 ||
+    st = stream_create(c, 1);
+    if (st == NULL ||
+        head_add(&st->req, (const uint8_t *)":method", 7,
+                 (const uint8_t *)u->parts.method.p, u->parts.method.n) < 0 ||
         head_add(&st->req, (const uint8_t *)":scheme", 7,
                  (const uint8_t *)"http", 4) < 0 ||
-        (host != NULL &&
+        (u->host.n > 0 &&
          head_add(&st->req, (const uint8_t *)":authority", 10,
-                  (const uint8_t *)host->p, host->n) < 0) ||
+                  (const uint8_t *)u->host.p, u->host.n) < 0) ||
         head_add(&st->req, (const uint8_t *)":path", 5,
-                 (const uint8_t *)parts.path.p, parts.path.n) < 0)
+                 (const uint8_t *)u->parts.path.p, u->parts.path.n) < 0)
         goto fail;
-    for (unsigned i = 0; i < parts.nheaders; i++)
-        if (upgrade_header(&st->req, &parts.headers[i][0],
-                           &parts.headers[i][1]) < 0)
+    for (unsigned i = 0; i < u->parts.nheaders; i++)
+        if (upgrade_header(&st->req, &u->parts.headers[i][0],
+                           &u->parts.headers[i][1]) < 0)
             goto fail;
-    if (nghttp2_session_upgrade2(c->front, payload, (size_t)plen,
-                                 name_is(&parts.method, "HEAD"), st) != 0)
+    if (nghttp2_session_upgrade2(c->front, u->settings, u->settings_len,
+                                 u->head, st) != 0)
         goto fail;
-    evbuffer_drain(in, head);
+    free(u);
+    evbuffer_drain(in, (size_t)head);
     evbuffer_add_printf(bufferevent_get_output(c->s->client),
                         "HTTP/1.1 101 Switching Protocols\r\n"
                         "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
@@ -1007,10 +923,13 @@ static int client_start(struct h2_conn *c, struct evbuffer *in, char *why,
     stream_decide(st);
     return 1;
 fail:
-    st->front_open = false;
-    stream_destroy(st);
-    snprintf(why, whylen, "http2: cannot upgrade to h2c (a head too large, "
-             "or out of memory)");
+    free(u);
+    if (st != NULL) {
+        st->front_open = false;
+        stream_destroy(st);
+    }
+    snprintf(why, whylen, "http2: cannot upgrade to h2c (bad HTTP2-Settings, "
+             "a head too large, or out of memory)");
     return -1;
 }
 
@@ -1102,7 +1021,7 @@ static void h2_error_reply(void *st, const struct proto_error *e,
     *close = true;
 }
 
-static const struct opt_decl h2_opts[] = { { NULL } };
+static const struct opt_decl h2_opts[] = { { 0 } };
 
 const struct proto_ops proto_http2 = {
     .name = "http2",
