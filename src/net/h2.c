@@ -54,9 +54,11 @@
  * (pipe_on_eof) and the session closes once its outputs are written. When
  * the backend ends its side, the client gets a GOAWAY.
  *
- * Backpressure: a session's frames are taken (mem_send) only while the
- * output toward its peer is under PIPE_CAP; the write callback pumps
- * again below PIPE_LOW (session_on_pipe_drained).
+ * Frames leave through the session's pipes (pipe_emit), so byte toxics
+ * (latency, bandwidth, slicer, ...) act on an HTTP/2 connection as on
+ * any other. Backpressure: a session's frames are taken (mem_send) only
+ * while its pipe buffers under PIPE_CAP; the pipe's drain pumps again
+ * (session_on_pipe_drained).
  *
  * Flow control: both sessions run without automatic WINDOW_UPDATEs; a
  * stream's DATA is acknowledged to its sender (nghttp2_session_consume)
@@ -143,6 +145,7 @@ struct h2_conn {
     nghttp2_session *front; /* server toward the client */
     nghttp2_session *back;  /* client toward the backend */
     struct h2_stream_list streams;
+    struct evbuffer *scratch; /* frames on their way into a pipe */
     bool failed;            /* a protocol error closed the session */
     bool ended;             /* both directions were ended (pipe_on_eof) */
     bool back_gone;         /* the backend ended: the client was told */
@@ -773,6 +776,11 @@ static int conn_start(struct h2_conn *c, struct session *s)
     c->s = s;
     c->grpc = s->proto == &proto_grpc;
     LIST_INIT(&c->streams);
+    c->scratch = evbuffer_new();
+    if (c->scratch == NULL) {
+        nghttp2_option_del(opt);
+        return -ENOMEM;
+    }
     rv = nghttp2_session_server_new2(&c->front, cbs, c, opt);
     if (rv == 0)
         rv = nghttp2_session_client_new2(&c->back, cbs, c, opt);
@@ -785,8 +793,18 @@ static int conn_start(struct h2_conn *c, struct session *s)
     return 0;
 }
 
+/* Sends n bytes through pipe p: its byte toxics (latency, bandwidth,
+ * ...) act on them as on any protocol's. Returns 0 or -ENOMEM. */
+static int emit(struct h2_conn *c, struct pipe *p, const void *data, size_t n)
+{
+    if (evbuffer_add(c->scratch, data, n) < 0)
+        return -ENOMEM;
+    return pipe_emit(p, c->scratch, n, 0, BEHAV_PASS);
+}
+
 /* Writes what both sessions have to send, until neither has more (taking
- * a body on one side acknowledges it on the other). */
+ * a body on one side acknowledges it on the other); the output toward a
+ * peer is capped at PIPE_CAP (session_on_pipe_drained pumps again). */
 static void flush(struct h2_conn *c)
 {
     struct session *s = c->s;
@@ -795,25 +813,21 @@ static void flush(struct h2_conn *c)
     while (more && s->state == SESSION_OPEN) {
         const uint8_t *data;
         ssize_t n;
-        struct evbuffer *cout = bufferevent_get_output(s->client);
-        struct evbuffer *bout = bufferevent_get_output(s->backend);
         more = false;
         n = 0;
-        while (c->client_started && evbuffer_get_length(cout) < PIPE_CAP &&
+        while (c->client_started && pipe_buffered(&s->down) < PIPE_CAP &&
                (n = nghttp2_session_mem_send(c->front, &data)) > 0) {
-            if (evbuffer_add(cout, data, (size_t)n) < 0)
+            if (emit(c, &s->down, data, (size_t)n) < 0)
                 goto fail;
-            pipe_count_sent(&s->down, (size_t)n);
             more = true;
         }
         if (n < 0)
             goto fail;
         n = 0;
-        while (evbuffer_get_length(bout) < PIPE_CAP &&
+        while (s->state == SESSION_OPEN && pipe_buffered(&s->up) < PIPE_CAP &&
                (n = nghttp2_session_mem_send(c->back, &data)) > 0) {
-            if (evbuffer_add(bout, data, (size_t)n) < 0)
+            if (emit(c, &s->up, data, (size_t)n) < 0)
                 goto fail;
-            pipe_count_sent(&s->up, (size_t)n);
             more = true;
         }
         if (n < 0)
@@ -915,9 +929,14 @@ static int client_start(struct h2_conn *c, struct evbuffer *in, char *why,
         goto fail;
     free(u);
     evbuffer_drain(in, (size_t)head);
-    evbuffer_add_printf(bufferevent_get_output(c->s->client),
-                        "HTTP/1.1 101 Switching Protocols\r\n"
-                        "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+    {
+        static const char sw[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                 "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+        if (emit(c, &c->s->down, sw, sizeof(sw) - 1) < 0) {
+            snprintf(why, whylen, "http2: out of memory");
+            return -1;
+        }
+    }
     st->req_end = true;
     c->client_started = true;
     stream_decide(st);
@@ -1000,6 +1019,8 @@ static void h2_deinit(void *st)
     c->front = c->back = NULL;
     while (!LIST_EMPTY(&c->streams))
         stream_destroy(LIST_FIRST(&c->streams));
+    if (c->scratch != NULL)
+        evbuffer_free(c->scratch);
 }
 
 static void h2_parts(const unsigned char *p, size_t n,

@@ -314,3 +314,22 @@ def test_the_journal_lists_the_faulted_stream(vaurien, h2_backend, tmp_path):
     e = faults()[0]
     assert e["request"] == "GET /api/x" and e["behavior"] == "error"
     assert e["code"] == 503 and e["outcome"].startswith("answered: 503")
+
+
+def test_a_latency_toxic_delays_an_http2_connection(api, h2_backend):
+    """Frames leave through the session's pipes: byte toxics act on them."""
+    import time
+    port, _ = h2_backend
+    st, p, _ = api.call("POST", "/proxies", {
+        "name": "h2", "listen": "127.0.0.1:0", "protocol": "http2",
+        "upstream": "127.0.0.1:%d" % port})
+    assert st == 201, p
+    listen = int(p["listen"].rsplit(":", 1)[1])
+    st, t, _ = api.call("POST", "/proxies/h2/toxics",
+                        {"type": "latency", "attributes": {"latency": 300}})
+    assert st == 200, t
+    t0 = time.monotonic()
+    r = curl("http://127.0.0.1:%d/index.html" % listen)
+    took = time.monotonic() - t0
+    assert r.returncode == 0 and r.stdout == b"hello h2\n", r.stderr
+    assert 0.3 <= took < 3.0, took
