@@ -63,8 +63,10 @@
  * Flow control: both sessions run without automatic WINDOW_UPDATEs; a
  * stream's DATA is acknowledged to its sender (nghttp2_session_consume)
  * only when the other side's session has taken it for sending. So what
- * a stream buffers here is bounded by its window (64 KiB by default), and
- * the connection by the windows of at most H2_STREAMS streams.
+ * the proxy buffers is bounded by the windows it gives each side: nghttp2's
+ * defaults for now, 64 KiB per stream and 64 KiB per connection and
+ * direction (which also caps a connection's throughput at 64 KiB per
+ * round trip; larger windows, still capped, are to come).
  *
  * Ownership: struct h2_conn is the session's pstate (made by the session
  * at the first bytes, freed by h2_deinit at its close); each struct
@@ -73,13 +75,12 @@
  */
 #include "net/h2.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-
-#include <ctype.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
