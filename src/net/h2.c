@@ -63,10 +63,9 @@
  * Flow control: both sessions run without automatic WINDOW_UPDATEs; a
  * stream's DATA is acknowledged to its sender (nghttp2_session_consume)
  * only when the other side's session has taken it for sending. So what
- * the proxy buffers is bounded by the windows it gives each side: nghttp2's
- * defaults for now, 64 KiB per stream and 64 KiB per connection and
- * direction (which also caps a connection's throughput at 64 KiB per
- * round trip; larger windows, still capped, are to come).
+ * the proxy buffers is bounded by the windows it gives each side:
+ * H2_WINDOW (PIPE_CAP, 256 KiB) per stream and per connection and
+ * direction, plus what the pipes hold (PIPE_CAP each).
  *
  * Ownership: struct h2_conn is the session's pstate (made by the session
  * at the first bytes, freed by h2_deinit at its close); each struct
@@ -95,6 +94,9 @@
 #include "proto/proto.h"
 
 #define H2_STREAMS 100          /* concurrent streams the client may open */
+#define H2_WINDOW PIPE_CAP      /* window each side gets, per stream and per
+                                   connection: what the proxy may buffer of
+                                   a direction, as a pipe may */
 #define H2_HEADERS_MAX 128      /* header fields of one head */
 #define H2_HEAD_BYTES (64u << 10) /* bytes of one head's names and values */
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -768,6 +770,7 @@ static int conn_start(struct h2_conn *c, struct session *s)
     nghttp2_option *opt;
     nghttp2_settings_entry set[] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_STREAMS },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW },
     };
     int rv;
 
@@ -788,8 +791,12 @@ static int conn_start(struct h2_conn *c, struct session *s)
     nghttp2_option_del(opt);
     if (rv != 0)
         return -ENOMEM;
-    if (nghttp2_submit_settings(c->front, NGHTTP2_FLAG_NONE, set, 1) != 0 ||
-        nghttp2_submit_settings(c->back, NGHTTP2_FLAG_NONE, NULL, 0) != 0)
+    if (nghttp2_submit_settings(c->front, NGHTTP2_FLAG_NONE, set, 2) != 0 ||
+        nghttp2_submit_settings(c->back, NGHTTP2_FLAG_NONE, set + 1, 1) != 0 ||
+        nghttp2_session_set_local_window_size(c->front, NGHTTP2_FLAG_NONE, 0,
+                                              H2_WINDOW) != 0 ||
+        nghttp2_session_set_local_window_size(c->back, NGHTTP2_FLAG_NONE, 0,
+                                              H2_WINDOW) != 0)
         return -ENOMEM;
     return 0;
 }
