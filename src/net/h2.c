@@ -976,8 +976,15 @@ void h2_pump(struct session *s)
             session_close(s, false, why);
             return;
         }
-        if (r > 0)
+        if (r > 0) {
             c->client_started = true;
+        } else if (s->up.eof) {
+            /* it left before its preface or h2c head: nothing will come,
+             * and the backend must not hold the descriptors meanwhile */
+            session_close(s, false, "http2: the client left before its "
+                          "preface");
+            return;
+        }
     }
     if (c->client_started &&
         feed(c->front, bufferevent_get_input(s->client)) < 0) {

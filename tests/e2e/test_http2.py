@@ -218,6 +218,22 @@ def test_the_session_ends_when_the_client_is_done(vaurien, h2_backend):
                       timeout=5), v.log_text()[-2000:]
 
 
+@pytest.mark.parametrize("start", [b"PRI * HTTP", b"GET / HTTP/1.1\r\nHost: x\r\n"])
+def test_a_client_that_leaves_before_its_preface_frees_both_sides(vaurien, h2_backend, start):
+    """The backend (nghttpd keeps idle connections 30 s) must not hold the
+    descriptors of clients that left mid-preface or mid-upgrade head."""
+    import socket
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", backend_port=port)
+    fds = lambda: len(os.listdir("/proc/%d/fd" % v.proc.pid))
+    idle = fds()
+    for _ in range(20):
+        c = socket.create_connection(("127.0.0.1", v.port), timeout=5)
+        c.sendall(start)
+        c.close()
+    assert wait_until(lambda: fds() <= idle, timeout=5), (idle, fds())
+
+
 @pytest.fixture
 def h2_tls_backend(tmp_path):
     """nghttpd with TLS (a self-signed certificate made now); yields its
