@@ -94,10 +94,6 @@ void pipe_init(struct pipe *p, const struct pipe_owner *owner, void *ctx,
     p->dst = dst;
     p->live = true;
     rng_fork(&rng_global, &p->rng); /* the owner may derive its own */
-    if (!p->timer_set) {
-        evtimer_assign(&p->timer, bufferevent_get_base(src), pipe_timer_cb, p);
-        p->timer_set = true;
-    }
 }
 
 void pipe_deinit(struct pipe *p)
@@ -122,9 +118,9 @@ void pipe_deinit(struct pipe *p)
     free(p->ring);
     p->ring = NULL;
     p->ring_cap = p->first = p->nheld = 0;
-    if (p->timer_set) {
-        evtimer_del(&p->timer);
-        p->timer_set = false;
+    if (p->timer != NULL) {
+        event_free(p->timer);
+        p->timer = NULL;
     }
     for (int i = 0; i < TOXT_N; i++) {
         if (p->tox_ev[i] != NULL) {
@@ -294,8 +290,14 @@ static int arm_timer(struct pipe *p, bool now)
     struct timeval tv = { 0, 0 };
 
     if (h == NULL || (h->pace.stop && !now)) {
-        evtimer_del(&p->timer);
+        if (p->timer != NULL)
+            evtimer_del(p->timer);
         return 0;
+    }
+    if (p->timer == NULL) {
+        p->timer = evtimer_new(bufferevent_get_base(p->src), pipe_timer_cb, p);
+        if (p->timer == NULL)
+            return -ENOMEM;
     }
     if (!now) {
         const struct timespec *due = &h->due;
@@ -314,7 +316,7 @@ static int arm_timer(struct pipe *p, bool now)
             tv.tv_usec = (suseconds_t)(us % 1000000);
         }
     }
-    return evtimer_add(&p->timer, &tv) < 0 ? -ENOMEM : 0;
+    return evtimer_add(p->timer, &tv) < 0 ? -ENOMEM : 0;
 }
 
 /* arm_timer() where a failure can only close the connection. Returns false

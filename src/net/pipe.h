@@ -156,8 +156,8 @@ struct pipe {
     struct timespec stamp;     /* when the source's bytes being handled
                                   were read; zero: use the clock */
     bool src_dry;              /* the last read took all the source had */
-    struct event timer;        /* armed for the head's due time */
-    bool timer_set;            /* event_assign done */
+    struct event *timer;       /* armed for the head's due time; made on
+                                  first use (an idle connection has none) */
     bool eof;                  /* the source has ended */
     bool shut;                 /* the destination's write side is shut */
     bool full;                 /* the source is paused for backpressure */

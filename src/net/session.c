@@ -337,7 +337,7 @@ static void pipe_acted_cb(void *ctx, const struct pipe *p,
  * 4 KB in all (tests/e2e/test_transparency.py), and this is most of it.
  * State of a fault goes where the fault is (a tox_link, a behav_inst),
  * not here. */
-_Static_assert(sizeof(struct session) <= 1920,
+_Static_assert(sizeof(struct session) <= 1680,
                "struct session grew: an idle connection must stay under 4 KB");
 
 bool session_toxic_targets(struct session *s, const struct toxic *t)
