@@ -64,7 +64,8 @@ struct behav_verdict {
     double req_delay;           /* seconds, for BEHAV_HOLD */
     double rep_delay;           /* seconds, for BEHAV_HOLD */
     const union opt_val *err;   /* for BEHAV_ERROR: error's options, valid
-                                   while the request's head is handled */
+                                   while the request's head is handled;
+                                   for BEHAV_ABORT: abort's (may be NULL) */
     /* Custom behaviors (src/script) and the http faults (behav/http.c). */
     const char *answer;         /* BEHAV_ERROR: these bytes instead of the
                                    protocol's error (valid as err is) */
@@ -130,6 +131,9 @@ enum behav_tls {
     BEHAV_TLS_NO_CLOSE_NOTIFY, /* the end comes without close_notify */
 };
 
+#define BEHAV_OPTS_NONE_SHOWN (-1) /* behav_ops.base_opts: no option is
+                                     shown unless set */
+
 struct behav_ops {
     const char *name;
     const char *help;
@@ -140,7 +144,8 @@ struct behav_ops {
                    struct behav_verdict *v);
     int base_opts;               /* options always shown (GET /behavior);
                                     those after them, added later, only
-                                    when set. 0: all are shown */
+                                    when set. 0: all are shown;
+                                    BEHAV_OPTS_NONE_SHOWN: none */
     void *script;                /* custom behaviors: their script */
     enum behav_tls tls;          /* a TLS fault: drawn per connection, at
                                     its handshake */
@@ -215,13 +220,17 @@ enum {
     { "message", OPT_STR, "", \
       "Text of the error (default: the protocol's own)", 0, 0 }, \
     { "code", OPT_INT, "0", \
-      "mysql error number (default 1040), smtp reply code (default 451)", \
+      "mysql error number (default 1040), smtp reply code (default 451), " \
+      "grpc status (default 14)", \
       0, 65535 }, \
     { "sqlstate", OPT_STR, "08004", \
       "SQLSTATE of the error: mysql, postgres (whose default is 53300)", \
       0, 0 }, \
     { "enhanced", OPT_STR, "", \
       "smtp enhanced status code (default 4.3.0, 5.3.0 for 5xx)", 0, 0 }
+
+/* abort's option: http2's RST_STREAM code (net/h2.c). */
+enum { BEHAV_ABORT_CODE };
 
 /* Used by transient, which behaves as error for its first requests. */
 void behav_error_verdict(const struct behav_inst *b, struct behav_verdict *v);

@@ -10,6 +10,13 @@
 
 static const struct opt_decl no_opts[] = { { 0 } };
 
+static const struct opt_decl abort_opts[] = {
+    [BEHAV_ABORT_CODE] = { "code", OPT_INT, "2",
+      "http2, grpc: the RST_STREAM error code the client gets (2 "
+      "INTERNAL_ERROR, 7 REFUSED_STREAM, 8 CANCEL, ...)", 0, 4294967295.0 },
+    { 0 },
+};
+
 static void blackout_decide(struct behav_inst *b, const struct behav_ctx *ctx,
                         struct behav_verdict *v)
 {
@@ -31,10 +38,10 @@ static void hang_decide(struct behav_inst *b, const struct behav_ctx *ctx,
 static void abort_decide(struct behav_inst *b, const struct behav_ctx *ctx,
                         struct behav_verdict *v)
 {
-    (void)b;
     (void)ctx;
     v->req = BEHAV_ABORT;
     v->rep = BEHAV_DROP;
+    v->err = b->vals;
 }
 
 const struct behav_ops behav_blackout = {
@@ -55,7 +62,8 @@ const struct behav_ops behav_hang = {
 const struct behav_ops behav_abort = {
     .name = "abort",
     .help = "Forwards the request, then cuts the backend connection before "
-            "the reply and closes the client.",
-    .opts = no_opts,
+            "the reply and closes the client (http2: resets the stream).",
+    .opts = abort_opts,
+    .base_opts = BEHAV_OPTS_NONE_SHOWN, /* the original's had none */
     .decide = abort_decide,
 };

@@ -17,8 +17,9 @@
  * or h2 through ALPN when the proxy terminates TLS), or with an HTTP/1.1
  * request that asks `Upgrade: h2c`: that head is read by proto/h2c.c
  * (over the http framer's parts(); both fuzzed), answered 101, and becomes stream 1
- * (nghttp2_session_upgrade2); a request with a body cannot be upgraded
- * yet, and the connection is closed.
+ * (nghttp2_session_upgrade2). A client that speaks HTTP/1 otherwise (no
+ * Upgrade, a request with a body, a bad HTTP2-Settings) is answered 505
+ * or 400 in HTTP/1.1 and the connection ends (refuse_http1).
  *
  * Each client stream is one request. Its head (the HEADERS frame, with
  * CONTINUATIONs) is written as an HTTP/1-style head, "METHOD PATH
@@ -37,8 +38,9 @@
  *          the same HEADERS frame (gRPC's Trailers-Only reply),
  *          grpc-status `code` (default 14, UNAVAILABLE) and grpc-message;
  *   abort  the stream is opened on the backend, and reset both ways
- *          (RST_STREAM INTERNAL_ERROR to the client, CANCEL to the
- *          backend) when the reply's head comes;
+ *          (RST_STREAM with abort's `code`, default INTERNAL_ERROR, to
+ *          the client, CANCEL to the backend) when the reply's head
+ *          comes;
  *   reset  the stream is reset (INTERNAL_ERROR) at once, never forwarded;
  *   hang   the stream is never answered nor forwarded; its body is
  *          acknowledged and dropped, so the connection's window stays open;
@@ -52,7 +54,10 @@
  * front session has nothing left to read or write (a GOAWAY either way
  * and no stream left, or a protocol error), both directions are ended
  * (pipe_on_eof) and the session closes once its outputs are written. When
- * the backend ends its side, the client gets a GOAWAY.
+ * the backend ends its side or breaks HTTP/2 (back_lost), the client's
+ * streams it did not finish are reset, and the client gets a GOAWAY. A
+ * request head past H2_HEADERS_MAX fields or H2_HEAD_BYTES is answered
+ * 431 without a draw.
  *
  * Frames leave through the session's pipes (pipe_emit), so byte toxics
  * (latency, bandwidth, slicer, ...) act on an HTTP/2 connection as on
@@ -132,6 +137,10 @@ struct h2_stream {
     bool req_end;             /* the client's side ended (END_STREAM) */
     bool resp_end;            /* the backend's side ended */
     bool abort;               /* abort: reset both ways at the reply */
+    bool head_too_big;        /* its request head passed H2_HEADERS_MAX or
+                                 H2_HEAD_BYTES: answered 431 */
+    uint32_t abort_code;      /* abort: the RST_STREAM code the client
+                                 gets */
     bool resp_ours;           /* resp_body is the proxy's answer, not the
                                  backend's (nothing to acknowledge) */
     struct h2_head req, req_trailers, resp, resp_trailers;
@@ -152,6 +161,10 @@ struct h2_conn {
     bool failed;            /* a protocol error closed the session */
     bool ended;             /* both directions were ended (pipe_on_eof) */
     bool back_gone;         /* the backend ended: the client was told */
+    bool back_broke;        /* the backend broke HTTP/2 (or its session
+                               failed): its streams are reset */
+    bool refused;           /* the client was answered in HTTP/1.1 (it
+                               does not speak HTTP/2): the connection ends */
     bool grpc;              /* --protocol grpc: errors in gRPC's words */
     bool client_started;    /* the client's preface (or its h2c upgrade)
                                was seen: the front session may speak */
@@ -364,9 +377,14 @@ static void stream_forward(struct h2_stream *st)
     nghttp2_data_provider dp = { .source.ptr = st, .read_callback = body_read };
     bool bodiless = st->req_end && st->req_trailers.n == 0 &&
                     evbuffer_get_length(st->req_body) == 0;
-    int32_t id = nghttp2_submit_request(c->back, NULL, st->req.nv, st->req.n,
-                                        bodiless ? NULL : &dp, st);
+    int32_t id;
 
+    if (c->back_gone) { /* never sent: the client may retry it */
+        stream_reset(st, NGHTTP2_REFUSED_STREAM);
+        return;
+    }
+    id = nghttp2_submit_request(c->back, NULL, st->req.nv, st->req.n,
+                                bodiless ? NULL : &dp, st);
     if (id < 0) {
         log_debug("session %llu: h2 stream %d: cannot open it on the "
                   "backend: %s", (unsigned long long)c->s->id, st->fid,
@@ -437,17 +455,14 @@ static int grpc_answer(struct h2_stream *st, long long code, const char *msg)
     return nghttp2_submit_response(st->c->front, st->fid, nv, 4, NULL);
 }
 
-/* The proxy answers st itself: the error's status and a one-line body
- * (gRPC: its Trailers-Only error); what the client still sends on it is
- * acknowledged and dropped. Its words for the journal go to said: "503
- * message", or "grpc-status 14 message". */
-static void stream_answer(struct h2_stream *st, const struct behav_verdict *v,
-                          struct evbuffer *said)
+/* The proxy answers st itself with status and a one-line body msg (gRPC:
+ * its Trailers-Only error, grpc-status gcode); what the client still
+ * sends on it is acknowledged and dropped. Its words for the journal go
+ * to said (may be NULL): "503 message", or "grpc-status 14 message". */
+static void stream_reply(struct h2_stream *st, int status, long long gcode,
+                         const char *msg, struct evbuffer *said)
 {
     struct h2_conn *c = st->c;
-    const char *msg = v->err != NULL ? v->err[BEHAV_ERR_MESSAGE].s : NULL;
-    int status = error_status(v->err != NULL ? v->err[BEHAV_ERR_STATUS].s
-                                             : NULL, &c->s->rng);
     char code[8], len[24];
     nghttp2_data_provider dp = { .source.ptr = st, .read_callback = body_read };
     int rv;
@@ -457,21 +472,21 @@ static void stream_answer(struct h2_stream *st, const struct behav_verdict *v,
                                 evbuffer_get_length(st->req_body));
         evbuffer_drain(st->req_body, evbuffer_get_length(st->req_body));
     }
+    if (msg == NULL || msg[0] == '\0')
+        msg = "vaurien: injected error";
     st->resp_ours = true;
+    st->state = H2S_ANSWERED;
+    st->resp_end = true;
     if (c->grpc) {
-        long long gcode = v->err != NULL ? v->err[BEHAV_ERR_CODE].i : 0;
-        st->state = H2S_ANSWERED;
-        st->resp_end = true;
-        evbuffer_add_printf(said, "grpc-status %lld %s", gcode > 0 ? gcode : 14,
-                            msg != NULL && msg[0] != '\0'
-                                ? msg : "vaurien: injected error");
+        if (said != NULL)
+            evbuffer_add_printf(said, "grpc-status %lld %s",
+                                gcode > 0 ? gcode : 14, msg);
         if (grpc_answer(st, gcode, msg) != 0)
             stream_reset(st, NGHTTP2_INTERNAL_ERROR);
         return;
     }
-    if (msg == NULL || msg[0] == '\0')
-        msg = "vaurien: injected error";
-    evbuffer_add_printf(said, "%d %s", status, msg);
+    if (said != NULL)
+        evbuffer_add_printf(said, "%d %s", status, msg);
     evbuffer_add_printf(st->resp_body, "%s\n", msg);
     snprintf(code, sizeof(code), "%d", status);
     snprintf(len, sizeof(len), "%zu", evbuffer_get_length(st->resp_body));
@@ -483,11 +498,22 @@ static void stream_answer(struct h2_stream *st, const struct behav_verdict *v,
         { (uint8_t *)"content-length", (uint8_t *)len, 14, strlen(len),
           NGHTTP2_NV_FLAG_NONE },
     };
-    st->state = H2S_ANSWERED;
-    st->resp_end = true;
     rv = nghttp2_submit_response(c->front, st->fid, nv, 3, &dp);
     if (rv != 0)
         stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+}
+
+/* The error behavior's answer: its status (drawn from its list), message
+ * and gRPC code. */
+static void stream_answer(struct h2_stream *st, const struct behav_verdict *v,
+                          struct evbuffer *said)
+{
+    const char *msg = v->err != NULL ? v->err[BEHAV_ERR_MESSAGE].s : NULL;
+    int status = error_status(v->err != NULL ? v->err[BEHAV_ERR_STATUS].s
+                                             : NULL, &st->c->s->rng);
+
+    stream_reply(st, status, v->err != NULL ? v->err[BEHAV_ERR_CODE].i : 0,
+                 msg, said);
 }
 
 static void flush(struct h2_conn *c);
@@ -513,9 +539,16 @@ static void stream_decide(struct h2_stream *st)
     struct proto_unit u = { .flags = PROTO_HEAD };
     struct behav_verdict v;
     struct session_drawn by;
-    struct evbuffer *text = evbuffer_new(), *said = evbuffer_new();
+    struct evbuffer *text, *said;
     double hold = 0;
 
+    if (st->head_too_big) { /* as a server whose limits it passed */
+        stream_reply(st, 431, 8 /* RESOURCE_EXHAUSTED */,
+                     "vaurien: request header fields too large", NULL);
+        return;
+    }
+    text = evbuffer_new();
+    said = evbuffer_new();
     if (text == NULL || said == NULL) {
         if (text != NULL)
             evbuffer_free(text);
@@ -546,6 +579,8 @@ static void stream_decide(struct h2_stream *st)
     switch (v.req) {
     case BEHAV_ABORT:
         st->abort = true;
+        st->abort_code = v.err != NULL ? (uint32_t)v.err[BEHAV_ABORT_CODE].i
+                                       : NGHTTP2_INTERNAL_ERROR;
         stream_forward(st);
         return;
     case BEHAV_PASS:
@@ -619,7 +654,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     else
         h = frame->headers.cat == NGHTTP2_HCAT_RESPONSE ? &st->resp
                                                        : &st->resp_trailers;
-    if (head_add(h, name, namelen, value, valuelen) < 0)
+    if (h == &st->req && st->head_too_big)
+        return 0; /* the rest is not kept: answered 431 */
+    int rv = head_add(h, name, namelen, value, valuelen);
+    if (rv == -ENOSPC && h == &st->req) {
+        st->head_too_big = true;
+        return 0;
+    }
+    if (rv < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
     return 0;
 }
@@ -634,7 +676,7 @@ static void reply_head(struct h2_conn *c, struct h2_stream *st, bool end)
     if (st->state != H2S_FORWARDED || !st->front_open)
         return;
     if (st->abort) {
-        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        stream_reset(st, st->abort_code);
         return;
     }
     if (status != NULL && status->valuelen == 3 && status->value[0] == '1') {
@@ -743,6 +785,55 @@ static int on_stream_close(nghttp2_session *session, int32_t id,
     return 0;
 }
 
+/* The back session told the backend it broke the protocol (nghttp2
+ * sends that GOAWAY itself): its streams are reset toward the client. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data)
+{
+    struct h2_conn *c = user_data;
+
+    if (session == c->back && frame->hd.type == NGHTTP2_GOAWAY &&
+        frame->goaway.error_code != NGHTTP2_NO_ERROR)
+        c->back_broke = true;
+    return 0;
+}
+
+/* The backend is gone (it ended, or broke HTTP/2): each stream it had
+ * and did not finish is reset toward the client (INTERNAL_ERROR: it may
+ * have been processed), each held one refused (it never was), and the
+ * client gets a GOAWAY, with INTERNAL_ERROR when the backend broke the
+ * protocol. A reply already whole still goes to the client. */
+static void back_lost(struct h2_conn *c)
+{
+    struct h2_stream *st = LIST_FIRST(&c->streams);
+
+    c->back_gone = true;
+    if (c->back_broke)
+        log_info("session %llu: http2: the backend broke the protocol: its "
+                 "streams are reset", (unsigned long long)c->s->id);
+    while (st != NULL) {
+        struct h2_stream *next = LIST_NEXT(st, link);
+        if (st->back_open) {
+            /* the back session no longer calls back for it */
+            nghttp2_session_set_stream_user_data(c->back, st->bid, NULL);
+            st->back_open = false;
+            if (st->front_open && !st->resp_end) {
+                st->state = H2S_RESET;
+                nghttp2_submit_rst_stream(c->front, NGHTTP2_FLAG_NONE,
+                                          st->fid, NGHTTP2_INTERNAL_ERROR);
+            }
+            stream_maybe_destroy(st);
+        } else if (st->state == H2S_HELD) {
+            stream_reset(st, NGHTTP2_REFUSED_STREAM);
+        }
+        st = next;
+    }
+    nghttp2_submit_goaway(c->front, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->front),
+                          c->back_broke ? NGHTTP2_INTERNAL_ERROR
+                                        : NGHTTP2_NO_ERROR, NULL, 0);
+}
+
 /* Setup and the pump. */
 
 static nghttp2_session_callbacks *callbacks(void)
@@ -759,6 +850,8 @@ static nghttp2_session_callbacks *callbacks(void)
             cbs, on_data_chunk);
         nghttp2_session_callbacks_set_on_stream_close_callback(
             cbs, on_stream_close);
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs,
+                                                             on_frame_send);
     }
     return cbs;
 }
@@ -832,7 +925,8 @@ static void flush(struct h2_conn *c)
         if (n < 0)
             goto fail;
         n = 0;
-        while (s->state == SESSION_OPEN && pipe_buffered(&s->up) < PIPE_CAP &&
+        while (s->state == SESSION_OPEN && !c->back_gone &&
+               pipe_buffered(&s->up) < PIPE_CAP &&
                (n = nghttp2_session_mem_send(c->back, &data)) > 0) {
             if (emit(c, &s->up, data, (size_t)n) < 0)
                 goto fail;
@@ -878,6 +972,29 @@ static int upgrade_header(struct h2_head *h, const struct proto_str *name,
     return head_add(h, lower, name->n, (const uint8_t *)value->p, value->n);
 }
 
+/* Answers an HTTP/1 client in its own words (it does not speak HTTP/2 as
+ * this proxy needs): the connection ends once the answer is written. */
+static void refuse_http1(struct h2_conn *c, const char *status,
+                         const char *text)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %s\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                     status, strlen(text) + 1, text);
+
+    if (n > 0 && (size_t)n < sizeof(buf) && emit(c, &c->s->down, buf, (size_t)n) == 0)
+        c->refused = true;
+}
+
+/* Whether p[0, n) starts with an HTTP/1 request line. */
+static bool http1_line(const unsigned char *p, size_t n)
+{
+    const unsigned char *eol = memchr(p, '\n', n);
+
+    return eol != NULL && memmem(p, (size_t)(eol - p), " HTTP/1.", 8) != NULL;
+}
+
 /* The client's first bytes: the HTTP/2 preface, or an HTTP/1.1 request
  * asking `Upgrade: h2c` (proto/h2c.h), which is answered 101 and becomes
  * stream 1. Returns 1 when the client has started (the bytes after go to
@@ -908,12 +1025,26 @@ static int client_start(struct h2_conn *c, struct evbuffer *in, char *why,
         if (head == 0)
             return 0;
         snprintf(why, whylen, "http2: %s",
-                 head == -ENOTSUP ? "an h2c upgrade with a request body is "
-                                    "not supported"
+                 head == -ENOTSUP ? "an HTTP/1 request with a body, which "
+                                    "cannot be upgraded to h2c"
+                 : head == -EBADMSG ? "an h2c upgrade without a valid "
+                                      "HTTP2-Settings"
                  : head == -EMSGSIZE ? "the client sent neither the HTTP/2 "
                                        "preface nor an HTTP/1.1 head"
                                      : "the client sent HTTP/1 without "
-                                       "Upgrade: h2c and HTTP2-Settings");
+                                       "Upgrade: h2c");
+        if (head == -EBADMSG)
+            refuse_http1(c, "400 Bad Request", "vaurien: an Upgrade: h2c "
+                         "request needs one valid HTTP2-Settings header");
+        else if (head != -EMSGSIZE && http1_line(p, n))
+            refuse_http1(c, "505 HTTP Version Not Supported",
+                         head == -ENOTSUP
+                             ? "vaurien: this proxy speaks HTTP/2; a request "
+                               "with a body cannot be upgraded to h2c: send "
+                               "the HTTP/2 preface (prior knowledge)"
+                             : "vaurien: this proxy speaks HTTP/2: send the "
+                               "HTTP/2 preface (prior knowledge) or ask "
+                               "Upgrade: h2c");
         return -1;
     }
     st = stream_create(c, 1);
@@ -969,9 +1100,25 @@ void h2_pump(struct session *s)
         session_close(s, true, "http2: out of memory");
         return;
     }
+    if (c->refused) { /* answered in HTTP/1.1: the rest is dropped */
+        struct evbuffer *in = bufferevent_get_input(s->client);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
     if (!c->client_started) {
         int r = client_start(c, bufferevent_get_input(s->client), why,
                              sizeof(why));
+        if (r < 0 && c->refused) {
+            struct evbuffer *in = bufferevent_get_input(s->client);
+            log_info("session %llu: %s: answered in HTTP/1.1",
+                     (unsigned long long)s->id, why);
+            evbuffer_drain(in, evbuffer_get_length(in));
+            c->ended = true; /* the answer is written, then both end */
+            pipe_on_eof(&s->up);
+            if (s->state == SESSION_OPEN)
+                pipe_on_eof(&s->down);
+            return;
+        }
         if (r < 0) {
             session_close(s, false, why);
             return;
@@ -994,19 +1141,19 @@ void h2_pump(struct session *s)
         session_close(s, false, why);
         return;
     }
-    if (feed(c->back, bufferevent_get_input(s->backend)) < 0) {
-        flush(c);
-        session_close(s, false, "http2: the backend sent what is not HTTP/2");
-        return;
+    if (c->back_gone) { /* what a lost backend still sends is dropped */
+        struct evbuffer *bin = bufferevent_get_input(s->backend);
+        evbuffer_drain(bin, evbuffer_get_length(bin));
+    } else if (feed(c->back, bufferevent_get_input(s->backend)) < 0) {
+        c->back_broke = true; /* nghttp2 cannot go on with it: nothing */
+        back_lost(c);         /* more is sent to it */
     }
-    if (!c->back_gone && (s->down.eof || (!nghttp2_session_want_read(c->back) &&
-                                          !nghttp2_session_want_write(c->back)))) {
-        /* the backend is done: the client opens no more streams */
-        c->back_gone = true;
-        nghttp2_submit_goaway(c->front, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(c->front),
-                              NGHTTP2_NO_ERROR, NULL, 0);
-    }
+    flush(c); /* first: the backend gets the GOAWAY of what it broke */
+    if (s->state == SESSION_OPEN && !c->back_gone &&
+        (c->back_broke || s->down.eof ||
+         (!nghttp2_session_want_read(c->back) &&
+          !nghttp2_session_want_write(c->back))))
+        back_lost(c); /* the client opens no more streams */
     flush(c);
     if (s->state == SESSION_OPEN && !c->ended &&
         !nghttp2_session_want_read(c->front) &&

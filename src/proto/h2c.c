@@ -114,12 +114,13 @@ ssize_t h2c_upgrade_read(const unsigned char *p, size_t n,
                  name_is(&h[0], "transfer-encoding"))
             return -ENOTSUP;
     }
-    if (!upgrade || settings == NULL || u->parts.method.n == 0 ||
-        u->parts.path.n == 0)
+    if (!upgrade || u->parts.method.n == 0 || u->parts.path.n == 0)
         return -EPROTO;
+    if (settings == NULL)
+        return -EBADMSG;
     len = settings_decode(settings, u->settings, sizeof(u->settings));
     if (len < 0)
-        return -EPROTO;
+        return -EBADMSG;
     u->settings_len = (size_t)len;
     u->head = name_is(&u->parts.method, "HEAD");
     return (ssize_t)head;

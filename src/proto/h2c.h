@@ -30,7 +30,9 @@ struct h2c_upgrade {
 /* Reads the request head at the start of p[0, n). Returns its length
  * (through its blank line) when it is a bodiless request asking Upgrade:
  * h2c with a valid HTTP2-Settings; 0 when more bytes are needed; -EPROTO
- * when it is not such a request, -EMSGSIZE when no head ends within
+ * when it is not such a request (u->parts.method is set when it is an
+ * HTTP/1 request all the same), -EBADMSG when it asks h2c without a valid
+ * HTTP2-Settings, -EMSGSIZE when no head ends within
  * H2C_HEAD_MAX, -ENOTSUP when it has a body (Content-Length other than 0,
  * or Transfer-Encoding), which is not upgraded. */
 ssize_t h2c_upgrade_read(const unsigned char *p, size_t n,

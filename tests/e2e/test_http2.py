@@ -152,22 +152,11 @@ def test_delay_holds_one_stream_only(vaurien, h2_backend):
     assert 0.45 <= got["/big.bin"][2] < 2.0
 
 
-def test_a_client_that_does_not_speak_http2_is_closed(vaurien, h2_backend):
+def test_garbage_instead_of_the_preface_is_closed_without_a_reply(vaurien, h2_backend):
     port, _ = h2_backend
     v = vaurien("--protocol", "http2", backend_port=port)
-    s = v.connect()
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    s.settimeout(5)
-    data = b""
-    while True:
-        d = s.recv(4096)
-        if not d:
-            break
-        data += d
-    s.close()
-    assert b"HTTP/1.1 200" not in data
-    # the proxy goes on serving
-    r = curl(url(v, "/index.html"))
+    assert _http1(v, b"\x16\x03\x01garbage that is no request\r\n\r\n") == b""
+    r = curl(url(v, "/index.html"))  # the proxy goes on serving
     assert r.stdout == b"hello h2\n"
 
 
@@ -349,3 +338,261 @@ def test_a_latency_toxic_delays_an_http2_connection(api, h2_backend):
     took = time.monotonic() - t0
     assert r.returncode == 0 and r.stdout == b"hello h2\n", r.stderr
     assert 0.3 <= took < 3.0, took
+
+
+# Adversarial peers, written with python3-h2 (hyper-h2): what the client
+# sees, frame by frame, when the backend misbehaves or the client does not
+# speak HTTP/2 as it should.
+
+def h2_events(sock, conn, until, timeout=5):
+    """Reads sock into conn until until(events) or the connection ends;
+    returns every h2 event seen."""
+    import socket as _s
+    import time
+    seen = []
+    end = time.monotonic() + timeout
+    while not until(seen) and time.monotonic() < end:
+        sock.settimeout(max(0.05, end - time.monotonic()))
+        try:
+            d = sock.recv(65536)
+        except _s.timeout:
+            break
+        if not d:
+            seen.append("eof")
+            break
+        seen += conn.receive_data(d)
+        out = conn.data_to_send()
+        if out:
+            try:
+                sock.sendall(out)
+            except OSError:
+                pass
+    return seen
+
+
+def h2_client(v, *heads):
+    """Opens a prior-knowledge connection to v and sends one bodiless GET
+    per head (a list of extra (name, value) headers); returns (socket,
+    h2 connection)."""
+    import h2.config
+    import h2.connection
+    sock = v.connect()
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    for i, extra in enumerate(heads):
+        conn.send_headers(1 + 2 * i, [(":method", "GET"), (":path", "/index.html"),
+                                      (":scheme", "http"), (":authority", "x")] +
+                          list(extra), end_stream=True)
+    sock.sendall(conn.data_to_send())
+    return sock, conn
+
+
+class RawBackend:
+    """A backend on a free port that runs serve(conn socket) for each
+    connection, in a thread; holds what it accepted until closed."""
+
+    def __init__(self, serve):
+        import socket as _s
+        import threading
+        self.lsock = _s.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self.serve = serve
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            try:
+                self.serve(c)
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+        for c in self.conns:
+            c.close()
+
+
+def _kinds(events, kind):
+    return [e for e in events if type(e).__name__ == kind]
+
+
+def test_a_backend_that_breaks_http2_gets_the_clients_streams_reset(vaurien):
+    """An HTTP/1 server on the backend port (it answers the preface with
+    HTTP/1 and stays open): the client's stream is reset and it gets a
+    GOAWAY with INTERNAL_ERROR at once, not a stream that hangs."""
+    def serve(c):
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        c.recv(65536)  # stays open
+    b = RawBackend(serve)
+    try:
+        v = vaurien("--protocol", "http2", backend_port=b.port)
+        sock, conn = h2_client(v, [])
+        ev = h2_events(sock, conn, lambda e: _kinds(e, "ConnectionTerminated"))
+        sock.close()
+        resets = _kinds(ev, "StreamReset")
+        assert [(r.stream_id, r.error_code) for r in resets] == [(1, 2)], ev
+        gone = _kinds(ev, "ConnectionTerminated")
+        assert gone and gone[0].error_code == 2, ev
+        assert not _kinds(ev, "ResponseReceived"), ev
+        assert "the backend broke the protocol" in v.log_text()
+    finally:
+        b.close()
+
+
+def h2_server_conn(c):
+    """The backend's side of an h2 connection on socket c: reads the
+    client's preface and first requests; returns (conn, request stream
+    ids seen)."""
+    import time
+    import h2.config
+    import h2.connection
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    c.sendall(conn.data_to_send())
+    ids = []
+    end = time.monotonic() + 5
+    c.settimeout(0.5)
+    while len(ids) < 2 and time.monotonic() < end:
+        try:
+            d = c.recv(65536)
+        except OSError:
+            continue
+        if not d:
+            break
+        for e in conn.receive_data(d):
+            if type(e).__name__ == "RequestReceived":
+                ids.append(e.stream_id)
+        c.sendall(conn.data_to_send())
+    return conn, ids
+
+
+def test_a_backend_that_closes_mid_reply_gets_the_cut_streams_reset(vaurien):
+    """The backend sends one stream's head and half its body, leaves the
+    other unanswered, and closes: both streams are reset toward the client
+    (the part of the body already sent arrives first); neither ends as if
+    it were whole."""
+    def serve(c):
+        conn, ids = h2_server_conn(c)
+        assert len(ids) == 2
+        conn.send_headers(ids[0], [(":status", "200"), ("content-length", "1000")])
+        conn.send_data(ids[0], b"x" * 500)
+        c.sendall(conn.data_to_send())
+        import time
+        time.sleep(0.3)
+        c.close()
+    b = RawBackend(serve)
+    try:
+        v = vaurien("--protocol", "http2", backend_port=b.port)
+        sock, conn = h2_client(v, [], [])
+        ev = h2_events(sock, conn, lambda e: len(_kinds(e, "StreamReset")) >= 2)
+        sock.close()
+        assert sorted((r.stream_id, r.error_code) for r in _kinds(ev, "StreamReset")) \
+            == [(1, 2), (3, 2)], ev
+        assert sum(len(d.data) for d in _kinds(ev, "DataReceived")) == 500, ev
+        assert not _kinds(ev, "StreamEnded"), ev
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("protocol", ["http2", "grpc"])
+def test_a_request_with_too_many_header_fields_gets_431(vaurien, h2_backend, protocol):
+    """More than the proxy keeps of one head (128 fields): that stream is
+    answered 431 as by a server whose limit it passed (gRPC: grpc-status
+    8, RESOURCE_EXHAUSTED); another stream on the same connection
+    passes."""
+    port, _ = h2_backend
+    v = vaurien("--protocol", protocol, backend_port=port)
+    many = [("x-h%d" % i, "v") for i in range(200)]
+    sock, conn = h2_client(v, many, [])
+    ev = h2_events(sock, conn, lambda e: len(_kinds(e, "StreamEnded")) >= 2)
+    sock.close()
+    heads = {r.stream_id: dict(r.headers) for r in _kinds(ev, "ResponseReceived")}
+    assert heads[3][b":status"] == b"200", ev
+    if protocol == "grpc":
+        assert (heads[1][b":status"], heads[1][b"grpc-status"]) == (b"200", b"8"), ev
+    else:
+        assert heads[1][b":status"] == b"431", ev
+    assert sorted(heads) == [1, 3] and not _kinds(ev, "StreamReset"), ev
+
+
+def test_abort_resets_with_the_chosen_code(vaurien, h2_backend):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", "--behavior", "100:abort",
+                "--behavior-abort-code", "8", backend_port=port)
+    sock, conn = h2_client(v, [])
+    ev = h2_events(sock, conn, lambda e: _kinds(e, "StreamReset"))
+    sock.close()
+    assert [(r.stream_id, r.error_code) for r in _kinds(ev, "StreamReset")] == [(1, 8)], ev
+
+
+def _http1(v, request):
+    s = v.connect()
+    s.sendall(request)
+    s.settimeout(5)
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    s.close()
+    return data
+
+
+@pytest.mark.parametrize("request_,status", [
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"505"),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\n"
+     b"Content-Length: 3\r\n\r\nabc", b"505"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+     b"Upgrade: h2c\r\nHTTP2-Settings: a+b/\r\n\r\n", b"400"),
+])
+def test_an_http1_client_is_answered_in_http1(vaurien, h2_backend, request_, status):
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", backend_port=port)
+    data = _http1(v, request_)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status + b" "), data
+    assert b"Connection: close" in head
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    assert len(body) == length and body.startswith(b"vaurien: "), data
+    r = curl(url(v, "/index.html"))  # the proxy goes on serving
+    assert r.stdout == b"hello h2\n"
+
+
+def test_a_held_stream_is_refused_when_the_backend_leaves_meanwhile(vaurien):
+    """delay holds the stream 3 s; the backend closes after 0.3 s: the
+    stream never reached it, so the client gets REFUSED_STREAM (safe to
+    retry) at once, not after the delay."""
+    import time
+
+    def serve(c):
+        import h2.config
+        import h2.connection
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        c.sendall(conn.data_to_send())
+        time.sleep(0.3)
+        c.close()
+    b = RawBackend(serve)
+    try:
+        v = vaurien("--protocol", "http2", "--behavior", "100:delay",
+                    "--behavior-delay-sleep", "3", backend_port=b.port)
+        t0 = time.monotonic()
+        sock, conn = h2_client(v, [])
+        ev = h2_events(sock, conn, lambda e: _kinds(e, "StreamReset"))
+        took = time.monotonic() - t0
+        sock.close()
+        assert [(r.stream_id, r.error_code) for r in _kinds(ev, "StreamReset")] == [(1, 7)], ev
+        assert took < 2.5, took
+    finally:
+        b.close()

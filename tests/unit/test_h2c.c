@@ -63,9 +63,9 @@ Test(h2c, refuses_what_does_not_ask_h2c)
     cr_assert_eq(read_str("GET / HTTP/1.1\r\nUpgrade: websocket\r\n"
                           "HTTP2-Settings: \r\n\r\n", &u), -EPROTO);
     cr_assert_eq(read_str("GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n", &u),
-                 -EPROTO); /* no HTTP2-Settings */
+                 -EBADMSG); /* no HTTP2-Settings */
     cr_assert_eq(read_str("GET / HTTP/1.1\r\nUpgrade: h2c\r\n"
-                          "HTTP2-Settings: a+b/\r\n\r\n", &u), -EPROTO);
+                          "HTTP2-Settings: a+b/\r\n\r\n", &u), -EBADMSG);
     cr_assert_gt(read_str("HEAD / HTTP/1.1\r\nUpgrade: foo, H2C\r\n"
                           "HTTP2-Settings: \r\n\r\n", &u), 0);
     cr_assert(u.head);
