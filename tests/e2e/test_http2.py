@@ -596,3 +596,75 @@ def test_a_held_stream_is_refused_when_the_backend_leaves_meanwhile(vaurien):
         assert took < 2.5, took
     finally:
         b.close()
+
+
+@pytest.fixture
+def nginx_h2c(tmp_path):
+    """nginx serving HTTP/2 in clear text (prior knowledge) on a free port;
+    yields the port."""
+    if not shutil.which("nginx"):
+        pytest.skip("needs nginx")
+    root = tmp_path / "nginx"
+    (root / "html").mkdir(parents=True)
+    (root / "html" / "index.html").write_bytes(b"hello nginx\n")
+    port = free_port()
+    (root / "nginx.conf").write_text("""
+daemon off;
+master_process off;
+worker_processes 1;
+pid %(r)s/nginx.pid;
+error_log %(r)s/error.log;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %(r)s/tmp;
+    proxy_temp_path %(r)s/tmp;
+    fastcgi_temp_path %(r)s/tmp;
+    uwsgi_temp_path %(r)s/tmp;
+    scgi_temp_path %(r)s/tmp;
+    server {
+        listen 127.0.0.1:%(p)d http2;
+        root %(r)s/html;
+    }
+}
+""" % {"r": root, "p": port})
+    proc = subprocess.Popen(["nginx", "-p", str(root), "-c", str(root / "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: port_open(port), timeout=5), "nginx did not start"
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def h2load(v, n, *extra):
+    """The requests h2load saw answered ("done": any status), and its
+    status counts: {"2xx": n, ...}."""
+    r = subprocess.run(["h2load", "-n", str(n)] + list(extra) +
+                       ["http://127.0.0.1:%d/index.html" % v.port],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded",
+                  r.stdout)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", r.stdout)
+    assert m and codes, r.stdout + r.stderr
+    return (int(m.group(3)), dict(zip(["2xx", "3xx", "4xx", "5xx"],
+                                      map(int, codes.groups()))))
+
+
+def test_h2load_through_the_proxy_to_nginx(vaurien, nginx_h2c):
+    """h2load, 2 connections of 20 concurrent streams, against nginx's
+    HTTP/2: every request succeeds, and with 10:error about a tenth of
+    them are the proxy's 503 while the rest are nginx's 200."""
+    v = vaurien("--protocol", "http2", backend_port=nginx_h2c)
+    ok, codes = h2load(v, 2000, "-c", "2", "-m", "20")
+    assert ok == 2000 and codes["2xx"] == 2000, codes
+    v = vaurien("--protocol", "http2", "--behavior", "10:error", "--seed", "7",
+                backend_port=nginx_h2c)
+    ok, codes = h2load(v, 2000, "-c", "2", "-m", "20")
+    assert ok == 2000 and codes["2xx"] + codes["5xx"] == 2000, codes
+    assert 100 < codes["5xx"] < 300, codes
