@@ -13,11 +13,17 @@ SERVICE = "vaurien.test.Echo"
 @pytest.fixture
 def grpc_backend():
     """A gRPC server on a free port with /vaurien.test.Echo/Say and /Fail
-    (raw bytes, no protobuf): Say echoes its request; yields the port."""
+    (raw bytes, no protobuf): Say echoes its request; Count streams back
+    n replies, Chat echoes each message of a stream; yields the port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     handlers = {
         "Say": grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"echo:" + req),
         "Fail": grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"fail:" + req),
+        # streaming: Count sends back n replies; Chat echoes each message
+        "Count": grpc.unary_stream_rpc_method_handler(
+            lambda req, ctx: (b"%d" % i for i in range(int(req)))),
+        "Chat": grpc.stream_stream_rpc_method_handler(
+            lambda reqs, ctx: (b"re:" + r for r in reqs)),
     }
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE, handlers),))
@@ -85,3 +91,63 @@ def test_bodies_of_answered_calls_do_not_eat_the_connections_window(vaurien, grp
             assert e.value.code() == grpc.StatusCode.UNAVAILABLE
         for _ in range(10):
             assert call(ch, "Say", payload) == b"echo:" + payload
+
+
+def test_streaming_calls_pass_through_whole_and_in_order(vaurien, grpc_backend):
+    v = vaurien("--protocol", "grpc", backend_port=grpc_backend)
+    with channel(v) as ch:
+        count = ch.unary_stream("/%s/Count" % SERVICE)
+        assert list(count(b"500", timeout=10)) == [b"%d" % i for i in range(500)]
+        chat = ch.stream_stream("/%s/Chat" % SERVICE)
+        msgs = [b"m%d" % i + b"x" * (i * 100) for i in range(200)]
+        assert list(chat(iter(msgs), timeout=10)) == [b"re:" + m for m in msgs]
+
+
+def test_a_streaming_call_that_draws_error_fails_and_the_next_passes(vaurien, grpc_backend):
+    v = vaurien("--protocol", "grpc", "--behavior", "100:error",
+                "--behavior-error-match", "path=/%s/Chat" % SERVICE,
+                backend_port=grpc_backend)
+    with channel(v) as ch:
+        chat = ch.stream_stream("/%s/Chat" % SERVICE)
+        with pytest.raises(grpc.RpcError) as e:
+            list(chat(iter([b"a"] * 50), timeout=5))
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        count = ch.unary_stream("/%s/Count" % SERVICE)
+        assert list(count(b"3", timeout=5)) == [b"0", b"1", b"2"]
+
+
+def test_a_seeded_mix_fails_exactly_the_calls_the_journal_lists(vaurien, grpc_backend, tmp_path):
+    """30:error over 60 calls of one channel: the calls that fail are
+    exactly the ones the journal lists (by their order on the connection),
+    and the same seed fails the same calls again."""
+    import json
+    from conftest import wait_until
+
+    def run(journal):
+        v = vaurien("--protocol", "grpc", "--behavior", "30:error", "--seed", "11",
+                    "--journal", str(journal), backend_port=grpc_backend)
+        failed = []
+        with channel(v) as ch:
+            for i in range(60):
+                try:
+                    assert call(ch, "Say", b"%d" % i) == b"echo:%d" % i
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.UNAVAILABLE
+                    failed.append(i)
+
+        def faults():
+            if not journal.exists():
+                return []
+            return [e for e in map(json.loads, journal.read_text().splitlines())
+                    if e["kind"] == "fault"]
+        assert wait_until(lambda: len(faults()) == len(failed), timeout=5), \
+            (failed, faults())
+        assert all(f["behavior"] == "error" for f in faults())
+        # one stream per call, odd ids in call order: the journal's
+        # request index is the call's
+        assert [f["index"] - 1 for f in faults()] == failed, (failed, faults())
+        return failed
+
+    first = run(tmp_path / "a.jsonl")
+    assert 5 < len(first) < 35, first
+    assert run(tmp_path / "b.jsonl") == first
