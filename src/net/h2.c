@@ -92,6 +92,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "core/log.h"
+#include "core/vassert.h"
 #include "core/script.h"
 #include "net/proxy.h"
 #include "net/session.h"
@@ -228,6 +229,30 @@ static const nghttp2_nv *head_find(const struct h2_head *h, const char *name)
 
 /* Streams. */
 
+/* Moves st to state next: the one place a stream's state changes, and
+ * where the transitions that may happen are written. A stream is decided
+ * once (from H2S_HEAD), a held one is forwarded or reset, and any may be
+ * reset (a reset one again: by the client and the backend both). */
+static void stream_advance(struct h2_stream *st, enum h2_state next)
+{
+    switch (next) {
+    case H2S_HEAD:
+        VASSERT(!"a stream is not read twice");
+        break;
+    case H2S_HELD:
+    case H2S_ANSWERED:
+    case H2S_HUNG:
+        VASSERT(st->state == H2S_HEAD);
+        break;
+    case H2S_FORWARDED:
+        VASSERT(st->state == H2S_HEAD || st->state == H2S_HELD);
+        break;
+    case H2S_RESET:
+        break;
+    }
+    st->state = next;
+}
+
 static struct h2_stream *stream_create(struct h2_conn *c, int32_t fid)
 {
     struct h2_stream *st = calloc(1, sizeof(*st));
@@ -288,7 +313,7 @@ static void stream_reset(struct h2_stream *st, uint32_t code)
 {
     struct h2_conn *c = st->c;
 
-    st->state = H2S_RESET;
+    stream_advance(st, H2S_RESET);
     if (st->front_open)
         nghttp2_submit_rst_stream(c->front, NGHTTP2_FLAG_NONE, st->fid, code);
     if (st->back_open)
@@ -394,7 +419,7 @@ static void stream_forward(struct h2_stream *st)
     }
     st->bid = id;
     st->back_open = true;
-    st->state = H2S_FORWARDED;
+    stream_advance(st, H2S_FORWARDED);
 }
 
 /* The error behavior's default status list (the original's, for HTTP/1)
@@ -475,7 +500,7 @@ static void stream_reply(struct h2_stream *st, int status, long long gcode,
     if (msg == NULL || msg[0] == '\0')
         msg = "vaurien: injected error";
     st->resp_ours = true;
-    st->state = H2S_ANSWERED;
+    stream_advance(st, H2S_ANSWERED);
     st->resp_end = true;
     if (c->grpc) {
         if (said != NULL)
@@ -589,7 +614,7 @@ static void stream_decide(struct h2_stream *st)
             stream_forward(st);
             return;
         }
-        st->state = H2S_HELD;
+        stream_advance(st, H2S_HELD);
         st->hold_ev = evtimer_new(s->proxy->base, on_hold_due, st);
         if (st->hold_ev == NULL) {
             stream_reset(st, NGHTTP2_INTERNAL_ERROR);
@@ -603,7 +628,8 @@ static void stream_decide(struct h2_stream *st)
     case BEHAV_ERROR: /* answered above */
         return;
     case BEHAV_HANG:
-        st->state = H2S_HUNG; /* its body is acknowledged as it comes */
+        stream_advance(st, H2S_HUNG); /* its body is acknowledged as it
+                                         comes */
         return;
     case BEHAV_CLOSE:
         stream_reset(st, NGHTTP2_REFUSED_STREAM);
@@ -768,7 +794,8 @@ static int on_stream_close(nghttp2_session *session, int32_t id,
         return 0;
     if (session == c->front) {
         st->front_open = false;
-        st->state = st->state == H2S_HELD ? H2S_RESET : st->state;
+        if (st->state == H2S_HELD) /* never to be forwarded */
+            stream_advance(st, H2S_RESET);
         /* the client gave up on it (or it is done): so does the backend */
         if (st->back_open && (code != NGHTTP2_NO_ERROR || !st->resp_end))
             nghttp2_submit_rst_stream(c->back, NGHTTP2_FLAG_NONE, st->bid,
@@ -818,7 +845,7 @@ static void back_lost(struct h2_conn *c)
             nghttp2_session_set_stream_user_data(c->back, st->bid, NULL);
             st->back_open = false;
             if (st->front_open && !st->resp_end) {
-                st->state = H2S_RESET;
+                stream_advance(st, H2S_RESET);
                 nghttp2_submit_rst_stream(c->front, NGHTTP2_FLAG_NONE,
                                           st->fid, NGHTTP2_INTERNAL_ERROR);
             }
