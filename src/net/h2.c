@@ -1168,6 +1168,13 @@ void h2_pump(struct session *s)
         session_close(s, false, why);
         return;
     }
+    if (c->client_started && s->up.eof && !c->ended) {
+        /* HTTP/2 has no half-close: a client's FIN is its leaving, as
+         * nginx and nghttpd read it; its streams could never end (a hung
+         * one would keep both sockets until the idle timeout) */
+        session_close(s, false, "http2: the client closed the connection");
+        return;
+    }
     if (c->back_gone) { /* what a lost backend still sends is dropped */
         struct evbuffer *bin = bufferevent_get_input(s->backend);
         evbuffer_drain(bin, evbuffer_get_length(bin));

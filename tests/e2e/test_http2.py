@@ -668,3 +668,48 @@ def test_h2load_through_the_proxy_to_nginx(vaurien, nginx_h2c):
     ok, codes = h2load(v, 2000, "-c", "2", "-m", "20")
     assert ok == 2000 and codes["2xx"] + codes["5xx"] == 2000, codes
     assert 100 < codes["5xx"] < 300, codes
+
+
+def test_a_client_that_leaves_with_a_hung_stream_frees_both_sides(vaurien):
+    """hang never answers a stream; when its client closes, both sockets
+    go at once (HTTP/2 has no half-close), not at the idle timeout, even
+    with a backend that keeps its side open after the proxy's FIN."""
+    import time
+
+    def serve(c):
+        import h2.config
+        import h2.connection
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        c.sendall(conn.data_to_send())
+        c.settimeout(0.2)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:  # stays open after EOF, until closed
+            try:
+                if c.recv(65536) == b"":
+                    time.sleep(0.2)
+            except OSError as e:
+                if "timed out" not in str(e):
+                    return
+    backends = []
+    try:
+        def serve_quietly(c):
+            try:
+                serve(c)
+            except (OSError, ValueError):
+                pass  # closed by the test's end
+        b = RawBackend(lambda c: __import__("threading").Thread(
+            target=serve_quietly, args=(c,), daemon=True).start())
+        backends.append(b)
+        v = vaurien("--protocol", "http2", "--behavior", "100:hang", "--timeout", "60",
+                    backend_port=b.port)
+        fds = lambda: len(os.listdir("/proc/%d/fd" % v.proc.pid))
+        idle = fds()
+        for _ in range(10):
+            sock, conn = h2_client(v, [])
+            h2_events(sock, conn, lambda e: _kinds(e, "SettingsAcknowledged"), timeout=2)
+            sock.close()
+        assert wait_until(lambda: fds() <= idle, timeout=5), (idle, fds())
+    finally:
+        for b in backends:
+            b.close()
