@@ -169,6 +169,10 @@ struct h2_conn {
     bool grpc;              /* --protocol grpc: errors in gRPC's words */
     bool client_started;    /* the client's preface (or its h2c upgrade)
                                was seen: the front session may speak */
+    bool upgrade_wait;      /* upgraded: nothing follows the 101 until the
+                               client's SETTINGS come (a client such as
+                               curl keeps only 32 KiB that arrive with the
+                               101, and the reply may be larger) */
 };
 
 /* Heads. */
@@ -726,6 +730,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     bool front = session == c->front;
 
+    if (front && frame->hd.type == NGHTTP2_SETTINGS)
+        c->upgrade_wait = false; /* the client's preface came */
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
@@ -943,7 +949,8 @@ static void flush(struct h2_conn *c)
         ssize_t n;
         more = false;
         n = 0;
-        while (c->client_started && pipe_buffered(&s->down) < PIPE_CAP &&
+        while (c->client_started && !c->upgrade_wait &&
+               pipe_buffered(&s->down) < PIPE_CAP &&
                (n = nghttp2_session_mem_send(c->front, &data)) > 0) {
             if (emit(c, &s->down, data, (size_t)n) < 0)
                 goto fail;
@@ -1105,6 +1112,7 @@ static int client_start(struct h2_conn *c, struct evbuffer *in, char *why,
     }
     st->req_end = true;
     c->client_started = true;
+    c->upgrade_wait = true;
     stream_decide(st);
     return 1;
 fail:
