@@ -31,7 +31,9 @@
  *          their own ids on each side), its body, trailers and the reply's
  *          head, 1xx heads, body and trailers are relayed as they come;
  *   hold   (delay) the stream is opened on the backend that much later;
- *          its body waits meanwhile, within the stream's window;
+ *          its body waits meanwhile, within the stream's window. A reply
+ *          delay (before=false) holds the reply's head instead, and its
+ *          body gathers behind it (reply_release);
  *   error  the proxy answers the stream itself with the error's `status`
  *          (default 503) and a one-line body; the backend never sees it.
  *          On --protocol grpc (http2 with gRPC's error): HTTP 200 and, in
@@ -148,7 +150,12 @@ struct h2_stream {
     struct evbuffer *req_body;  /* DATA from the client, not yet sent */
     struct evbuffer *resp_body; /* DATA from the backend (or the proxy's
                                    answer), not yet sent */
-    struct event *hold_ev;    /* H2S_HELD: when it is due (made then) */
+    struct event *hold_ev;    /* H2S_HELD, or reply_held: when it is due
+                                 (made then) */
+    double reply_delay;       /* delay with before=false: the reply's head
+                                 is held that long when it comes */
+    bool reply_held;          /* ... and is being held now */
+    bool reply_head_end;      /* that head ended the stream */
 };
 
 LIST_HEAD(h2_stream_list, h2_stream);
@@ -547,6 +554,10 @@ static void stream_answer(struct h2_stream *st, const struct behav_verdict *v,
 
 static void flush(struct h2_conn *c);
 
+static void reply_release(struct h2_stream *st);
+
+/* A held request is due (it goes to the backend), or a held reply's head
+ * (it goes to the client). */
 static void on_hold_due(evutil_socket_t fd, short what, void *arg)
 {
     struct h2_stream *st = arg;
@@ -554,10 +565,26 @@ static void on_hold_due(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (st->state != H2S_HELD)
+    if (st->state == H2S_HELD)
+        stream_forward(st);
+    else if (st->reply_held)
+        reply_release(st);
+    else
         return;
-    stream_forward(st);
     flush(c);
+}
+
+/* Arms st's timer secs from now. Returns 0, or -ENOMEM. */
+static int stream_hold(struct h2_stream *st, double secs)
+{
+    struct timeval tv = { (time_t)secs,
+                          (suseconds_t)((secs - (double)(time_t)secs) * 1e6) };
+
+    if (st->hold_ev == NULL)
+        st->hold_ev = evtimer_new(st->c->s->proxy->base, on_hold_due, st);
+    if (st->hold_ev == NULL || evtimer_add(st->hold_ev, &tv) < 0)
+        return -ENOMEM;
+    return 0;
 }
 
 /* st's request head is complete: its verdict is drawn and carried out. */
@@ -603,8 +630,8 @@ static void stream_decide(struct h2_stream *st)
               behav_act_name(v.req), behav_act_name(v.rep));
     if (v.req == BEHAV_HOLD)
         hold += v.req_delay;
-    if (v.rep == BEHAV_HOLD) /* the reply's delay: the stream waits */
-        hold += v.rep_delay;
+    if (v.rep == BEHAV_HOLD) /* the reply's head waits when it comes */
+        st->reply_delay = v.rep_delay;
     switch (v.req) {
     case BEHAV_ABORT:
         st->abort = true;
@@ -619,15 +646,8 @@ static void stream_decide(struct h2_stream *st)
             return;
         }
         stream_advance(st, H2S_HELD);
-        st->hold_ev = evtimer_new(s->proxy->base, on_hold_due, st);
-        if (st->hold_ev == NULL) {
+        if (stream_hold(st, hold) < 0)
             stream_reset(st, NGHTTP2_INTERNAL_ERROR);
-            return;
-        }
-        struct timeval tv = { (time_t)hold,
-                              (suseconds_t)((hold - (double)(time_t)hold) *
-                                            1e6) };
-        evtimer_add(st->hold_ev, &tv);
         return;
     case BEHAV_ERROR: /* answered above */
         return;
@@ -701,7 +721,6 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
 static void reply_head(struct h2_conn *c, struct h2_stream *st, bool end)
 {
     const nghttp2_nv *status = head_find(&st->resp, ":status");
-    nghttp2_data_provider dp = { .source.ptr = st, .read_callback = body_read };
 
     if (st->state != H2S_FORWARDED || !st->front_open)
         return;
@@ -717,8 +736,27 @@ static void reply_head(struct h2_conn *c, struct h2_stream *st, bool end)
     }
     if (end)
         st->resp_end = true;
-    if (nghttp2_submit_response(c->front, st->fid, st->resp.nv, st->resp.n,
-                                end ? NULL : &dp) != 0)
+    st->reply_head_end = end;
+    if (st->reply_delay > 0) { /* its body gathers meanwhile, within the
+                                  stream's window */
+        st->reply_held = true;
+        if (stream_hold(st, st->reply_delay) < 0)
+            stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    reply_release(st);
+}
+
+/* The reply's final head goes to the client; its body follows. */
+static void reply_release(struct h2_stream *st)
+{
+    nghttp2_data_provider dp = { .source.ptr = st, .read_callback = body_read };
+
+    st->reply_held = false;
+    if (st->state != H2S_FORWARDED || !st->front_open)
+        return;
+    if (nghttp2_submit_response(st->c->front, st->fid, st->resp.nv, st->resp.n,
+                                st->reply_head_end ? NULL : &dp) != 0)
         stream_reset(st, NGHTTP2_INTERNAL_ERROR);
 }
 

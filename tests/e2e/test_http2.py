@@ -449,10 +449,10 @@ def test_a_backend_that_breaks_http2_gets_the_clients_streams_reset(vaurien):
         b.close()
 
 
-def h2_server_conn(c):
+def h2_server_conn(c, want=2):
     """The backend's side of an h2 connection on socket c: reads the
-    client's preface and first requests; returns (conn, request stream
-    ids seen)."""
+    client's preface and its first want requests; returns (conn, request
+    stream ids seen)."""
     import time
     import h2.config
     import h2.connection
@@ -462,7 +462,7 @@ def h2_server_conn(c):
     ids = []
     end = time.monotonic() + 5
     c.settimeout(0.5)
-    while len(ids) < 2 and time.monotonic() < end:
+    while len(ids) < want and time.monotonic() < end:
         try:
             d = c.recv(65536)
         except OSError:
@@ -474,6 +474,32 @@ def h2_server_conn(c):
                 ids.append(e.stream_id)
         c.sendall(conn.data_to_send())
     return conn, ids
+
+
+def h2_server_conn_one(c):
+    """h2_server_conn() that waits for one request only."""
+    return h2_server_conn(c, want=1)
+
+
+def h2_server_drain(c, conn, timeout=5):
+    """Keeps the backend's side of conn answering (SETTINGS acks, window
+    updates) until the proxy closes or timeout passes."""
+    import time
+    end = time.monotonic() + timeout
+    c.settimeout(0.2)
+    while time.monotonic() < end:
+        try:
+            d = c.recv(65536)
+        except OSError as e:
+            if "timed out" in str(e):
+                continue
+            return
+        if not d:
+            return
+        conn.receive_data(d)
+        out = conn.data_to_send()
+        if out:
+            c.sendall(out)
 
 
 def test_a_backend_that_closes_mid_reply_gets_the_cut_streams_reset(vaurien):
@@ -713,3 +739,43 @@ def test_a_client_that_leaves_with_a_hung_stream_frees_both_sides(vaurien):
     finally:
         for b in backends:
             b.close()
+
+
+@pytest.mark.parametrize("before", ["true", "false"])
+def test_delay_before_holds_the_request_and_after_holds_the_reply(vaurien, before):
+    """delay 0.6 s: with before=true the backend gets the request that
+    late; with before=false it gets it at once and the reply's head (and
+    its body, gathered meanwhile) reaches the client that late. Either
+    way the client waits the delay, and the body is whole."""
+    import time
+    seen = []
+
+    def serve(c):
+        conn, ids = h2_server_conn_one(c)
+        seen.append(time.monotonic())
+        conn.send_headers(ids[0], [(":status", "200")])
+        for i in range(0, 50_000, 10_000):
+            conn.send_data(ids[0], b"z" * 10_000, end_stream=i == 40_000)
+        c.sendall(conn.data_to_send())
+        h2_server_drain(c, conn)
+    b = RawBackend(serve)
+    try:
+        v = vaurien("--protocol", "http2", "--behavior", "100:delay",
+                    "--behavior-delay-sleep", "0.6", "--behavior-delay-before", before,
+                    backend_port=b.port)
+        t0 = time.monotonic()
+        sock, conn = h2_client(v, [])
+        ev = h2_events(sock, conn, lambda e: _kinds(e, "StreamEnded"), timeout=5)
+        took = time.monotonic() - t0
+        sock.close()
+        got = b"".join(e.data for e in _kinds(ev, "DataReceived"))
+        heads = _kinds(ev, "ResponseReceived")
+        assert heads and got == b"z" * 50_000, ev
+        assert 0.55 <= took < 3, took
+        arrived = seen[0] - t0
+        if before == "true":
+            assert arrived >= 0.55, arrived
+        else:
+            assert arrived < 0.4, arrived
+    finally:
+        b.close()
