@@ -427,8 +427,9 @@ def _kinds(events, kind):
 
 def test_a_backend_that_breaks_http2_gets_the_clients_streams_reset(vaurien):
     """An HTTP/1 server on the backend port (it answers the preface with
-    HTTP/1 and stays open): the client's stream is reset and it gets a
-    GOAWAY with INTERNAL_ERROR at once, not a stream that hangs."""
+    HTTP/1 and stays open): the client's stream is reset (or refused by
+    the GOAWAY) and it gets a GOAWAY with INTERNAL_ERROR at once, not a
+    stream that hangs."""
     def serve(c):
         c.recv(65536)
         c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -439,10 +440,12 @@ def test_a_backend_that_breaks_http2_gets_the_clients_streams_reset(vaurien):
         sock, conn = h2_client(v, [])
         ev = h2_events(sock, conn, lambda e: _kinds(e, "ConnectionTerminated"))
         sock.close()
-        resets = _kinds(ev, "StreamReset")
-        assert [(r.stream_id, r.error_code) for r in resets] == [(1, 2)], ev
+        resets = [(r.stream_id, r.error_code) for r in _kinds(ev, "StreamReset")]
         gone = _kinds(ev, "ConnectionTerminated")
         assert gone and gone[0].error_code == 2, ev
+        # stream 1 is reset, or, when the backend broke before the proxy
+        # read it, left out of the GOAWAY (never processed: retryable)
+        assert resets == [(1, 2)] or (resets == [] and gone[0].last_stream_id == 0), ev
         assert not _kinds(ev, "ResponseReceived"), ev
         assert "the backend broke the protocol" in v.log_text()
     finally:
