@@ -3,6 +3,7 @@
 Every server a test needs is started here on 127.0.0.1 and stopped after
 the test; every wait is bounded.
 """
+import contextlib
 import os
 import resource
 import selectors
@@ -58,6 +59,24 @@ def wait_until(pred, timeout=5.0, step=0.01):
             return True
         time.sleep(step)
     return False
+
+
+@contextlib.contextmanager
+def server_process(cmd, port, name, timeout=5):
+    """Runs cmd (a server) until the block ends; waits for it to listen on
+    port first. name is for the failure message."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: port_open(port), timeout=timeout), \
+            "%s did not start" % name
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Backend:

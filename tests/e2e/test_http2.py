@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import free_port, wait_until, port_open
+from conftest import free_port, wait_until, port_open, server_process
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("nghttpd") and shutil.which("nghttp")),
@@ -30,19 +30,9 @@ def h2_backend(tmp_path):
     (docs / "index.html").write_bytes(b"hello h2\n")
     (docs / "big.bin").write_bytes(os.urandom(BIG))
     port = free_port()
-    proc = subprocess.Popen(["nghttpd", "--no-tls", "--echo-upload", "-d",
-                             str(docs), str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: port_open(port), timeout=5), "nghttpd did not start"
+    with server_process(["nghttpd", "--no-tls", "--echo-upload", "-d", str(docs),
+                         str(port)], port, "nghttpd"):
         yield port, docs
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def url(v, path):
@@ -236,19 +226,9 @@ def h2_tls_backend(tmp_path):
                     "-subj", "/CN=127.0.0.1"], check=True, capture_output=True,
                    timeout=30)
     port = free_port()
-    proc = subprocess.Popen(["nghttpd", "-d", str(docs), str(port), str(key),
-                             str(cert)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: port_open(port), timeout=5), "nghttpd did not start"
+    with server_process(["nghttpd", "-d", str(docs), str(port), str(key), str(cert)],
+                        port, "nghttpd"):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_h2_over_tls_is_picked_by_alpn_when_the_proxy_terminates(vaurien, h2_backend):
@@ -657,18 +637,9 @@ http {
     }
 }
 """ % {"r": root, "p": port})
-    proc = subprocess.Popen(["nginx", "-p", str(root), "-c", str(root / "nginx.conf")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: port_open(port), timeout=5), "nginx did not start"
+    with server_process(["nginx", "-p", str(root), "-c", str(root / "nginx.conf")],
+                        port, "nginx"):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def h2load(v, n, *extra):
