@@ -61,6 +61,7 @@ bench: build
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/lua.py
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/journal.py
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/targets.py
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/http2.py
 
 bench-quick: build
 	@./scripts/install-bench-deps
@@ -69,6 +70,7 @@ bench-quick: build
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/lua.py --quick
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/journal.py --quick
 	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/targets.py --quick
+	VAURIEN_BIN=$(CURDIR)/$(BUILD)/vaurien $(PYTHON) bench/http2.py --quick
 
 # Soak: mixed protocols while behaviors and toxics churn (SOAK_SECONDS).
 SOAK_SECONDS ?= 600

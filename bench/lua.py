@@ -38,7 +38,8 @@ def call_cost():
     subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "src"),
                     "-I/usr/include/lua5.4", os.path.join(ROOT, "bench", "lua_call.c"),
                     os.path.join(build, "libvaurien_core.a"), "-levent", "-llua5.4",
-                    "-ljansson", "-linih", "-lhttp_parser", "-lm", "-o", exe], check=True)
+                    "-ljansson", "-linih", "-lhttp_parser", "-levent_openssl", "-lssl",
+                    "-lcrypto", "-lnghttp2", "-lm", "-o", exe], check=True)
     out = []
     for name, src in (("pass", PASS), ("parts", LOOK), ("state", STATE)):
         ns = [float(subprocess.run([exe, src], capture_output=True, text=True,
