@@ -110,11 +110,22 @@
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
 
+/* Where a head's names and values are copied: blocks of at least
+ * H2_HEAD_BLOCK bytes, chained (one allocation for a typical head's
+ * fields, not one per field). */
+#define H2_HEAD_BLOCK 488
+struct h2_blk {
+    struct h2_blk *next;
+    size_t used, cap;
+    uint8_t data[];
+};
+
 /* One head's fields (request, reply, trailers): copies, owned. */
 struct h2_head {
     nghttp2_nv *nv;
-    size_t n;
-    size_t bytes;
+    size_t n, cap;          /* fields, and room in nv */
+    size_t bytes;           /* of names and values */
+    struct h2_blk *blk;     /* their copies, newest block first */
 };
 
 /* A stream's life, one state at a time (h2_stream.state). */
@@ -186,8 +197,11 @@ struct h2_conn {
 
 static void head_clear(struct h2_head *h)
 {
-    for (size_t i = 0; i < h->n; i++)
-        free(h->nv[i].name); /* name and value are one block */
+    while (h->blk != NULL) {
+        struct h2_blk *next = h->blk->next;
+        free(h->blk);
+        h->blk = next;
+    }
     free(h->nv);
     memset(h, 0, sizeof(*h));
 }
@@ -199,20 +213,31 @@ static int head_add(struct h2_head *h, const uint8_t *name, size_t namelen,
 {
     nghttp2_nv *nv;
     uint8_t *block;
+    size_t need = namelen + valuelen + 2;
 
     if (h->n >= H2_HEADERS_MAX ||
         h->bytes + namelen + valuelen > H2_HEAD_BYTES)
         return -ENOSPC;
-    if ((h->n & (h->n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow */
-        size_t cap = h->n == 0 ? 8 : h->n * 2;
+    if (h->n == h->cap) {
+        size_t cap = h->cap == 0 ? 8 : h->cap * 2;
         nv = realloc(h->nv, cap * sizeof(*nv));
         if (nv == NULL)
             return -ENOMEM;
         h->nv = nv;
+        h->cap = cap;
     }
-    block = malloc(namelen + valuelen + 2);
-    if (block == NULL)
-        return -ENOMEM;
+    if (h->blk == NULL || h->blk->cap - h->blk->used < need) {
+        size_t cap = need > H2_HEAD_BLOCK ? need : H2_HEAD_BLOCK;
+        struct h2_blk *b = malloc(sizeof(*b) + cap);
+        if (b == NULL)
+            return -ENOMEM;
+        b->next = h->blk;
+        b->used = 0;
+        b->cap = cap;
+        h->blk = b;
+    }
+    block = h->blk->data + h->blk->used;
+    h->blk->used += need;
     memcpy(block, name, namelen);
     block[namelen] = '\0';
     memcpy(block + namelen + 1, value, valuelen);
