@@ -195,6 +195,13 @@ static void startup_params(struct pg_dir *d, const unsigned char *p, size_t n)
     }
 }
 
+/* Whether len may be a startup packet's length: the server refuses one
+ * under 8 (length and code) or over its cap as soon as it has read it. */
+static bool startup_length(uint32_t len)
+{
+    return len >= 8 && len <= PG_STARTUP_MAX;
+}
+
 /* The client's startup packet header is read: what it asks. */
 static bool startup_header(struct pg_dir *d, uint32_t len)
 {
@@ -215,7 +222,7 @@ static bool startup_header(struct pg_dir *d, uint32_t len)
     d->startup = true;
     d->kmatch = 0;
     d->in_value = d->repl_value = d->params_end = false;
-    return code >> 16 == PG_MAJOR_3 && len > 8 && len <= PG_STARTUP_MAX;
+    return code >> 16 == PG_MAJOR_3 && len > 8;
 }
 
 /* The first message of a client's unit: what kind of request it is. */
@@ -285,7 +292,7 @@ static bool header_done(struct pg_dir *d)
     d->nmsg++;
     if (d->untyped) {
         len = be32(d->hdr);
-        if (len < 8)
+        if (!startup_length(len))
             return false;
         d->type = 0;
         d->left = len - 8;
@@ -407,6 +414,12 @@ static size_t pg_feed(void *st, const unsigned char *p, size_t n)
             d->hdr[d->hdrlen++] = p[i++];
             if (d->hdrlen == 1 && !d->untyped &&
                 !(d->request ? client_type(d->hdr[0]) : server_type(d->hdr[0]))) {
+                d->f.error = true;
+                break;
+            }
+            if (d->hdrlen == 4 && d->untyped && !startup_length(be32(d->hdr))) {
+                /* the server closes on these four bytes: so must the
+                 * framer, not wait for four more */
                 d->f.error = true;
                 break;
             }

@@ -543,3 +543,18 @@ def test_pgbench_retries_injected_serialization_failures(postgres_server, vaurie
         assert "number of failed transactions: 0 " in r.stdout
         assert done > 100 and retried > 0, r.stdout
         v.stop()
+
+
+@pytest.mark.parametrize("length", [2, 7, 65536])
+def test_a_startup_length_the_server_refuses_is_passed_at_once(postgres_server, vaurien,
+                                                               length):
+    """A server closes at once on a startup packet length under 8 or over
+    10000: the proxy does not wait for more bytes first."""
+    v = vaurien("--protocol", "postgres", backend_port=postgres_server)
+    s = socket.create_connection(("127.0.0.1", v.port), timeout=5)
+    s.sendall(struct.pack(">I", length))
+    t0 = time.monotonic()
+    assert s.recv(100) == b""
+    assert time.monotonic() - t0 < 3
+    s.close()
+    assert "malformed postgres request" in v.log_text()

@@ -552,3 +552,22 @@ Test(postgres, a_group_answered_by_the_proxy_says_its_error_at_a_flush_and_ready
     evbuffer_free(out);
     framer_free(PG, st);
 }
+
+Test(postgres, a_startup_length_the_server_refuses_is_malformed_at_its_fourth_byte)
+{
+    static const uint32_t bad[] = { 0, 7, 10001, 0x47455420 /* "GET " */ };
+
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        void *st = framer_new(PG);
+        struct evbuffer *in = evbuffer_new();
+        struct proto_unit u = { 0 };
+        struct buf b = { .n = 0 };
+
+        put32(&b, bad[k]);
+        evbuffer_add(in, b.b, b.n);
+        cr_assert_eq(PG->frame(st, PROTO_UP, in, &u), -1, "length %u",
+                     (unsigned)bad[k]);
+        evbuffer_free(in);
+        framer_free(PG, st);
+    }
+}
