@@ -8,7 +8,8 @@
  *           typed messages: a simple Query ('Q') or a FunctionCall is a
  *           request; an extended-protocol group (Parse, Bind, Describe,
  *           Execute, Close, Flush) up to its Sync is one request;
- *           authentication, COPY data and Terminate pass, answer nothing
+ *           authentication, COPY data, Terminate and a Flush before any
+ *           group pass, answer nothing
  *   server: authentication up to the first ReadyForQuery ─▶ passed;
  *           then a reply runs to ReadyForQuery ('Z'), COPY in and out
  *           included; NotificationResponse, NoticeResponse and
@@ -253,16 +254,18 @@ static void request_kind(struct pg_dir *d)
     case 'X':
         d->uflags = PROTO_NOFAULT | PROTO_NOREPLY;
         break;
-    case 'S':
     case 'H':
+        /* a Flush before any group (libpq's pipeline mode may send one):
+         * the server has nothing unsent, so it answers nothing, and the
+         * group after it is a request of its own, named by its Parse */
+        d->uflags = PROTO_NOFAULT | PROTO_NOREPLY;
+        break;
+    case 'S':
         if (s->copy_in) {
             /* ignored by a server in COPY FROM STDIN (libpq sends a Sync
              * after CopyDone in the extended protocol) */
             d->uflags = PROTO_NOFAULT | PROTO_NOREPLY;
-            break;
         }
-        d->single = t == 'S';
-        d->pause = !d->single;
         break;
     default: /* Parse, Bind, Describe, Execute, Close: up to Sync */
         d->single = false;

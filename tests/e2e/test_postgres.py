@@ -545,6 +545,40 @@ def test_pgbench_retries_injected_serialization_failures(postgres_server, vaurie
         v.stop()
 
 
+def query(sql):
+    return msg(b"Q", sql.encode() + b"\0")
+
+
+def fields_of(got):
+    """What a reply says, in short: each message's type, an error's
+    SQLSTATE and ReadyForQuery's status."""
+    out = []
+    for t, body in got:
+        if t == b"E":
+            out.append("E" + error_fields(body)[b"C"])
+        elif t == b"Z":
+            out.append("Z" + body.decode())
+        else:
+            out.append(t.decode())
+    return out
+
+
+def test_a_flush_before_a_group_is_not_its_head(postgres_server, vaurien):
+    """libpq's pipeline mode may send a Flush with nothing before it: it
+    asks for nothing, and the group after it is still matched by its
+    statement."""
+    v = vaurien("--protocol", "postgres", "--behavior", "100:error",
+                "--behavior-error-match", "statement=UPDATE*", "--behavior-error-sqlstate",
+                "40001", backend_port=postgres_server)
+    s = raw_login(v.port)
+    s.sendall(msg(b"H") + extended("UPDATE nothing SET x = 1", []))
+    assert fields_of(read_to_ready(s)) == ["E40001", "ZI"]
+    s.sendall(msg(b"H") + extended("SELECT 4", []))
+    assert rows_of(read_to_ready(s)) == [("4",)]
+    s.sendall(msg(b"X"))
+    s.close()
+
+
 @pytest.mark.parametrize("length", [2, 7, 65536])
 def test_a_startup_length_the_server_refuses_is_passed_at_once(postgres_server, vaurien,
                                                                length):

@@ -571,3 +571,23 @@ Test(postgres, a_startup_length_the_server_refuses_is_malformed_at_its_fourth_by
         framer_free(PG, st);
     }
 }
+
+Test(postgres, a_flush_before_any_group_asks_for_nothing_and_the_group_is_named_by_its_parse)
+{
+    struct buf b = { .n = 0 };
+    struct frames f;
+
+    MSG(&b, 'H', "");
+    MSG(&b, 'P', "\0UPDATE t SET n = 1\0\0\0");
+    MSG(&b, 'B', "\0\0\0\0\0\0\0\0");
+    MSG(&b, 'E', "\0\0\0\0\0");
+    MSG(&b, 'S', "");
+    frame_every_split(PG, ready, PROTO_UP, b.b, b.n, NULL, &f);
+    cr_assert_eq(f.error, 0);
+    cr_assert_eq(f.n, 2);
+    cr_assert_eq(f.len[0], 5);
+    cr_assert_eq(f.flags[0] & (PROTO_NOFAULT | PROTO_NOREPLY),
+                 PROTO_NOFAULT | PROTO_NOREPLY);
+    cr_assert_eq(f.len[1], b.n - 5);
+    cr_assert_eq(f.flags[1] & (PROTO_NOFAULT | PROTO_NOREPLY), 0);
+}
