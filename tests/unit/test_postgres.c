@@ -612,16 +612,28 @@ static void in_a_block(void *st)
     feed_as(st, PROTO_DOWN, &z, REQ('Q'));
 }
 
-/* The proxy fails the block: an error drawn after a ReadyForQuery 'T'. */
-static void fail_block(void *st)
+/* The proxy's answer to the request whose info is info, as when it draws
+ * a 40001: its first cap bytes in got; returns their count. */
+static size_t answer(void *st, uint32_t info, unsigned char *got, size_t cap)
 {
     struct evbuffer *out = evbuffer_new();
     struct proto_error e = { .sqlstate = "40001", .message = "" };
-    struct proto_unit req = { .info = REQ('Q') };
+    struct proto_unit req = { .info = info };
     bool close;
+    size_t n;
 
     PG->error_reply(st, &e, &req, NULL, out, &close);
+    n = evbuffer_remove(out, got, cap);
     evbuffer_free(out);
+    return n;
+}
+
+/* The proxy fails the block: an error drawn after a ReadyForQuery 'T'. */
+static void fail_block(void *st)
+{
+    unsigned char got[128];
+
+    answer(st, REQ('Q'), got, sizeof(got));
     cr_assert(PG->edits(st), "the proxy failed the block");
 }
 
@@ -704,12 +716,9 @@ Test(postgres, a_prepared_rollback_ends_a_block_the_proxy_failed_and_a_prepared_
 Test(postgres, what_follows_the_end_of_a_failed_block_reaches_the_server_unless_the_end_was_refused)
 {
     void *st = framer_new(PG);
-    struct evbuffer *out = evbuffer_new();
-    struct proto_error e = { .sqlstate = "40001", .message = "" };
-    struct proto_unit req = { 0 };
     struct buf z = { .n = 0 };
     uint32_t info, end;
-    bool close;
+    unsigned char got[128];
 
     ready_with(st, 'T');
     fail_block(st);
@@ -725,30 +734,23 @@ Test(postgres, what_follows_the_end_of_a_failed_block_reaches_the_server_unless_
     in_a_block(st);
     fail_block(st);
     cr_assert_eq(frame_query(st, "ROLLBACK", &end) & PROTO_REFUSE, 0);
-    req.info = end;
-    PG->error_reply(st, &e, &req, NULL, out, &close);
+    answer(st, end, got, sizeof(got));
     cr_assert(frame_query(st, "SELECT 1", &info) & PROTO_REFUSE);
-    evbuffer_free(out);
     framer_free(PG, st);
 }
 
 Test(postgres, a_lone_sync_in_a_block_the_proxy_failed_gets_ready_for_query_failed)
 {
     void *st = framer_new(PG);
-    struct evbuffer *out = evbuffer_new();
-    struct proto_error e = { .sqlstate = "40001", .message = "" };
-    struct proto_unit req = { 0 };
     struct buf b = { .n = 0 };
     unsigned char got[16];
-    bool close;
+    uint32_t info;
 
     ready_with(st, 'T');
     fail_block(st);
     MSG(&b, 'S', "");
-    cr_assert(frame_request(st, &b, &req.info) & PROTO_REFUSE);
-    PG->error_reply(st, &e, &req, NULL, out, &close);
-    cr_assert_eq(evbuffer_remove(out, got, sizeof(got)), 6);
+    cr_assert(frame_request(st, &b, &info) & PROTO_REFUSE);
+    cr_assert_eq(answer(st, info, got, sizeof(got)), 6);
     cr_assert_eq(memcmp(got, "Z\0\0\0\x05" "E", 6), 0);
-    evbuffer_free(out);
     framer_free(PG, st);
 }
