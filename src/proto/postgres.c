@@ -8,7 +8,8 @@
  *           typed messages: a simple Query ('Q') or a FunctionCall is a
  *           request; an extended-protocol group (Parse, Bind, Describe,
  *           Execute, Close, Flush) up to its Sync is one request;
- *           authentication, COPY data and Terminate pass, answer nothing
+ *           authentication, COPY data, Terminate and a Flush before any
+ *           group pass, answer nothing
  *   server: authentication up to the first ReadyForQuery ─▶ passed;
  *           then a reply runs to ReadyForQuery ('Z'), COPY in and out
  *           included; NotificationResponse, NoticeResponse and
@@ -38,6 +39,10 @@
 #define PG_HEAD_KEEP 1024u /* body bytes of a request's first message read
                               before its head is handed out (a matcher's
                               statement) */
+#define PG_NAME_MAX 64u    /* a prepared statement name kept, NUL included */
+#define PG_PARSE_KEEP (PG_NAME_MAX + 32u) /* body bytes of a Parse or Close
+                              kept: the name and the statement's first word */
+#define PG_ROLLBACKS_MAX 8u /* prepared ROLLBACKs remembered */
 
 #define PG_CODE_SSL 80877103u
 #define PG_CODE_GSSENC 80877104u
@@ -52,7 +57,10 @@
 #define INFO_GSSENC 0x400u /* a GSSENCRequest */
 #define INFO_ABORTED 0x800u /* refused: the block the proxy failed */
 #define INFO_REST 0x1000u   /* refused: the rest of a group the proxy
-                               answered, up to its Sync */
+                               answered, up to its Sync; or a lone Sync in
+                               the block it failed */
+#define INFO_EXIT 0x2000u   /* the end of the block the proxy failed:
+                               its ReadyForQuery ends failed_here */
 
 /* The default SQLSTATE: the error behavior's default (08004, MySQL's)
  * means "the protocol's own". */
@@ -89,6 +97,9 @@ struct pg_dir {
                                first: its verdict comes before the rest) */
     bool paused;            /* read nothing more in this frame() call */
     bool at_flush;          /* the unit ended at a Flush */
+    unsigned char keep[PG_PARSE_KEEP]; /* request: the first body bytes of
+                               the current message, a Parse or a Close */
+    unsigned keeplen;
     /* request */
     uint32_t info;          /* the request's u->info */
     unsigned uflags;        /* its flags */
@@ -114,8 +125,16 @@ struct pg_state {
     bool failed_here;       /* the proxy failed the transaction block the
                                server still has open (its last 'Z' said
                                'T', an injected error said 'E') */
-    bool rolling_back;      /* a ROLLBACK (TO SAVEPOINT) of that block went
-                               to the server: its 'Z' ends failed_here */
+    bool rolling_back;      /* the end of that block (ROLLBACK, ABORT, TO
+                               SAVEPOINT too, a COMMIT sent as ABORT) went
+                               to the server, which runs what follows it:
+                               its 'Z' ends failed_here (INFO_EXIT) */
+    /* prepared statements (named, or the unnamed one, "") whose text is a
+     * ROLLBACK or an ABORT: pgjdbc binds its "S_n" ROLLBACK once it ran
+     * five times, and that too ends a block the proxy failed */
+    char rollbacks[PG_ROLLBACKS_MAX][PG_NAME_MAX];
+    bool rollback_used[PG_ROLLBACKS_MAX];
+    unsigned rollback_next; /* the slot a new one takes when all are used */
     bool group_erred;       /* the proxy answered the extended-protocol
                                group being read: the rest of it, up to its
                                Sync, never reaches the server */
@@ -195,6 +214,13 @@ static void startup_params(struct pg_dir *d, const unsigned char *p, size_t n)
     }
 }
 
+/* Whether len may be a startup packet's length: the server refuses one
+ * under 8 (length and code) or over its cap as soon as it has read it. */
+static bool startup_length(uint32_t len)
+{
+    return len >= 8 && len <= PG_STARTUP_MAX;
+}
+
 /* The client's startup packet header is read: what it asks. */
 static bool startup_header(struct pg_dir *d, uint32_t len)
 {
@@ -215,7 +241,7 @@ static bool startup_header(struct pg_dir *d, uint32_t len)
     d->startup = true;
     d->kmatch = 0;
     d->in_value = d->repl_value = d->params_end = false;
-    return code >> 16 == PG_MAJOR_3 && len > 8 && len <= PG_STARTUP_MAX;
+    return code >> 16 == PG_MAJOR_3 && len > 8;
 }
 
 /* The first message of a client's unit: what kind of request it is. */
@@ -246,16 +272,18 @@ static void request_kind(struct pg_dir *d)
     case 'X':
         d->uflags = PROTO_NOFAULT | PROTO_NOREPLY;
         break;
-    case 'S':
     case 'H':
+        /* a Flush before any group (libpq's pipeline mode may send one):
+         * the server has nothing unsent, so it answers nothing, and the
+         * group after it is a request of its own, named by its Parse */
+        d->uflags = PROTO_NOFAULT | PROTO_NOREPLY;
+        break;
+    case 'S':
         if (s->copy_in) {
             /* ignored by a server in COPY FROM STDIN (libpq sends a Sync
              * after CopyDone in the extended protocol) */
             d->uflags = PROTO_NOFAULT | PROTO_NOREPLY;
-            break;
         }
-        d->single = t == 'S';
-        d->pause = !d->single;
         break;
     default: /* Parse, Bind, Describe, Execute, Close: up to Sync */
         d->single = false;
@@ -282,10 +310,11 @@ static bool header_done(struct pg_dir *d)
     uint32_t len;
 
     d->body = 0;
+    d->keeplen = 0;
     d->nmsg++;
     if (d->untyped) {
         len = be32(d->hdr);
-        if (len < 8)
+        if (!startup_length(len))
             return false;
         d->type = 0;
         d->left = len - 8;
@@ -312,6 +341,77 @@ static bool header_done(struct pg_dir *d)
     return true;
 }
 
+static struct proto_str first_word(struct proto_str st, bool complete);
+static bool is_word(struct proto_str w, const char *name);
+
+/* The slot of the prepared ROLLBACK named name (len bytes), or -1. */
+static int rollback_slot(const struct pg_state *s, const char *name,
+                         size_t len)
+{
+    if (len >= PG_NAME_MAX)
+        return -1;
+    for (unsigned i = 0; i < PG_ROLLBACKS_MAX; i++)
+        if (s->rollback_used[i] && strlen(s->rollbacks[i]) == len &&
+            memcmp(s->rollbacks[i], name, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The client prepared the statement name (len bytes), a ROLLBACK or not,
+ * or closed it (not): remembered or forgotten. A name is prepared again
+ * only once closed, so its last Parse says what it is; when every slot is
+ * taken the oldest goes. */
+static void rollback_note(struct pg_state *s, const char *name, size_t len,
+                          bool rollback)
+{
+    int i = rollback_slot(s, name, len);
+
+    if (!rollback || i >= 0 || len >= PG_NAME_MAX) {
+        if (!rollback && i >= 0)
+            s->rollback_used[i] = false;
+        return;
+    }
+    for (i = 0; i < (int)PG_ROLLBACKS_MAX && s->rollback_used[i]; i++)
+        ;
+    if (i == (int)PG_ROLLBACKS_MAX) {
+        i = (int)s->rollback_next;
+        s->rollback_next = (s->rollback_next + 1) % PG_ROLLBACKS_MAX;
+    }
+    memcpy(s->rollbacks[i], name, len);
+    s->rollbacks[i][len] = '\0';
+    s->rollback_used[i] = true;
+}
+
+/* A Parse or a Close ended (d->keep holds its first bytes): what the
+ * prepared statement it names is now. A simple Query drops the unnamed
+ * one, as the server does. */
+static void statement_noted(struct pg_state *s, const struct pg_dir *d)
+{
+    const char *p = (const char *)d->keep, *nul, *end;
+    struct proto_str st, w;
+
+    if (d->type == 'Q') {
+        rollback_note(s, "", 0, false);
+        return;
+    }
+    if (d->type == 'C') {
+        if (d->keeplen > 0 && p[0] == 'S' &&
+            (nul = memchr(p + 1, 0, d->keeplen - 1)) != NULL)
+            rollback_note(s, p + 1, (size_t)(nul - p - 1), false);
+        return;
+    }
+    nul = memchr(p, 0, d->keeplen);
+    if (nul == NULL)
+        return; /* a name longer than any kept: never a slot's */
+    st.p = nul + 1;
+    end = memchr(st.p, 0, d->keeplen - (size_t)(st.p - p));
+    st.n = end != NULL ? (size_t)(end - st.p)
+                       : d->keeplen - (size_t)(st.p - p);
+    w = first_word(st, end != NULL);
+    rollback_note(s, p, (size_t)(nul - p),
+                  is_word(w, "ROLLBACK") || is_word(w, "ABORT"));
+}
+
 /* A message is complete. */
 static void message_done(struct pg_dir *d)
 {
@@ -322,6 +422,8 @@ static void message_done(struct pg_dir *d)
         d->f.head = true;
         if (d->untyped && d->startup)
             s->stage = PG_AUTH; /* typed messages from now on */
+        if (!d->untyped && (d->type == 'P' || d->type == 'C' || d->type == 'Q'))
+            statement_noted(s, d);
         if (d->single || d->type == 'S') {
             d->f.done = true;
             if (d->type == 'S')
@@ -376,14 +478,15 @@ static void tls_answer(struct pg_dir *d, unsigned char c)
         d->f.error = true;
 }
 
-/* The server's ReadyForQuery says status. A block the proxy failed
- * stays failed for the client until the server leaves it ('I' after the
- * ABORT a COMMIT became, 'E') or rolls back to a savepoint; a 'T' that
+/* The server's ReadyForQuery says status; exit: it answers the end of the
+ * block the proxy failed (INFO_EXIT). That block stays failed for the
+ * client until the server leaves it ('I' after the ABORT a COMMIT became,
+ * 'E') or answers its end (a ROLLBACK TO SAVEPOINT says 'T'); a 'T' that
  * answers an earlier request does not end it. */
-static void server_status(struct pg_state *s, char status)
+static void server_status(struct pg_state *s, char status, bool exit)
 {
     s->txn = status;
-    if (status != 'T' || s->rolling_back)
+    if (status != 'T' || exit)
         s->failed_here = s->rolling_back = false;
     if (s->failed_here)
         s->txn = 'E';
@@ -410,6 +513,12 @@ static size_t pg_feed(void *st, const unsigned char *p, size_t n)
                 d->f.error = true;
                 break;
             }
+            if (d->hdrlen == 4 && d->untyped && !startup_length(be32(d->hdr))) {
+                /* the server closes on these four bytes: so must the
+                 * framer, not wait for four more */
+                d->f.error = true;
+                break;
+            }
             if (d->hdrlen < d->hdrneed)
                 continue;
             if (!header_done(d)) {
@@ -422,8 +531,17 @@ static size_t pg_feed(void *st, const unsigned char *p, size_t n)
                 take = d->left;
             if (d->untyped && d->startup)
                 startup_params(d, p + i, take);
+            if (d->request && (d->type == 'P' || d->type == 'C') &&
+                d->keeplen < PG_PARSE_KEEP) {
+                size_t k = take < PG_PARSE_KEEP - d->keeplen
+                               ? take
+                               : PG_PARSE_KEEP - d->keeplen;
+                memcpy(d->keep + d->keeplen, p + i, k);
+                d->keeplen += (unsigned)k;
+            }
             if (!d->request && d->type == 'Z' && d->body == 0 && take > 0)
-                server_status(d->s, (char)p[i]);
+                server_status(d->s, (char)p[i],
+                              (d->reqinfo & INFO_EXIT) != 0);
             d->left -= (uint32_t)take;
             d->body = d->body + take > PG_HEAD_KEEP ? PG_HEAD_KEEP + 1
                                                     : d->body + (uint32_t)take;
@@ -445,14 +563,33 @@ static bool is_word(struct proto_str w, const char *name)
     return w.n == strlen(name) && strncasecmp(w.p, name, w.n) == 0;
 }
 
+/* Whether the Bind at the front of p (m bytes) binds a statement the
+ * client prepared as a ROLLBACK or an ABORT. */
+static bool binds_a_rollback(const struct pg_state *s, const unsigned char *p,
+                             size_t m)
+{
+    const unsigned char *stmt, *nul;
+
+    if (m <= 5 || (nul = memchr(p + 5, 0, m - 5)) == NULL)
+        return false; /* the portal's name is cut */
+    stmt = nul + 1;
+    nul = memchr(stmt, 0, m - (size_t)(stmt - p));
+    return nul != NULL &&
+           rollback_slot(s, (const char *)stmt, (size_t)(nul - stmt)) >= 0;
+}
+
 /* A request (the n bytes at the front of in) while the proxy holds failed
  * a transaction block the server still has open. A server would refuse
  * it (25P02) but for the ends of the block: ROLLBACK and ABORT (TO
- * SAVEPOINT too) go to the server, which leaves the block; a COMMIT,
- * which would commit what ran before the injected error, becomes "ABORT "
- * (as long, where it lies): the server rolls back and answers ROLLBACK,
- * as it answers a COMMIT in a failed block. Anything else is refused by
- * the proxy. Returns the flags to add to the request's. */
+ * SAVEPOINT too), as a Query, a Parse or the Bind of one prepared before,
+ * go to the server, which leaves the block; a COMMIT, which would commit
+ * what ran before the injected error, becomes "ABORT " (as long, where it
+ * lies): the server rolls back and answers ROLLBACK, as it answers a
+ * COMMIT in a failed block (a prepared COMMIT cannot change: refused). A
+ * lone Sync gets the proxy's ReadyForQuery, 'E', where the server would
+ * say 'T'. Anything else is refused by the proxy. Once the block's end is
+ * sent, what follows it reaches the server, which runs it after the end
+ * (rolling_back). Returns the flags to add to the request's. */
 static unsigned failed_block(struct pg_state *s, struct pg_dir *d,
                              struct evbuffer *in, size_t n)
 {
@@ -461,27 +598,39 @@ static unsigned failed_block(struct pg_state *s, struct pg_dir *d,
     unsigned char *p;
     size_t m;
 
-    if ((d->uflags & PROTO_NOREPLY) || t == 'S')
-        return 0; /* COPY data, Terminate; a lone Sync the server answers */
-    if (t == 'Q' || t == 'P') {
+    if (d->uflags & PROTO_NOREPLY)
+        return 0; /* COPY data, Terminate, a Flush */
+    if (t == 'S') {
+        d->info |= INFO_REST;
+        return PROTO_REFUSE;
+    }
+    if (t == 'Q' || t == 'P' || t == 'B') {
         m = n < 5 + PG_HEAD_KEEP ? n : 5 + PG_HEAD_KEEP;
         p = evbuffer_pullup(in, (ev_ssize_t)m);
         if (p == NULL)
             return 0;
+        if (t == 'B') {
+            if (binds_a_rollback(s, p, m))
+                goto ends;
+            goto refused;
+        }
         memset(&parts, 0, sizeof(parts));
         pg_parts(p, m, NULL, &parts);
         if (parts.statement.n > 0 && is_word(parts.command, "COMMIT")) {
             memcpy(p + (parts.command.p - (const char *)p), "ABORT ", 6);
-            return 0;
+            goto ends;
         }
         if (parts.statement.n > 0 && (is_word(parts.command, "ROLLBACK") ||
-                                      is_word(parts.command, "ABORT"))) {
-            s->rolling_back = true;
-            return 0;
-        }
+                                      is_word(parts.command, "ABORT")))
+            goto ends;
     }
+refused:
     d->info |= INFO_ABORTED;
     return PROTO_REFUSE;
+ends:
+    s->rolling_back = true;
+    d->info |= INFO_EXIT;
+    return 0;
 }
 
 /* Edits happen while the proxy holds a block failed (failed_block). */
@@ -522,8 +671,8 @@ static ssize_t pg_frame(void *st, enum proto_dir dir, struct evbuffer *in,
     n = proto_drive(&d->f, in, u, PG_HEAD_KEEP + 8, pg_feed);
     if (n <= 0)
         return n;
-    if (dir == PROTO_UP && first && s->failed_here && u->skip == 0 &&
-        s->stage == PG_READY)
+    if (dir == PROTO_UP && first && s->failed_here && !s->rolling_back &&
+        u->skip == 0 && s->stage == PG_READY)
         d->uflags |= failed_block(s, d, in, (size_t)n);
     if (dir == PROTO_DOWN) {
         if (d->push)
@@ -588,6 +737,9 @@ static void pg_error_reply(void *st, const struct proto_error *e,
         evbuffer_add(out, "N", 1);
         return;
     }
+    if (req->info & INFO_EXIT)
+        s->rolling_back = false; /* the block's end never reaches the
+                                    server: it stays failed */
     status = s->txn == 'T' || s->txn == 'E' ? 'E' : 'I';
     if (req->info & INFO_REST) {
         /* the ReadyForQuery that ends a group the proxy answered */

@@ -543,3 +543,99 @@ def test_pgbench_retries_injected_serialization_failures(postgres_server, vaurie
         assert "number of failed transactions: 0 " in r.stdout
         assert done > 100 and retried > 0, r.stdout
         v.stop()
+
+
+def query(sql):
+    return msg(b"Q", sql.encode() + b"\0")
+
+
+def fields_of(got):
+    """What a reply says, in short: each message's type, an error's
+    SQLSTATE and ReadyForQuery's status."""
+    out = []
+    for t, body in got:
+        if t == b"E":
+            out.append("E" + error_fields(body)[b"C"])
+        elif t == b"Z":
+            out.append("Z" + body.decode())
+        else:
+            out.append(t.decode())
+    return out
+
+
+def fail_a_block(s):
+    """BEGIN, then an UPDATE that draws the injected 40001."""
+    s.sendall(query("BEGIN"))
+    assert fields_of(read_to_ready(s)) == ["C", "ZT"]
+    s.sendall(query("UPDATE nothing SET x = 1"))
+    assert fields_of(read_to_ready(s)) == ["E40001", "ZE"]
+
+
+def test_a_block_the_proxy_failed_ends_as_a_server_s_would(postgres_server, vaurien):
+    """Ways out of a failed block that real clients take: a ROLLBACK
+    prepared under a name (pgjdbc binds "S_n" once a statement ran five
+    times), requests pipelined behind the ROLLBACK or COMMIT, a Flush before
+    the group; and a lone Sync in the block says failed, as a server's."""
+    v = vaurien("--protocol", "postgres", "--behavior", "100:error",
+                "--behavior-error-match", "statement=UPDATE*", "--behavior-error-sqlstate",
+                "40001", backend_port=postgres_server)
+    s = raw_login(v.port)
+    s.sendall(msg(b"P", b"S_1\0COMMIT\0\0\0") + msg(b"P", b"S_2\0ROLLBACK\0\0\0") + msg(b"S"))
+    assert fields_of(read_to_ready(s)) == ["1", "1", "ZI"]
+
+    def bind(name):
+        return (msg(b"B", b"\0" + name + b"\0\0\0\0\0\0\0") + msg(b"E", b"\0\0\0\0\0") +
+                msg(b"S"))
+
+    fail_a_block(s)
+    s.sendall(msg(b"S"))  # a lone Sync: the server would say the block failed
+    assert fields_of(read_to_ready(s)) == ["ZE"]
+    s.sendall(bind(b"S_1"))  # a prepared COMMIT cannot become ABORT: refused
+    assert fields_of(read_to_ready(s)) == ["E25P02", "ZE"]
+    s.sendall(bind(b"S_2") + query("SELECT 1"))  # the prepared ROLLBACK ends it
+    assert fields_of(read_to_ready(s)) == ["2", "C", "ZI"]
+    assert rows_of(read_to_ready(s)) == [("1",)]
+    for end in (query("ROLLBACK"), query("COMMIT"), msg(b"H") + extended("ROLLBACK", [])):
+        fail_a_block(s)
+        s.sendall(end + query("SELECT 2"))  # pipelined behind the block's end
+        got = fields_of(read_to_ready(s))
+        assert got[-2:] == ["C", "ZI"], got
+        assert rows_of(read_to_ready(s)) == [("2",)]
+    s.sendall(msg(b"C", b"SS_2\0") + msg(b"P", b"S_2\0SELECT 3\0\0\0") + msg(b"S"))
+    assert fields_of(read_to_ready(s)) == ["3", "1", "ZI"]  # S_2 is no ROLLBACK now
+    fail_a_block(s)
+    s.sendall(bind(b"S_2"))
+    assert fields_of(read_to_ready(s)) == ["E25P02", "ZE"]
+    s.sendall(msg(b"X"))
+    s.close()
+
+
+def test_a_flush_before_a_group_is_not_its_head(postgres_server, vaurien):
+    """libpq's pipeline mode may send a Flush with nothing before it: it
+    asks for nothing, and the group after it is still matched by its
+    statement."""
+    v = vaurien("--protocol", "postgres", "--behavior", "100:error",
+                "--behavior-error-match", "statement=UPDATE*", "--behavior-error-sqlstate",
+                "40001", backend_port=postgres_server)
+    s = raw_login(v.port)
+    s.sendall(msg(b"H") + extended("UPDATE nothing SET x = 1", []))
+    assert fields_of(read_to_ready(s)) == ["E40001", "ZI"]
+    s.sendall(msg(b"H") + extended("SELECT 4", []))
+    assert rows_of(read_to_ready(s)) == [("4",)]
+    s.sendall(msg(b"X"))
+    s.close()
+
+
+@pytest.mark.parametrize("length", [2, 7, 65536])
+def test_a_startup_length_the_server_refuses_is_passed_at_once(postgres_server, vaurien,
+                                                               length):
+    """A server closes at once on a startup packet length under 8 or over
+    10000: the proxy does not wait for more bytes first."""
+    v = vaurien("--protocol", "postgres", backend_port=postgres_server)
+    s = socket.create_connection(("127.0.0.1", v.port), timeout=5)
+    s.sendall(struct.pack(">I", length))
+    t0 = time.monotonic()
+    assert s.recv(100) == b""
+    assert time.monotonic() - t0 < 3
+    s.close()
+    assert "malformed postgres request" in v.log_text()

@@ -44,20 +44,30 @@ static void packet(struct buf *o, uint32_t code, const void *body, size_t len)
 
 #define STARTUP(o, lit) packet((o), 196608, (lit), sizeof(lit) - 1)
 
-static void feed(void *st, enum proto_dir dir, const struct buf *b)
+/* Frames b whole; every unit's info starts as info (a reply's: that of
+ * the request it answers). */
+static void feed_as(void *st, enum proto_dir dir, const struct buf *b,
+                    uint32_t info)
 {
     struct evbuffer *in = evbuffer_new();
-    struct proto_unit u = { 0 };
+    struct proto_unit u = { .info = info };
     ssize_t n;
 
     evbuffer_add(in, b->b, b->n);
     while (evbuffer_get_length(in) > 0 && (n = PG->frame(st, dir, in, &u)) > 0) {
         evbuffer_drain(in, (size_t)n);
-        if (u.flags & PROTO_END)
+        if (u.flags & PROTO_END) {
             memset(&u, 0, sizeof(u));
+            u.info = info;
+        }
     }
     cr_assert_eq(evbuffer_get_length(in), 0, "not framed");
     evbuffer_free(in);
+}
+
+static void feed(void *st, enum proto_dir dir, const struct buf *b)
+{
+    feed_as(st, dir, b, 0);
 }
 
 /* The server's end of the handshake, ReadyForQuery with status txn. */
@@ -484,7 +494,7 @@ Test(postgres, in_a_block_the_proxy_failed_statements_are_refused_but_rollbacks)
     cr_assert_eq(frame_query(st, "rollback to savepoint a", &info) & PROTO_REFUSE, 0);
     MSG(&z, 'C', "ROLLBACK\0");
     MSG(&z, 'Z', "T");
-    feed(st, PROTO_DOWN, &z);
+    feed_as(st, PROTO_DOWN, &z, info);
     cr_assert(!PG->edits(st), "back in a working block");
     cr_assert_eq(frame_query(st, "SELECT 1", &info) & PROTO_REFUSE, 0);
     evbuffer_free(out);
@@ -550,5 +560,197 @@ Test(postgres, a_group_answered_by_the_proxy_says_its_error_at_a_flush_and_ready
     cr_assert_eq(n, 6);
     cr_assert_eq(memcmp(got, "Z\0\0\0\x05I", 6), 0, "then ReadyForQuery at the Sync");
     evbuffer_free(out);
+    framer_free(PG, st);
+}
+
+Test(postgres, a_startup_length_the_server_refuses_is_malformed_at_its_fourth_byte)
+{
+    static const uint32_t bad[] = { 0, 7, 10001, 0x47455420 /* "GET " */ };
+
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        void *st = framer_new(PG);
+        struct evbuffer *in = evbuffer_new();
+        struct proto_unit u = { 0 };
+        struct buf b = { .n = 0 };
+
+        put32(&b, bad[k]);
+        evbuffer_add(in, b.b, b.n);
+        cr_assert_eq(PG->frame(st, PROTO_UP, in, &u), -1, "length %u",
+                     (unsigned)bad[k]);
+        evbuffer_free(in);
+        framer_free(PG, st);
+    }
+}
+
+Test(postgres, a_flush_before_any_group_asks_for_nothing_and_the_group_is_named_by_its_parse)
+{
+    struct buf b = { .n = 0 };
+    struct frames f;
+
+    MSG(&b, 'H', "");
+    MSG(&b, 'P', "\0UPDATE t SET n = 1\0\0\0");
+    MSG(&b, 'B', "\0\0\0\0\0\0\0\0");
+    MSG(&b, 'E', "\0\0\0\0\0");
+    MSG(&b, 'S', "");
+    frame_every_split(PG, ready, PROTO_UP, b.b, b.n, NULL, &f);
+    cr_assert_eq(f.error, 0);
+    cr_assert_eq(f.n, 2);
+    cr_assert_eq(f.len[0], 5);
+    cr_assert_eq(f.flags[0] & (PROTO_NOFAULT | PROTO_NOREPLY),
+                 PROTO_NOFAULT | PROTO_NOREPLY);
+    cr_assert_eq(f.len[1], b.n - 5);
+    cr_assert_eq(f.flags[1] & (PROTO_NOFAULT | PROTO_NOREPLY), 0);
+}
+
+/* A request's reply: its ReadyForQuery says 'T' (a BEGIN's). */
+static void in_a_block(void *st)
+{
+    struct buf z = { .n = 0 };
+
+    MSG(&z, 'C', "BEGIN\0");
+    MSG(&z, 'Z', "T");
+    feed_as(st, PROTO_DOWN, &z, REQ('Q'));
+}
+
+/* The proxy's answer to the request whose info is info, as when it draws
+ * a 40001: its first cap bytes in got; returns their count. */
+static size_t answer(void *st, uint32_t info, unsigned char *got, size_t cap)
+{
+    struct evbuffer *out = evbuffer_new();
+    struct proto_error e = { .sqlstate = "40001", .message = "" };
+    struct proto_unit req = { .info = info };
+    bool close;
+    size_t n;
+
+    PG->error_reply(st, &e, &req, NULL, out, &close);
+    n = evbuffer_remove(out, got, cap);
+    evbuffer_free(out);
+    return n;
+}
+
+/* The proxy fails the block: an error drawn after a ReadyForQuery 'T'. */
+static void fail_block(void *st)
+{
+    unsigned char got[128];
+
+    answer(st, REQ('Q'), got, sizeof(got));
+    cr_assert(PG->edits(st), "the proxy failed the block");
+}
+
+/* Frames the request b at the front of a fresh buffer (its head step);
+ * returns its flags, its info in *info. */
+static unsigned frame_request(void *st, const struct buf *b, uint32_t *info)
+{
+    struct evbuffer *in = evbuffer_new();
+    struct proto_unit u = { 0 };
+    ssize_t n;
+
+    evbuffer_add(in, b->b, b->n);
+    n = PG->frame(st, PROTO_UP, in, &u);
+    cr_assert_gt(n, 0);
+    *info = u.info;
+    evbuffer_drain(in, (size_t)n);
+    while (evbuffer_get_length(in) > 0 && !(u.flags & PROTO_END)) {
+        n = PG->frame(st, PROTO_UP, in, &u);
+        cr_assert_gt(n, 0);
+        evbuffer_drain(in, (size_t)n);
+    }
+    cr_assert(u.flags & PROTO_END);
+    evbuffer_free(in);
+    return u.flags;
+}
+
+static void bind_exec_sync(struct buf *b, const char *stmt)
+{
+    unsigned char body[80] = { 0 }; /* portal "", stmt, no formats,
+                                       parameters or result formats */
+    size_t len = strlen(stmt);
+
+    memcpy(body + 1, stmt, len);
+    msg(b, 'B', body, 1 + len + 1 + 6);
+    MSG(b, 'E', "\0\0\0\0\0");
+    MSG(b, 'S', "");
+}
+
+Test(postgres, a_prepared_rollback_ends_a_block_the_proxy_failed_and_a_prepared_commit_is_refused)
+{
+    void *st = framer_new(PG);
+    struct buf b = { .n = 0 }, z = { .n = 0 };
+    uint32_t info;
+
+    ready_with(st, 'T');
+    MSG(&b, 'P', "S_1\0COMMIT\0\0\0");
+    MSG(&b, 'P', "S_2\0  rollback\0\0\0");
+    MSG(&b, 'P', "S_3\0ROLLBACK_NOT\0\0\0");
+    MSG(&b, 'S', "");
+    feed(st, PROTO_UP, &b);
+    fail_block(st);
+    b.n = 0;
+    bind_exec_sync(&b, "S_1");
+    cr_assert(frame_request(st, &b, &info) & PROTO_REFUSE, "a prepared COMMIT");
+    b.n = 0;
+    bind_exec_sync(&b, "S_3");
+    cr_assert(frame_request(st, &b, &info) & PROTO_REFUSE, "not a ROLLBACK");
+    b.n = 0;
+    bind_exec_sync(&b, "S_2");
+    cr_assert_eq(frame_request(st, &b, &info) & PROTO_REFUSE, 0, "a prepared ROLLBACK");
+    MSG(&z, '2', "");
+    MSG(&z, 'C', "ROLLBACK\0");
+    MSG(&z, 'Z', "I");
+    feed_as(st, PROTO_DOWN, &z, info);
+    cr_assert(!PG->edits(st), "the server left the block");
+    /* closed, then prepared again as something else: no ROLLBACK now */
+    b.n = 0;
+    MSG(&b, 'C', "SS_2\0");
+    MSG(&b, 'P', "S_2\0SELECT 1\0\0\0");
+    MSG(&b, 'S', "");
+    feed(st, PROTO_UP, &b);
+    in_a_block(st);
+    fail_block(st);
+    b.n = 0;
+    bind_exec_sync(&b, "S_2");
+    cr_assert(frame_request(st, &b, &info) & PROTO_REFUSE);
+    framer_free(PG, st);
+}
+
+Test(postgres, what_follows_the_end_of_a_failed_block_reaches_the_server_unless_the_end_was_refused)
+{
+    void *st = framer_new(PG);
+    struct buf z = { .n = 0 };
+    uint32_t info, end;
+    unsigned char got[128];
+
+    ready_with(st, 'T');
+    fail_block(st);
+    cr_assert_eq(frame_query(st, "ROLLBACK", &end) & PROTO_REFUSE, 0);
+    cr_assert_eq(frame_query(st, "SELECT 1", &info) & PROTO_REFUSE, 0,
+                 "pipelined behind the ROLLBACK, before its reply");
+    MSG(&z, 'C', "ROLLBACK\0");
+    MSG(&z, 'Z', "I");
+    feed_as(st, PROTO_DOWN, &z, end);
+    cr_assert(!PG->edits(st));
+    /* the ROLLBACK itself draws an error: the server never sees it, the
+     * block stays failed */
+    in_a_block(st);
+    fail_block(st);
+    cr_assert_eq(frame_query(st, "ROLLBACK", &end) & PROTO_REFUSE, 0);
+    answer(st, end, got, sizeof(got));
+    cr_assert(frame_query(st, "SELECT 1", &info) & PROTO_REFUSE);
+    framer_free(PG, st);
+}
+
+Test(postgres, a_lone_sync_in_a_block_the_proxy_failed_gets_ready_for_query_failed)
+{
+    void *st = framer_new(PG);
+    struct buf b = { .n = 0 };
+    unsigned char got[16];
+    uint32_t info;
+
+    ready_with(st, 'T');
+    fail_block(st);
+    MSG(&b, 'S', "");
+    cr_assert(frame_request(st, &b, &info) & PROTO_REFUSE);
+    cr_assert_eq(answer(st, info, got, sizeof(got)), 6);
+    cr_assert_eq(memcmp(got, "Z\0\0\0\x05" "E", 6), 0);
     framer_free(PG, st);
 }
