@@ -33,13 +33,13 @@
 
 #include "core/log.h"
 
-#define WATCH_NAMES_MAX 256  /* (folder, name) pairs over every chain */
-#define WATCH_HOPS_MAX 40    /* symlinks followed per file, as the kernel */
-#define WATCH_RETRY_MS 1000  /* a folder that went away: look again */
+#define WATCH_NAMES_MAX 256 /* (folder, name) pairs over every chain */
+#define WATCH_HOPS_MAX 40   /* symlinks followed per file, as the kernel */
+#define WATCH_RETRY_MS 1000 /* a folder that went away: look again */
 #define WATCH_READ_MAX (64u << 20) /* bytes of a file that count */
 
 struct watch_name {
-    int wd;                 /* the folder's watch */
+    int wd; /* the folder's watch */
     char name[NAME_MAX + 1];
 };
 
@@ -54,8 +54,8 @@ struct watch {
     size_t nfiles;
     struct watch_name names[WATCH_NAMES_MAX];
     size_t nnames;
-    bool lost;                    /* a folder could not be watched */
-    unsigned long long digest;    /* of the files' bytes, last seen */
+    bool lost;                 /* a folder could not be watched */
+    unsigned long long digest; /* of the files' bytes, last seen */
     watch_cb cb;
     void *arg;
 };
@@ -84,7 +84,8 @@ unsigned long long watch_digest(const char *const *paths, size_t n)
         h = fnv(h, &mark, 1);
         if (f == NULL)
             continue;
-        while (total < WATCH_READ_MAX && (got = fread(buf, 1, sizeof(buf), f)) > 0) {
+        while (total < WATCH_READ_MAX &&
+               (got = fread(buf, 1, sizeof(buf), f)) > 0) {
             h = fnv(h, buf, got);
             total += got;
         }
@@ -96,16 +97,17 @@ unsigned long long watch_digest(const char *const *paths, size_t n)
 
 #ifdef __linux__
 
-#define WATCH_MASK (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | \
-                    IN_MODIFY | IN_DELETE | IN_ATTRIB | IN_DELETE_SELF |       \
-                    IN_MOVE_SELF | IN_ONLYDIR)
+#define WATCH_MASK                                                             \
+    (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_MODIFY |    \
+     IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 static long ms_since(const struct timespec *t)
 {
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+    return (now.tv_sec - t->tv_sec) * 1000 +
+           (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
 /* Notes (folder, name) and watches the folder. Returns 0, or -1 when the
@@ -145,7 +147,8 @@ static int follow(struct watch *w, const char *path)
         slash = strchr(p, '/');
         snprintf(name, sizeof(name), "%.*s",
                  (int)(slash != NULL ? slash - p : (long)strlen(p)), p);
-        memmove(rest, slash != NULL ? slash : "", strlen(slash != NULL ? slash : "") + 1);
+        memmove(rest, slash != NULL ? slash : "",
+                strlen(slash != NULL ? slash : "") + 1);
         if (strcmp(name, ".") == 0)
             continue;
         if (strcmp(name, "..") == 0) {
@@ -154,9 +157,11 @@ static int follow(struct watch *w, const char *path)
                 *last = '\0';
             continue;
         }
-        if ((size_t)snprintf(next, sizeof(next), "%s/%s", done, name) >= sizeof(next))
+        if ((size_t)snprintf(next, sizeof(next), "%s/%s", done, name) >=
+            sizeof(next))
             return -1;
-        if (lstat(next, &sb) == 0 && S_ISLNK(sb.st_mode) && hops++ < WATCH_HOPS_MAX &&
+        if (lstat(next, &sb) == 0 && S_ISLNK(sb.st_mode) &&
+            hops++ < WATCH_HOPS_MAX &&
             (len = readlink(next, target, sizeof(target) - 1)) > 0) {
             target[len] = '\0';
             if (note(w, done, name) < 0)
@@ -164,7 +169,8 @@ static int follow(struct watch *w, const char *path)
             if (target[0] == '/')
                 done[0] = '\0';
             /* the link's target, then what was left after it */
-            if ((size_t)snprintf(next, sizeof(next), "%s%s", target, rest) >= sizeof(next))
+            if ((size_t)snprintf(next, sizeof(next), "%s%s", target, rest) >=
+                sizeof(next))
                 return -1;
             snprintf(rest, sizeof(rest), "%s", next);
             continue;
@@ -206,8 +212,8 @@ static void rewatch(struct watch *w, bool quiet)
         ;
     else if (lost && !w->lost)
         log_warn("-watch: %s: a folder on its path cannot be watched (%s); "
-                 "looking again every %d ms", w->files[0], strerror(why),
-                 WATCH_RETRY_MS);
+                 "looking again every %d ms",
+                 w->files[0], strerror(why), WATCH_RETRY_MS);
     else if (!lost && w->lost)
         log_info("-watch: %s: watched again", w->files[0]);
     w->lost = lost;
@@ -216,7 +222,7 @@ static void rewatch(struct watch *w, bool quiet)
 
 static void arm(struct watch *w, long ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
     evtimer_add(w->settle, &tv);
 }
@@ -315,8 +321,8 @@ void watch_set_files(struct watch *w, const char *const *paths, size_t n)
             w->files[w->nfiles++] = a;
     }
     if (n + 1 > WATCH_FILES_MAX)
-        log_warn("-watch: %s names %zu files; the first %d are watched",
-                 config, n, WATCH_FILES_MAX - 1);
+        log_warn("-watch: %s names %zu files; the first %d are watched", config,
+                 n, WATCH_FILES_MAX - 1);
     rewatch(w, false);
     w->digest = watch_digest((const char *const *)w->files, w->nfiles);
 }
@@ -348,8 +354,8 @@ struct watch *watch_create(struct event_base *base, const char *path,
     w->nfiles = 1;
     rewatch(w, true);
     if (w->lost) {
-        snprintf(err, errlen, "-watch: cannot watch the folder of %s: %s",
-                 path, strerror(errno));
+        snprintf(err, errlen, "-watch: cannot watch the folder of %s: %s", path,
+                 strerror(errno));
         goto fail;
     }
     w->digest = watch_digest((const char *const *)w->files, w->nfiles);
@@ -383,7 +389,8 @@ struct watch *watch_create(struct event_base *base, const char *path,
     (void)path;
     (void)cb;
     (void)arg;
-    snprintf(err, errlen, "-watch: needs inotify (Linux); send SIGHUP to "
+    snprintf(err, errlen,
+             "-watch: needs inotify (Linux); send SIGHUP to "
              "reload instead");
     return NULL;
 }

@@ -29,7 +29,8 @@ static void setup(void)
 {
     static int n;
 
-    snprintf(root, sizeof(root), "/tmp/vaurien-test-watch-%d-%d", (int)getpid(), ++n);
+    snprintf(root, sizeof(root), "/tmp/vaurien-test-watch-%d-%d", (int)getpid(),
+             ++n);
     cr_assert_eq(mkdir(root, 0700), 0);
 }
 
@@ -52,7 +53,7 @@ static void count(void *arg)
 /* Runs the loop for ms milliseconds. */
 static void run_for(struct event_base *base, int ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
     event_base_loopexit(base, &tv);
     event_base_dispatch(base);
@@ -72,7 +73,7 @@ TestSuite(watch, .init = setup, .fini = teardown);
 Test(watch, a_missing_file_and_an_empty_one_have_different_digests)
 {
     char p[256];
-    const char *paths[] = { p };
+    const char *paths[] = {p};
     unsigned long long missing, empty;
 
     snprintf(p, sizeof(p), "%s/c.json", root);
@@ -94,7 +95,8 @@ Test(watch, a_configmap_swap_wakes_it_once_and_other_names_do_not)
 
     /* the kubelet's layout: config.json -> ..data/config.json -> ..v1/ */
     in_root("mkdir ..v1 && echo '[1]' > ..v1/config.json && ln -s ..v1 ..data "
-            "&& ln -s ..data/config.json config.json%s%s", "", "");
+            "&& ln -s ..data/config.json config.json%s%s",
+            "", "");
     snprintf(p, sizeof(p), "%s/config.json", root);
     calls = 0;
     w = watch_create(base, p, count, NULL, err, sizeof(err));
@@ -104,8 +106,10 @@ Test(watch, a_configmap_swap_wakes_it_once_and_other_names_do_not)
     run_for(base, 300);
     cr_assert_eq(calls, 0);
 
-    in_root("mkdir ..v2 && echo '[2]' > ..v2/config.json && ln -s ..v2 ..data_tmp "
-            "&& mv -T ..data_tmp ..data && rm -rf ..v1%s%s", "", "");
+    in_root(
+        "mkdir ..v2 && echo '[2]' > ..v2/config.json && ln -s ..v2 ..data_tmp "
+        "&& mv -T ..data_tmp ..data && rm -rf ..v1%s%s",
+        "", "");
     run_for(base, 400);
     cr_assert_eq(calls, 1);
 
@@ -116,7 +120,8 @@ Test(watch, a_configmap_swap_wakes_it_once_and_other_names_do_not)
 
     /* a swap to the same bytes changes nothing */
     in_root("mkdir ..v3 && cp ..v2/config.json ..v3/ && ln -s ..v3 ..data_tmp "
-            "&& mv -T ..data_tmp ..data && rm -rf ..v2%s%s", "", "");
+            "&& mv -T ..data_tmp ..data && rm -rf ..v2%s%s",
+            "", "");
     run_for(base, 400);
     cr_assert_eq(calls, 2);
     watch_destroy(w);
@@ -128,7 +133,7 @@ Test(watch, the_files_it_is_given_count_and_a_burst_is_one_call)
     struct event_base *base = event_base_new();
     struct watch *w;
     char p[256], s[256], err[300];
-    const char *scripts[] = { s };
+    const char *scripts[] = {s};
 
     put("c.json", "{}");
     put("x.lua", "return {}");
@@ -154,9 +159,10 @@ Test(watch, a_folder_that_does_not_exist_is_refused)
     struct event_base *base = event_base_new();
     char err[300];
 
-    cr_assert_null(watch_create(base, "/nonexistent-vaurien/c.json", count, NULL,
-                                err, sizeof(err)));
+    cr_assert_null(watch_create(base, "/nonexistent-vaurien/c.json", count,
+                                NULL, err, sizeof(err)));
     cr_assert(strstr(err, "-watch: cannot watch the folder of "
-                          "/nonexistent-vaurien/c.json") != NULL, "%s", err);
+                          "/nonexistent-vaurien/c.json") != NULL,
+              "%s", err);
     event_base_free(base);
 }
