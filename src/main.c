@@ -474,6 +474,22 @@ out:
     return rc;
 }
 
+/* A boolean as Go's strconv.ParseBool reads it (toxiproxy-server's
+ * flags): 1, or 0, or -1 when it is not one. */
+static int go_bool(const char *v)
+{
+    static const char *const yes[] = { "1", "t", "T", "true", "TRUE", "True" };
+    static const char *const no[] = { "0", "f", "F", "false", "FALSE", "False" };
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
+        if (strcmp(v, yes[i]) == 0)
+            return 1;
+        if (strcmp(v, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 /* vaurien server: toxiproxy-server's flags, in -x and --x spellings. */
 static int run_server(int argc, char **argv)
 {
@@ -528,18 +544,17 @@ static int run_server(int argc, char **argv)
         if (strcmp(name, "proxy-metrics") == 0 ||
             strcmp(name, "runtime-metrics") == 0 ||
             strcmp(name, "watch") == 0) {
-            /* Go's boolean flags: -x, -x=true, -x=false */
-            bool on = eq == NULL || strcmp(eq + 1, "true") == 0 ||
-                      strcmp(eq + 1, "1") == 0;
-            if (eq != NULL && !on && strcmp(eq + 1, "false") != 0 &&
-                strcmp(eq + 1, "0") != 0) {
+            /* Go's boolean flags: -x, or -x=V with what strconv.ParseBool
+             * takes */
+            int on = eq == NULL ? 1 : go_bool(eq + 1);
+            if (on < 0) {
                 snprintf(err, sizeof(err), "-%s: expected true or false, got "
                          "'%s'", name, eq + 1);
                 usage_error(err);
             }
             *(name[0] == 'p'   ? &proxy_metrics
               : name[0] == 'r' ? &runtime_metrics
-                               : &watch) = on;
+                               : &watch) = on == 1;
             continue;
         }
         if (strcmp(name, "proxy-tls") == 0 || strcmp(name, "backend-tls") == 0 ||
@@ -577,6 +592,23 @@ static int run_server(int argc, char **argv)
             a.port = (unsigned short)port;
         } else if (strcmp(name, "config") == 0) {
             snprintf(config, sizeof(config), "%s", value);
+        } else if (strcmp(name, "seed") == 0 && value[0] == '-') {
+            /* toxiproxy-server's seed is a Go int64: a negative one is
+             * the same 64 bits as an unsigned seed */
+            char *end, bits[32], why[600];
+            long long v;
+            errno = 0;
+            v = strtoll(value, &end, 10);
+            if (*end != '\0' || end == value || errno != 0) {
+                snprintf(err, sizeof(err), "-seed: expected a 64-bit integer, "
+                         "got '%s'", value);
+                usage_error(err);
+            }
+            snprintf(bits, sizeof(bits), "%llu", (unsigned long long)v);
+            if (settings_set(&st, "seed", bits, why, sizeof(why)) < 0) {
+                snprintf(err, sizeof(err), "-seed: %s", why);
+                usage_error(err);
+            }
         } else {
             char why[600];
             /* seed, log-level, log-output, timeout, backlog ... */
