@@ -490,6 +490,23 @@ static int go_bool(const char *v)
     return -1;
 }
 
+/* Whether vaurien server takes a flag of that name with a value: its own
+ * (-host, -port, -config) or a setting (settings_set knows it). */
+static bool server_flag_known(const char *name)
+{
+    struct settings scratch;
+    char why[600];
+    int rc;
+
+    if (strcmp(name, "host") == 0 || strcmp(name, "port") == 0 ||
+        strcmp(name, "config") == 0)
+        return true;
+    settings_init(&scratch);
+    rc = settings_set(&scratch, name, "", why, sizeof(why));
+    settings_deinit(&scratch);
+    return rc != -ENOENT;
+}
+
 /* vaurien server: toxiproxy-server's flags, in -x and --x spellings. */
 static int run_server(int argc, char **argv)
 {
@@ -574,7 +591,9 @@ static int run_server(int argc, char **argv)
         else if (i + 1 < argc)
             value = argv[++i];
         else {
-            snprintf(err, sizeof(err), "-%s expects a value", name);
+            snprintf(err, sizeof(err), server_flag_known(name)
+                                           ? "-%s expects a value"
+                                           : "unknown flag '-%s'", name);
             usage_error(err);
         }
         if (strcmp(name, "host") == 0) {

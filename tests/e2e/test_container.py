@@ -255,7 +255,7 @@ def test_every_toxiproxy_server_flag_is_taken(tmp_path, backend):
     for bad, message in [(["-proxy-metrics=yes"], "-proxy-metrics: expected true or false"),
                          (["-seed=-x"], "-seed: expected a 64-bit integer, got '-x'"),
                          (["-port=99999"], "-port: expected 0-65535, got '99999'"),
-                         (["-frobnicate"], "frobnicate")]:
+                         (["-frobnicate"], "vaurien: error: unknown flag '-frobnicate'")]:
         r = subprocess.run([BIN, "server"] + bad, capture_output=True, text=True, timeout=10)
         assert r.returncode == 2, (bad, r.stderr)
         assert len(r.stderr.splitlines()) == 1 and message in r.stderr, r.stderr
