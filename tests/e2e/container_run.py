@@ -4,8 +4,10 @@ that it binds 0.0.0.0 and the image's fixed ports (8474, 8666, ...) without
 touching the machine's network: only this namespace's loopback exists.
 
 argv[1] is a JSON object: {"runs": [{"argv": [...], "config": PATH or null,
-"proxies": [...]}], "uid": N, "healthcheck": [...], "api_port": 8474,
-"proxy_ports": [8666, 8667]}. Prints a JSON report on stdout."""
+"proxies": [...] (written as testcontainers-go does) or "config_text": TEXT,
+"log": PATH}], "uid": N, "api_port": 8474, and for the full check of an
+image "healthcheck": [...] and "proxy_ports": [8666, 8667], a proxy made
+through the API on the last}. Prints a JSON report on stdout."""
 import http.client
 import json
 import os
@@ -88,7 +90,11 @@ def as_user(uid, argv):
 
 def run_one(spec, plan, backend_port):
     out = {"argv": spec["argv"]}
-    if spec.get("config"):
+    if spec.get("config_text") is not None:  # a ConfigMap's, as it is
+        with open(spec["config"], "w") as f:
+            f.write(spec["config_text"])
+        os.chmod(spec["config"], 0o644)
+    elif spec.get("config"):
         proxies = [dict(p, upstream="127.0.0.1:%d" % backend_port) for p in spec["proxies"]]
         with open(spec["config"], "w") as f:
             json.dump(proxies, f, indent=4)  # as testcontainers-go renders it
@@ -108,10 +114,12 @@ def run_one(spec, plan, backend_port):
     out["version"] = version
     out["api_listeners"] = listeners(api)
     if version is not None:
+        out["proxies"] = call(api, "GET", "/proxies")
+        out["metrics"] = call(api, "GET", "/metrics")[0]
+    if version is not None and plan.get("healthcheck"):
         hc = subprocess.run(as_user(plan["uid"], plan["healthcheck"]),
                             capture_output=True, text=True, timeout=30)
         out["healthcheck"] = [hc.returncode, hc.stdout, hc.stderr]
-        out["proxies"] = call(api, "GET", "/proxies")
         out["through_config"] = [echo_through(int(p["listen"].rsplit(":", 1)[1]))
                                  for p in spec["proxies"]]
         made = plan["proxy_ports"][-1]
