@@ -731,9 +731,9 @@ static const char *request_error(enum evhttp_request_error e)
     }
 }
 
-/* Why a request got no answer: a name that did not resolve, a refused
- * connection, or what evhttp said (err: errno when it failed). */
-static void job_unreachable(struct job *j, int err)
+/* Why a request got no answer: a name that did not resolve, a connect
+ * that failed, or what evhttp said. */
+static void job_unreachable(struct job *j)
 {
     struct bufferevent *bev =
         j->conn != NULL ? evhttp_connection_get_bufferevent(j->conn) : NULL;
@@ -745,11 +745,10 @@ static void job_unreachable(struct job *j, int err)
     else if (!j->reported || j->error == EVREQ_HTTP_TIMEOUT)
         /* evhttp's own timeouts come a second after the deadline: a
          * "timeout" before it, or no error at all (evhttp calls back a
-         * refused connect so), is a connect that failed; errno may say
-         * why */
-        job_fail(j, EXIT_CONNECT, 0, "cannot reach %s: %s", j->url,
-                 err == ECONNREFUSED ? "connection refused"
-                                     : "could not connect");
+         * refused connect so, without saying why), is a connect that
+         * failed */
+        job_fail(j, EXIT_CONNECT, 0, "cannot reach %s: could not connect",
+                 j->url);
     else
         job_fail(j, EXIT_CONNECT, 0, "cannot reach %s: %s", j->url,
                  request_error(j->error));
@@ -783,7 +782,7 @@ static void on_response(struct evhttp_request *req, void *arg)
         return; /* timed out already, or the error callback ran */
     j->req = NULL;
     if (req == NULL || evhttp_request_get_response_code(req) <= 0) {
-        job_unreachable(j, errno);
+        job_unreachable(j);
         return;
     }
     /* evhttp has read the whole body, by its Content-Length or its
@@ -819,14 +818,13 @@ static void on_response(struct evhttp_request *req, void *arg)
 static void on_error(enum evhttp_request_error e, void *arg)
 {
     struct job *j = arg;
-    int err = errno;
 
     j->error = e; /* on_response follows with NULL, or not at all */
     j->reported = true;
     if (j->state != JOB_RUNNING || e == EVREQ_HTTP_REQUEST_CANCEL)
         return;
     j->req = NULL;
-    job_unreachable(j, err);
+    job_unreachable(j);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -925,8 +923,15 @@ static void job_start(struct job *j)
 
 /* Runs the command on every host. Returns 0, or -1 when the loop cannot
  * be set up. */
+static void quiet(int severity, const char *msg)
+{
+    (void)severity;
+    (void)msg; /* the report says what failed, per host */
+}
+
 static int fleet_run(struct fleet *f)
 {
+    event_set_log_callback(quiet); /* evdns' "nameserver has failed" */
     f->base = event_base_new();
     if (f->base == NULL)
         return -1;
