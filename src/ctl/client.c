@@ -137,8 +137,9 @@ struct cmd;
 
 struct command {
     const char *name;
-    bool vaurien;     /* URL default from $VAURIEN_URL, :8080 */
-    bool prints_json; /* --json prints the answer */
+    bool vaurien;              /* URL default from $VAURIEN_URL, :8080 */
+    bool prints_json;          /* --json prints the answer */
+    const char *method, *path; /* parse_fixed's request */
     /* Fills the first request from argv (after the command's name).
      * Returns 0, or EXIT_USAGE after a message. */
     int (*parse)(struct cmd *c, int argc, char **argv);
@@ -273,7 +274,6 @@ static int parse_none(struct cmd *c, int argc, char **argv)
 {
     char msg[300];
 
-    (void)c;
     if (argc == 0)
         return 0;
     snprintf(msg, sizeof(msg), "%s: unexpected argument '%s'", c->c->name,
@@ -281,10 +281,11 @@ static int parse_none(struct cmd *c, int argc, char **argv)
     return usage(msg);
 }
 
-static int parse_list(struct cmd *c, int argc, char **argv)
+/* A command without arguments: the table's method and path. */
+static int parse_fixed(struct cmd *c, int argc, char **argv)
 {
-    c->method = "GET";
-    snprintf(c->path, sizeof(c->path), "/proxies");
+    c->method = c->c->method;
+    snprintf(c->path, sizeof(c->path), "%s", c->c->path);
     return parse_none(c, argc, argv);
 }
 
@@ -507,26 +508,12 @@ static void show_toxic_answer(FILE *f, const struct cmd *c, json_t *a,
 
 /* reset, version */
 
-static int parse_reset(struct cmd *c, int argc, char **argv)
-{
-    c->method = "POST";
-    snprintf(c->path, sizeof(c->path), "/reset");
-    return parse_none(c, argc, argv);
-}
-
 static void show_reset(FILE *f, const struct cmd *c, json_t *a, bool one_line)
 {
     (void)c;
     (void)a;
     fprintf(f, one_line ? "Reset: every proxy enabled, every toxic removed"
                         : "Reset: every proxy enabled, every toxic removed\n");
-}
-
-static int parse_version(struct cmd *c, int argc, char **argv)
-{
-    c->method = "GET";
-    snprintf(c->path, sizeof(c->path), "/version");
-    return parse_none(c, argc, argv);
 }
 
 static void show_version(FILE *f, const struct cmd *c, json_t *a, bool one_line)
@@ -536,13 +523,6 @@ static void show_version(FILE *f, const struct cmd *c, json_t *a, bool one_line)
 }
 
 /* list-behaviors, get-behavior, set-behavior */
-
-static int parse_behaviors(struct cmd *c, int argc, char **argv)
-{
-    c->method = "GET";
-    snprintf(c->path, sizeof(c->path), "/behaviors");
-    return parse_none(c, argc, argv);
-}
 
 static void show_behaviors(FILE *f, const struct cmd *c, json_t *a,
                            bool one_line)
@@ -558,13 +538,6 @@ static void show_behaviors(FILE *f, const struct cmd *c, json_t *a,
         else
             fprintf(f, "%s\n", json_string_value(b));
     }
-}
-
-static int parse_get_behavior(struct cmd *c, int argc, char **argv)
-{
-    c->method = "GET";
-    snprintf(c->path, sizeof(c->path), "/behavior");
-    return parse_none(c, argc, argv);
 }
 
 static void show_behavior(FILE *f, const struct cmd *c, json_t *a,
@@ -603,7 +576,9 @@ static void show_set_behavior(FILE *f, const struct cmd *c, json_t *a,
 static const struct command commands[] = {
     {.name = "list",
      .prints_json = true,
-     .parse = parse_list,
+     .parse = parse_fixed,
+     .method = "GET",
+     .path = "/proxies",
      .show = show_list},
     {.name = "inspect",
      .prints_json = true,
@@ -623,20 +598,30 @@ static const struct command commands[] = {
      .prints_json = true,
      .parse = parse_toxic,
      .show = show_toxic_answer},
-    {.name = "reset", .parse = parse_reset, .show = show_reset},
+    {.name = "reset",
+     .parse = parse_fixed,
+     .method = "POST",
+     .path = "/reset",
+     .show = show_reset},
     {.name = "version",
      .prints_json = true,
-     .parse = parse_version,
+     .parse = parse_fixed,
+     .method = "GET",
+     .path = "/version",
      .show = show_version},
     {.name = "list-behaviors",
      .vaurien = true,
      .prints_json = true,
-     .parse = parse_behaviors,
+     .parse = parse_fixed,
+     .method = "GET",
+     .path = "/behaviors",
      .show = show_behaviors},
     {.name = "get-behavior",
      .vaurien = true,
      .prints_json = true,
-     .parse = parse_get_behavior,
+     .parse = parse_fixed,
+     .method = "GET",
+     .path = "/behavior",
      .show = show_behavior},
     {.name = "set-behavior",
      .vaurien = true,

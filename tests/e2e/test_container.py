@@ -170,6 +170,20 @@ def can_unshare():
     return None if r.returncode == 0 else r.stderr.strip()
 
 
+def run_in_netns(plan):
+    """container_run.py's report on plan, run in a network namespace of its
+    own."""
+    env = dict(os.environ)
+    if SANITIZED:  # LeakSanitizer cannot stop the world as another user
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
+    r = subprocess.run(["unshare", "--net", "/usr/bin/python3",
+                        os.path.join(ROOT, "tests", "e2e", "container_run.py"),
+                        json.dumps(plan)], capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def test_the_image_layout_serves_testcontainers(image):
     why = can_unshare()
     if why is not None or shutil.which("setpriv") is None:
@@ -206,15 +220,7 @@ def test_the_image_layout_serves_testcontainers(image):
                  "proxies": [], "log": work + "/run2.log"},
             ],
         }
-        env = dict(os.environ)
-        if SANITIZED:  # LeakSanitizer cannot stop the world as another user
-            env["ASAN_OPTIONS"] = "detect_leaks=0"
-        r = subprocess.run(["unshare", "--net", "/usr/bin/python3",
-                            os.path.join(ROOT, "tests", "e2e", "container_run.py"),
-                            json.dumps(plan)], capture_output=True, text=True, timeout=120,
-                           env=env)
-        assert r.returncode == 0, r.stderr
-        tc, java = json.loads(r.stdout)
+        tc, java = run_in_netns(plan)
         for run in (tc, java):
             assert run["version"] == [200, '{"version": "2.12.0"}\n'], run["log"]
             assert run["api_listeners"] in (["00000000"], ["00000000000000000000000000000000"]), \

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import yaml
 
-from conftest import BIN, ROOT, SANITIZED
+from conftest import BIN, ROOT
 from test_container import Image
 
 MANIFESTS = sorted(glob.glob(os.path.join(ROOT, "deploy", "kubernetes", "*.yaml")))
@@ -261,7 +261,7 @@ def test_the_configmaps_load_in_vaurien():
     """Each ConfigMap's config.json, run by the real binary with the image's
     entrypoint and the container's args (the config path made local), in a
     network namespace of its own (the proxies bind 0.0.0.0)."""
-    from test_container import can_unshare
+    from test_container import can_unshare, run_in_netns
     why = can_unshare()
     if why is not None:
         pytest.skip("needs a network namespace (unshare --net): %s" % why)
@@ -276,16 +276,8 @@ def test_the_configmaps_load_in_vaurien():
             runs.append({"argv": [BIN] + img.entrypoint[1:] + args, "config": local,
                          "config_text": text, "log": os.path.join(work, "%d.log" % i)})
             expected.append(sorted(p["name"] for p in json.loads(text)))
-        plan = {"uid": os.getuid(), "api_port": API_PORT, "runs": runs}
-        env = dict(os.environ)
-        if SANITIZED:
-            env["ASAN_OPTIONS"] = "detect_leaks=0"
-        r = subprocess.run(["unshare", "--net", "/usr/bin/python3",
-                            os.path.join(ROOT, "tests", "e2e", "container_run.py"),
-                            json.dumps(plan)], capture_output=True, text=True, timeout=120,
-                           env=env)
-        assert r.returncode == 0, r.stderr
-        for run, names in zip(json.loads(r.stdout), expected):
+        report = run_in_netns({"uid": os.getuid(), "api_port": API_PORT, "runs": runs})
+        for run, names in zip(report, expected):
             assert run["version"][0] == 200, run["log"]
             assert sorted(json.loads(run["proxies"][1])) == names, run["log"]
             assert run["metrics"] == 200
