@@ -16,8 +16,9 @@ all: build
 deps:
 	@./scripts/install-deps
 
+# CMAKE_ARGS: more for cmake (the Containerfile: -DVAURIEN_TESTS=OFF).
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DVAURIEN_WERROR=ON >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DVAURIEN_WERROR=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 run: build

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "conf/cli.h"
+#include "conf/watch.h"
 #include "core/journal.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -287,39 +288,74 @@ static bool has_proxies(json_t *j)
     return json_is_array(j) || json_object_get(j, "proxies") != NULL;
 }
 
-/* What SIGHUP reloads in server mode: the -config file, applied with the
- * rules of POST /populate; proxies it no longer names are deleted. Its
- * scripts are loaded again; one that fails keeps the one loaded before. */
+/* What SIGHUP (and -watch) reloads in server mode: the -config file,
+ * applied with the rules of POST /populate; proxies it no longer names are
+ * deleted. Its scripts are loaded again; one that fails keeps the one
+ * loaded before. */
 struct server_reload {
     struct server *srv;
     const char *config;
+    const char *trigger; /* "SIGHUP" or "-watch", for the log */
+    struct watch *watch; /* -watch, or NULL */
 };
+
+/* Tells the watch which files the config names besides itself: the
+ * "file" of its behaviors and protocols, so that editing a script reloads
+ * it as editing the config does. */
+static void watch_scripts(struct watch *w, json_t *j, const char *dir)
+{
+    const char *lists[] = { "behaviors", "protocols" };
+    const char *paths[WATCH_FILES_MAX];
+    size_t n = 0;
+
+    for (size_t k = 0; k < 2; k++) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(j, lists[k]), i, e) {
+            const char *file = json_string_value(json_object_get(e, "file"));
+            char path[4096];
+            if (file == NULL || n == WATCH_FILES_MAX)
+                continue;
+            script_path(dir, file, path, sizeof(path));
+            paths[n] = strdup(path);
+            if (paths[n] != NULL)
+                n++;
+        }
+    }
+    watch_set_files(w, paths, n);
+    for (size_t i = 0; i < n; i++)
+        free((char *)paths[i]);
+}
 
 static void reload_server(void *arg)
 {
     struct server_reload *r = arg;
+    const char *why = r->trigger != NULL ? r->trigger : "SIGHUP";
     json_error_t je;
     json_t *j = json_load_file(r->config, 0, &je), *out, *done;
     struct proxy *p, *next;
     char err[4400], dir[4096];
     int status, removed = 0;
 
+    r->trigger = NULL;
     if (j == NULL) {
-        log_error("SIGHUP: -config %s: %s (line %d); nothing changed",
+        log_error("%s: -config %s: %s (line %d); nothing changed", why,
                   r->config, je.text, je.line);
         return;
     }
     script_dir_of(r->config, dir, sizeof(dir));
+    if (r->watch != NULL)
+        watch_scripts(r->watch, j, dir);
     ctl_scripts_load(j, dir, true, err, sizeof(err)); /* failures logged */
     if (!has_proxies(j)) {
         json_decref(j);
-        log_info("SIGHUP: -config %s: scripts reloaded", r->config);
+        log_info("%s: -config %s: scripts reloaded", why, r->config);
         return;
     }
     out = ctl_populate(r->srv, j, &status, &done, err, sizeof(err));
     json_decref(j);
     if (out == NULL) {
-        log_error("SIGHUP: -config %s: %s; %s", r->config, err,
+        log_error("%s: -config %s: %s; %s", why, r->config, err,
                   json_array_size(done) > 0 ? "the proxies before it were "
                                               "applied" : "nothing changed");
         json_decref(done);
@@ -339,9 +375,19 @@ static void reload_server(void *arg)
             removed++;
         }
     }
-    log_info("SIGHUP: -config %s: %zu proxies, %d removed", r->config,
+    log_info("%s: -config %s: %zu proxies, %d removed", why, r->config,
              json_array_size(out), removed);
     json_decref(out);
+}
+
+/* -watch: the config's files changed (conf/watch.h). */
+static void on_config_changed(void *arg)
+{
+    struct server_reload *r = arg;
+
+    log_info("-watch: %s changed, reloading", r->config);
+    r->trigger = "-watch";
+    reload_server(r);
 }
 
 static int run_proxy(const struct settings *st, const struct addr *demo,
@@ -428,6 +474,39 @@ out:
     return rc;
 }
 
+/* A boolean as Go's strconv.ParseBool reads it (toxiproxy-server's
+ * flags): 1, or 0, or -1 when it is not one. */
+static int go_bool(const char *v)
+{
+    static const char *const yes[] = { "1", "t", "T", "true", "TRUE", "True" };
+    static const char *const no[] = { "0", "f", "F", "false", "FALSE", "False" };
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
+        if (strcmp(v, yes[i]) == 0)
+            return 1;
+        if (strcmp(v, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* Whether vaurien server takes a flag of that name with a value: its own
+ * (-host, -port, -config) or a setting (settings_set knows it). */
+static bool server_flag_known(const char *name)
+{
+    struct settings scratch;
+    char why[600];
+    int rc;
+
+    if (strcmp(name, "host") == 0 || strcmp(name, "port") == 0 ||
+        strcmp(name, "config") == 0)
+        return true;
+    settings_init(&scratch);
+    rc = settings_set(&scratch, name, "", why, sizeof(why));
+    settings_deinit(&scratch);
+    return rc != -ENOENT;
+}
+
 /* vaurien server: toxiproxy-server's flags, in -x and --x spellings. */
 static int run_server(int argc, char **argv)
 {
@@ -437,7 +516,7 @@ static int run_server(int argc, char **argv)
     struct api *api = NULL;
     struct addr a;
     char err[4400], config[4096] = "";
-    bool proxy_metrics = false, runtime_metrics = false;
+    bool proxy_metrics = false, runtime_metrics = false, watch = false;
     struct server_reload reload = { 0 };
     int rc = 1;
 
@@ -464,10 +543,12 @@ static int run_server(int argc, char **argv)
                    "[-tls-ca-out FILE] [-backend-ca FILE] ...\n"
                    "       [-journal FILE] [-journal-size N] [-replay FILE] "
                    "[-statsd] [-statsd-host HOST] [-statsd-port PORT] ...\n"
-                   "       [-log-format text|json]\n\n"
+                   "       [-log-format text|json] [-watch] "
+                   "[-proxy-metrics] [-runtime-metrics]\n\n"
                    "Serves the Toxiproxy and Vaurien control API (default "
                    "localhost:8474);\n-config takes Toxiproxy's populate "
-                   "JSON (with protocol and toxics).\n");
+                   "JSON (with protocol and toxics); -watch reloads it "
+                   "when it changes.\n");
             settings_deinit(&st);
             return 0;
         }
@@ -478,17 +559,19 @@ static int run_server(int argc, char **argv)
             return 0;
         }
         if (strcmp(name, "proxy-metrics") == 0 ||
-            strcmp(name, "runtime-metrics") == 0) {
-            /* Go's boolean flags: -x, -x=true, -x=false */
-            bool on = eq == NULL || strcmp(eq + 1, "true") == 0 ||
-                      strcmp(eq + 1, "1") == 0;
-            if (eq != NULL && !on && strcmp(eq + 1, "false") != 0 &&
-                strcmp(eq + 1, "0") != 0) {
+            strcmp(name, "runtime-metrics") == 0 ||
+            strcmp(name, "watch") == 0) {
+            /* Go's boolean flags: -x, or -x=V with what strconv.ParseBool
+             * takes */
+            int on = eq == NULL ? 1 : go_bool(eq + 1);
+            if (on < 0) {
                 snprintf(err, sizeof(err), "-%s: expected true or false, got "
                          "'%s'", name, eq + 1);
                 usage_error(err);
             }
-            *(name[0] == 'p' ? &proxy_metrics : &runtime_metrics) = on;
+            *(name[0] == 'p'   ? &proxy_metrics
+              : name[0] == 'r' ? &runtime_metrics
+                               : &watch) = on == 1;
             continue;
         }
         if (strcmp(name, "proxy-tls") == 0 || strcmp(name, "backend-tls") == 0 ||
@@ -508,7 +591,9 @@ static int run_server(int argc, char **argv)
         else if (i + 1 < argc)
             value = argv[++i];
         else {
-            snprintf(err, sizeof(err), "-%s expects a value", name);
+            snprintf(err, sizeof(err), server_flag_known(name)
+                                           ? "-%s expects a value"
+                                           : "unknown flag '-%s'", name);
             usage_error(err);
         }
         if (strcmp(name, "host") == 0) {
@@ -526,6 +611,23 @@ static int run_server(int argc, char **argv)
             a.port = (unsigned short)port;
         } else if (strcmp(name, "config") == 0) {
             snprintf(config, sizeof(config), "%s", value);
+        } else if (strcmp(name, "seed") == 0 && value[0] == '-') {
+            /* toxiproxy-server's seed is a Go int64: a negative one is
+             * the same 64 bits as an unsigned seed */
+            char *end, bits[32], why[600];
+            long long v;
+            errno = 0;
+            v = strtoll(value, &end, 10);
+            if (*end != '\0' || end == value || errno != 0) {
+                snprintf(err, sizeof(err), "-seed: expected a 64-bit integer, "
+                         "got '%s'", value);
+                usage_error(err);
+            }
+            snprintf(bits, sizeof(bits), "%llu", (unsigned long long)v);
+            if (settings_set(&st, "seed", bits, why, sizeof(why)) < 0) {
+                snprintf(err, sizeof(err), "-seed: %s", why);
+                usage_error(err);
+            }
         } else {
             char why[600];
             /* seed, log-level, log-output, timeout, backlog ... */
@@ -537,6 +639,9 @@ static int run_server(int argc, char **argv)
     }
     if (statsd_check(&st, err, sizeof(err)) < 0)
         usage_error(err);
+    if (watch && config[0] == '\0')
+        usage_error("-watch: reloads the -config FILE, and no -config was "
+                    "given");
     start_logging(&st);
     seed_rng(&st);
     if (loop_init(&l) < 0) {
@@ -544,6 +649,13 @@ static int run_server(int argc, char **argv)
         goto out;
     }
     server_init(&srv, l.base, l.dns, &st);
+    /* watched before it is read: a change while it loads is not missed */
+    if (watch && (reload.watch = watch_create(l.base, config, on_config_changed,
+                                              &reload, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "vaurien: error: %s\n", err);
+        rc = EXIT_USAGE;
+        goto out;
+    }
     if (statsd_start(l.base, &st, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;
@@ -562,6 +674,8 @@ static int run_server(int argc, char **argv)
         }
         done = NULL;
         script_dir_of(config, dir, sizeof(dir));
+        if (reload.watch != NULL)
+            watch_scripts(reload.watch, j, dir);
         if (ctl_scripts_load(j, dir, false, err, sizeof(err)) < 0) {
             fprintf(stderr, "vaurien: error: -config %s: %s\n", config, err);
             json_decref(j);
@@ -594,10 +708,13 @@ static int run_server(int argc, char **argv)
         reload.config = config;
         l.reload = reload_server;
         l.reload_arg = &reload;
+        if (reload.watch != NULL)
+            log_info("-watch: reloading -config %s when it changes", config);
     }
     event_base_dispatch(l.base);
     rc = 0;
 out:
+    watch_destroy(reload.watch);
     api_stop(api);
     statsd_stop();
     if (l.base != NULL)
