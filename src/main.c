@@ -28,6 +28,7 @@
 #include "core/journal.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/version.h"
 #include "behav/replay.h"
 #include "ctl/api.h"
 #include "ctl/replay.h"
@@ -472,8 +473,7 @@ static int run_server(int argc, char **argv)
             return 0;
         }
         if (strcmp(name, "version") == 0) {
-            printf("vaurien %s (Toxiproxy API %s)\n", VAURIEN_VERSION,
-                   API_TOXIPROXY_VERSION);
+            version_print(stdout, " (Toxiproxy API " API_TOXIPROXY_VERSION ")");
             settings_deinit(&st);
             return 0;
         }
