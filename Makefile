@@ -36,12 +36,18 @@ install: build
 # The Python package (clients/python) where this python3 imports from for
 # PREFIX (scripts/python-sitedir): /usr/lib/python3/dist-packages for
 # /usr on Debian, /usr/local/lib/python3.X/dist-packages for /usr/local.
+# Built from a copy: setuptools writes its egg-info next to the sources,
+# and one in clients/python would register the pytest plugin a second time
+# for the tests that put that folder on PYTHONPATH.
 install-python:
 	@./scripts/install-deps
+	@tmp=$$(mktemp -d) && \
+	cp -r clients/python/pyproject.toml clients/python/README.md \
+	    clients/python/vaurien "$$tmp" && \
 	$(PYTHON) -m pip install -q --no-deps --no-index --no-build-isolation \
 	    --no-compile --disable-pip-version-check --root-user-action=ignore \
 	    --upgrade --target "$(DESTDIR)$$($(PYTHON) scripts/python-sitedir $(PREFIX))" \
-	    clients/python
+	    "$$tmp"; rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 # The Debian package, built by dpkg-buildpackage from debian/ in a copy of
 # the tree (the files git knows, edited ones as they are), with the

@@ -20,16 +20,6 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-const char *version_release(void)
-{
-    return VAURIEN_VERSION;
-}
-
-const char *version_commit(void)
-{
-    return VAURIEN_COMMIT;
-}
-
 /* "NAME: BUILT", and " (running LOADED)" when the shared library loaded
  * is another version than the headers built against. */
 static void print_lib(FILE *out, const char *name, const char *built,

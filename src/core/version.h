@@ -13,13 +13,6 @@
 
 #include <stdio.h>
 
-/* "2.0.0": the release (CMakeLists.txt's project version). */
-const char *version_release(void);
-
-/* The commit the binary was built from, "unknown" when the build could
- * not tell. */
-const char *version_commit(void);
-
 /* Prints the lines above to out; suffix follows the release on the first
  * line (server mode's " (Toxiproxy API 2.12.0)"), "" for none. */
 void version_print(FILE *out, const char *suffix);

@@ -182,6 +182,26 @@ def test_the_man_page_renders_without_a_warning():
         assert "\n" + section + "\n" in text
 
 
+def test_the_exit_statuses_are_the_man_pages(api):
+    """EXIT STATUS: 0 help, 1 could not start (or ctl: the API refused), 2
+    bad usage with one line naming it, 3 ctl could not reach the API."""
+    assert run([BIN, "--help"]).returncode == 0
+    r = run([BIN, "--no-such-flag"])
+    assert r.returncode == 2 and r.stderr.startswith("vaurien: error: ")
+    assert "--no-such-flag" in r.stderr and r.stderr.count("\n") == 1
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert run([BIN, "--proxy", "127.0.0.1:%d" % port]).returncode == 1
+        assert run([BIN, "server", "-host", "127.0.0.1", "-port", str(port)]).returncode == 1
+    url = "http://127.0.0.1:%d" % api.port
+    r = run([BIN, "ctl", "--host", url, "bogus"])
+    assert r.returncode == 2 and r.stderr.startswith("vaurien ctl: error: ")
+    assert run([BIN, "ctl", "--host", url, "inspect", "nothing"]).returncode == 1
+    assert run([BIN, "ctl", "--host", "http://127.0.0.1:%d" % free_port(), "list"]).returncode == 3
+
+
 def test_the_readme_documents_installing_and_packaging():
     doc = readme()
     for words in ["make install", "make install-python", "make deb", "DESTDIR", "PREFIX",
@@ -425,10 +445,15 @@ def test_make_install_python_puts_the_package_where_python3_imports_it(tmp_path)
     assert sitedir("/usr") == "/usr/lib/python3/dist-packages"
     assert sitedir("/usr/local") == "/usr/local/lib/python3.%d/dist-packages" % \
         sys.version_info[1]
+    source = os.path.join(ROOT, "clients", "python")
+    before = sorted(os.listdir(source))
     for prefix in ["/usr", "/usr/local"]:
         dest = tmp_path / prefix.strip("/").replace("/", "_")
         r = make("install-python", "DESTDIR=%s" % dest, "PREFIX=%s" % prefix)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        # built elsewhere: an egg-info in clients/python would register the
+        # pytest plugin twice for clients/python/tests
+        assert sorted(os.listdir(source)) == before
         site = str(dest) + sitedir(prefix)
         assert os.path.isfile(os.path.join(site, "vaurien", "__init__.py"))
         # imported from there, its pytest plugin found through its entry point
@@ -500,6 +525,8 @@ def test_make_deb_builds_a_lintian_clean_package_whose_binary_runs(tmp_path):
     argv = service["ExecStart"].split()
     assert argv[:2] == ["/usr/bin/vaurien", "server"]
     assert argv[argv.index("-host") + 1] == "localhost"
+    assert argv[argv.index("-port") + 1] == "8474"
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"  # SIGHUP: test_reload.py
     assert argv[argv.index("-config") + 1] == "/etc/vaurien/config.json"
     assert json.loads((root / "etc/vaurien/config.json").read_text()) == {"proxies": []}
     port = free_port()
