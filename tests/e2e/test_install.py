@@ -16,13 +16,15 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 
 import pytest
 
-from conftest import BIN, ROOT, SANITIZED, Api, Backend, free_port, recv_exactly
+from conftest import (BIN, ROOT, SANITIZED, Api, Backend, free_port, recv_exactly,
+                      wait_until)
 
 packaging = pytest.mark.skipif(SANITIZED, reason="packaging is checked in the release run")
 
@@ -544,6 +546,10 @@ def test_make_deb_builds_a_lintian_clean_package_whose_binary_runs(tmp_path):
         assert status == 201
         assert echo_through(int(p["listen"].rsplit(":", 1)[1])) == \
             b"hello through the installed proxy"
+        # systemctl reload: the file again, which names no proxy, so the
+        # one the API made goes (README, "Installing")
+        api.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: api.call("GET", "/proxies")[1] == {}, timeout=5)
     finally:
         rc, err = api.stop()
         backend.close()
