@@ -1,7 +1,8 @@
 # Vaurien: `make` builds build/vaurien, `make run` starts a demo,
 # `make test` runs every test from a fresh machine, `make asan` runs them
-# again on an ASan+UBSan build. Every target installs what it needs first
-# through scripts/install-deps (the one list of packages).
+# again on an ASan+UBSan build, `make install` installs it, `make deb`
+# packages it. Every target installs what it needs first through
+# scripts/install-deps (the one list of packages).
 
 PYTHON ?= /usr/bin/python3
 JOBS ?= 2
@@ -9,7 +10,13 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 PYTEST_FLAGS ?= -q
 
-.PHONY: all deps build run test unit e2e ui-deps asan bench bench-quick soak fuzz fuzz-smoke clean
+.PHONY: all deps build run test unit e2e ui-deps asan bench bench-quick soak fuzz fuzz-smoke clean \
+	install install-python deb
+
+# make install: PREFIX/bin/vaurien, PREFIX/share/man/man1/vaurien.1, the
+# bash and zsh completions, all under DESTDIR when it is set.
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 all: build
 
@@ -23,6 +30,32 @@ build: deps
 
 run: build
 	./$(BUILD)/vaurien demo
+
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# The Python package (clients/python) where this python3 imports from for
+# PREFIX (scripts/python-sitedir): /usr/lib/python3/dist-packages for
+# /usr on Debian, /usr/local/lib/python3.X/dist-packages for /usr/local.
+# Built from a copy: setuptools writes its egg-info next to the sources,
+# and one in clients/python would register the pytest plugin a second time
+# for the tests that put that folder on PYTHONPATH.
+install-python:
+	@./scripts/install-deps
+	@tmp=$$(mktemp -d) && \
+	cp -r clients/python/pyproject.toml clients/python/README.md \
+	    clients/python/vaurien "$$tmp" && \
+	$(PYTHON) -m pip install -q --no-deps --no-index --no-build-isolation \
+	    --no-compile --disable-pip-version-check --root-user-action=ignore \
+	    --upgrade --target "$(DESTDIR)$$($(PYTHON) scripts/python-sitedir $(PREFIX))" \
+	    "$$tmp"; rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+# The Debian package, built by dpkg-buildpackage from debian/ in a copy of
+# the tree (the files git knows, edited ones as they are), with the
+# commit named since the copy has no .git: DEB_BUILD/vaurien_*.deb.
+DEB_BUILD ?= build-deb
+deb: deps
+	./scripts/build-deb $(DEB_BUILD)
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure
@@ -93,4 +126,4 @@ fuzz-smoke: fuzz
 	./scripts/fuzz-run $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)

@@ -29,6 +29,7 @@
 #include "core/journal.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/version.h"
 #include "behav/replay.h"
 #include "ctl/api.h"
 #include "ctl/replay.h"
@@ -535,26 +536,39 @@ static int run_server(int argc, char **argv)
         len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
         snprintf(name, sizeof(name), "%.*s", (int)(len < 63 ? len : 63), arg);
         if (strcmp(name, "help") == 0 || strcmp(name, "h") == 0) {
+            /* every flag it takes: the man page, the README and the
+             * shell completions are checked against this text */
             printf("usage: vaurien server [-host HOST] [-port PORT] "
-                   "[-config FILE] [-seed N]\n"
+                   "[-config FILE] [-seed N] [-version] [-help]\n"
+                   "       [-api-token TOKEN] [-proxy-metrics] "
+                   "[-runtime-metrics]\n"
                    "       [-log-level LEVEL] [-log-output FILE] "
-                   "[-timeout SECONDS]\n"
-                   "       [-proxy-tls] [-backend-tls] [-starttls] "
-                   "[-tls-ca-out FILE] [-backend-ca FILE] ...\n"
-                   "       [-journal FILE] [-journal-size N] [-replay FILE] "
-                   "[-statsd] [-statsd-host HOST] [-statsd-port PORT] ...\n"
-                   "       [-log-format text|json] [-watch] "
-                   "[-proxy-metrics] [-runtime-metrics]\n\n"
+                   "[-log-format text|json]\n"
+                   "       [-watch] [-timeout SECONDS] "
+                   "[-stay-connected true|false] [-backlog N]\n"
+                   "       [-max-connections N] [-max-connections-total N] "
+                   "[-overflow close|backlog]\n"
+                   "       [-proxy-tls] [-tls-cert FILE] [-tls-key FILE] "
+                   "[-tls-ca-out FILE] [-starttls]\n"
+                   "       [-backend-tls] [-backend-ca FILE] "
+                   "[-backend-tls-insecure]\n"
+                   "       [-backend-cert FILE] [-backend-key FILE]\n"
+                   "       [-journal FILE] [-journal-size N] [-replay FILE]\n"
+                   "       [-statsd] [-statsd-host HOST] [-statsd-port PORT] "
+                   "[-statsd-prefix PREFIX]\n"
+                   "       [-statsd-sample-rate RATE]\n\n"
                    "Serves the Toxiproxy and Vaurien control API (default "
                    "localhost:8474);\n-config takes Toxiproxy's populate "
-                   "JSON (with protocol and toxics); -watch reloads it "
-                   "when it changes.\n");
+                   "JSON (with protocol and toxics); -watch reloads it\n"
+                   "when its files change. Flags take one dash "
+                   "or two. The other settings of\nvaurien --help "
+                   "(-protocol, -behavior, ...) are the defaults of the "
+                   "proxies it makes.\n");
             settings_deinit(&st);
             return 0;
         }
         if (strcmp(name, "version") == 0) {
-            printf("vaurien %s (Toxiproxy API %s)\n", VAURIEN_VERSION,
-                   API_TOXIPROXY_VERSION);
+            version_print(stdout, " (Toxiproxy API " API_TOXIPROXY_VERSION ")");
             settings_deinit(&st);
             return 0;
         }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conf/ini.h"
+#include "core/version.h"
 #include "proto/proto.h"
 
 /* Flags that set a [vaurien] setting; all take a value but the booleans. */
@@ -251,7 +252,7 @@ enum cli_result cli_parse(int argc, char **argv, int first,
             return CLI_EXIT;
         }
         if (strcmp(a, "--version") == 0) {
-            printf("vaurien %s\n", VAURIEN_VERSION);
+            version_print(stdout, "");
             return CLI_EXIT;
         }
         if (strcmp(a, "--list-behaviors") == 0) {

@@ -25,6 +25,4 @@ void cli_print_help(FILE *out);
 void cli_print_behaviors(FILE *out);
 void cli_print_protocols(FILE *out);
 
-#define VAURIEN_VERSION "2.0.0"
-
 #endif

@@ -938,35 +938,54 @@ static int method_bit(enum evhttp_cmd_type c)
     }
 }
 
+/* The API's paths and the methods each allows; a segment "*" is a name (a
+ * proxy's, then a toxic's), and the first path that matches wins. The man
+ * page (man/vaurien.1) and the README list every one: tests/e2e/
+ * test_install.py reads this table. */
+static const struct route {
+    const char *path;
+    int methods;
+} routes[] = {
+    { "/version", M_GET },
+    { "/proxies", M_GET | M_POST },
+    { "/populate", M_POST },
+    { "/reset", M_POST },
+    { "/metrics", M_GET },
+    { "/events", M_GET | M_DELETE },
+    { "/events/stream", M_GET },
+    { "/ui", M_GET },
+    { "/replay", M_GET | M_POST | M_DELETE },
+    { "/behavior", M_GET | M_PUT },
+    { "/backend", M_GET | M_PUT },
+    { "/behaviors", M_GET | M_POST },
+    { "/proxies/*", M_GET | M_POST | M_PATCH | M_DELETE },
+    { "/proxies/*/toxics", M_GET | M_POST },
+    { "/proxies/*/toxics/*", M_GET | M_POST | M_PATCH | M_DELETE },
+};
+
+/* Whether the n segments are the route's path. */
+static bool route_match(const char *path, char seg[SEG_MAX][SEG_LEN], int n)
+{
+    int i = 0;
+
+    for (const char *p = path; *p == '/'; i++) {
+        const char *start = p + 1, *end = strchr(start, '/');
+        size_t len = end != NULL ? (size_t)(end - start) : strlen(start);
+        bool any = len == 1 && *start == '*';
+        if (i == n || (!any && (strlen(seg[i]) != len ||
+                                memcmp(seg[i], start, len) != 0)))
+            return false;
+        p = start + len;
+    }
+    return i == n;
+}
+
 /* The methods a path allows, 0 if the path is unknown. */
 static int route_methods(char seg[SEG_MAX][SEG_LEN], int n)
 {
-    if (n == 1 && strcmp(seg[0], "version") == 0)
-        return M_GET;
-    if (n == 1 && strcmp(seg[0], "proxies") == 0)
-        return M_GET | M_POST;
-    if (n == 1 && (strcmp(seg[0], "populate") == 0 || strcmp(seg[0], "reset") == 0))
-        return M_POST;
-    if (n == 1 && strcmp(seg[0], "metrics") == 0)
-        return M_GET;
-    if (n == 1 && strcmp(seg[0], "events") == 0)
-        return M_GET | M_DELETE;
-    if (n == 1 && strcmp(seg[0], "ui") == 0)
-        return M_GET;
-    if (n == 2 && strcmp(seg[0], "events") == 0 && strcmp(seg[1], "stream") == 0)
-        return M_GET;
-    if (n == 1 && strcmp(seg[0], "replay") == 0)
-        return M_GET | M_POST | M_DELETE;
-    if (n == 1 && (strcmp(seg[0], "behavior") == 0 || strcmp(seg[0], "backend") == 0))
-        return M_GET | M_PUT;
-    if (n == 1 && strcmp(seg[0], "behaviors") == 0)
-        return M_GET | M_POST;
-    if (n == 2 && strcmp(seg[0], "proxies") == 0)
-        return M_GET | M_POST | M_PATCH | M_DELETE;
-    if (n == 3 && strcmp(seg[0], "proxies") == 0 && strcmp(seg[2], "toxics") == 0)
-        return M_GET | M_POST;
-    if (n == 4 && strcmp(seg[0], "proxies") == 0 && strcmp(seg[2], "toxics") == 0)
-        return M_GET | M_POST | M_PATCH | M_DELETE;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (route_match(routes[i].path, seg, n))
+            return routes[i].methods;
     return 0;
 }
 

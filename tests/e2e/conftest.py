@@ -154,16 +154,17 @@ class Backend:
 
 
 class Vaurien:
-    """The vaurien binary run as a subprocess on a free port."""
+    """The vaurien binary (bin, default the one under test) run as a
+    subprocess on a free port."""
 
     def __init__(self, *args, backend_port=None, port=None, host="127.0.0.1",
-                 expect_start=True):
+                 expect_start=True, bin=None):
         self.port = port or free_port()
         self.host = host
         self.logdir = tempfile.mkdtemp(prefix="vaurien-e2e-")
         self.log = os.path.join(self.logdir, "vaurien.log")
         proxy = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
-        cmd = [BIN, "--proxy", proxy, "--log-output", self.log, "--log-level", "debug"]
+        cmd = [bin or BIN, "--proxy", proxy, "--log-output", self.log, "--log-level", "debug"]
         if backend_port is not None:
             cmd += ["--backend", f"127.0.0.1:{backend_port}"]
         cmd += list(args)
@@ -628,13 +629,13 @@ def postgres_server():
 
 class Api:
     """A `vaurien server` (or a proxy with --http) and an HTTP client for
-    its API."""
+    its API; bin, default the binary under test, is the one run."""
 
-    def __init__(self, args, port):
+    def __init__(self, args, port, bin=None):
         self.port = port
         self.logdir = tempfile.mkdtemp(prefix="vaurien-api-")
         self.log = os.path.join(self.logdir, "vaurien.log")
-        self.proc = subprocess.Popen([BIN] + args + ["--log-output", self.log,
+        self.proc = subprocess.Popen([bin or BIN] + args + ["--log-output", self.log,
                                                       "--log-level", "debug"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
