@@ -47,7 +47,7 @@ install-python:
 	    clients/python/vaurien "$$tmp" && \
 	$(PYTHON) -m pip install -q --no-deps --no-index --no-build-isolation \
 	    --no-compile --disable-pip-version-check --root-user-action=ignore \
-	    --upgrade --target "$(DESTDIR)$$($(PYTHON) scripts/python-sitedir $(PREFIX))" \
+	    --upgrade --target "$(DESTDIR)$$($(PYTHON) scripts/python-sitedir "$(PREFIX)")" \
 	    "$$tmp"; rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 # The Debian package, built by dpkg-buildpackage from debian/ in a copy of

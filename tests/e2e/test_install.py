@@ -467,6 +467,12 @@ def test_make_install_python_puts_the_package_where_python3_imports_it(tmp_path)
         out = run([sys.executable, "-c", prog], env=env, cwd=str(tmp_path)).stdout.split("\n")
         assert out[0].startswith(site) and out[1] == project_version()
         assert out[2] == "['vaurien.pytest_plugin']"
+    # a prefix with a space is one prefix, not two words
+    dest = tmp_path / "spaced"
+    r = make("install-python", "DESTDIR=%s" % dest, "PREFIX=/opt/my app")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert os.path.isfile(str(dest) + sitedir("/opt/my app") + "/vaurien/__init__.py")
+    assert not (dest / "opt" / "my").exists()
 
 
 # --- make deb --------------------------------------------------------------
