@@ -8,22 +8,23 @@
 
 # "FLAG ARG" lines (ARG empty for a switch) from a mode's help: the option
 # lines of `vaurien --help` ("  --proxy HOST:PORT", "  -h, --help"), the
-# bracketed usage of `vaurien server --help` ("[-host HOST]") and every
-# flag `vaurien ctl --help` names.
+# bracketed usage of `vaurien server --help` ("[-host HOST]"), and the
+# bracketed usage of `vaurien ctl --help` ("[--hosts FILE]") then every
+# other flag it names.
 _vaurien_flags()
 {
     local cmd=$1 mode=$2
     case $mode in
-    server | demo-backend)
-        "$cmd" "$mode" --help 2>/dev/null |
-            grep -oE '\[--?[a-z][a-z0-9-]*( [A-Za-z][A-Za-z:|]*)?\]' |
-            tr -d '[]'
-        [[ $mode == demo-backend ]] && echo --help
-        ;;
-    ctl)
-        { "$cmd" ctl --help 2>/dev/null |
-            grep -oE '(^|[[:space:][|])--?[a-z][a-z0-9-]*' |
-            grep -oE -- '-.*'; echo --help; } | sort -u
+    server | demo-backend | ctl)
+        {
+            "$cmd" "$mode" --help 2>/dev/null |
+                grep -oE '\[--?[a-z][a-z0-9-]*( [A-Za-z][A-Za-z:|]*)?\]' |
+                tr -d '[]'
+            [[ $mode == demo-backend ]] && echo --help
+            [[ $mode == ctl ]] && { "$cmd" ctl --help 2>/dev/null |
+                grep -oE '(^|[[:space:][|])--?[a-z][a-z0-9-]*' |
+                grep -oE -- '-.*'; echo --help; } | sort -u
+        } | awk '!seen[$1]++'
         ;;
     *)
         "$cmd" --help 2>/dev/null | awk '/^  -/ {
@@ -46,7 +47,7 @@ _vaurien()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local cmd=${COMP_WORDS[0]} mode= line flag arg i
-    local -a words=()
+    local -a words=() takes=(-h)
 
     case ${COMP_WORDS[1]-} in
     server | ctl | demo | demo-backend)
@@ -56,6 +57,7 @@ _vaurien()
 
     # the value of the flag before, when it takes one
     while read -r flag arg; do
+        [[ -n $arg ]] && takes+=("$flag")
         [[ $flag == "$prev" && -n $arg ]] || continue
         case $flag:$arg in
         *protocol:*)
@@ -83,10 +85,11 @@ _vaurien()
     elif [[ -z $mode && $COMP_CWORD -eq 1 ]]; then
         COMPREPLY=($(compgen -W "server ctl demo demo-backend" -- "$cur"))
     elif [[ $mode == ctl ]]; then
-        # the command, then toxic's own
+        # the command, then toxic's own; the values of ctl's own flags
+        # (--hosts FILE) come before the command
         for ((i = 2; i < COMP_CWORD; i++)); do
             [[ ${COMP_WORDS[i]} == -* ]] && continue
-            [[ ${COMP_WORDS[i - 1]} == @(--host|-h|--token) ]] && continue
+            [[ " ${takes[*]} " == *" ${COMP_WORDS[i - 1]} "* ]] && continue
             words+=("${COMP_WORDS[i]}")
         done
         if [[ ${#words[@]} -eq 0 ]]; then

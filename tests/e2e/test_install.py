@@ -343,9 +343,20 @@ def test_bash_completion_offers_every_flag_of_every_mode(tmp_path):
     assert bash_complete(BASH_COMPLETION, "server", "-overflow", "") == ["close", "backlog"]
     assert set(bash_complete(BASH_COMPLETION, "ctl", "")) == ctl_commands()
     assert bash_complete(BASH_COMPLETION, "ctl", "toxic", "") == ["add", "update", "remove"]
+    # the values of ctl's flags are not the command: it comes after them
+    for flag, value in [("--host", "http://a:8474"), ("-h", "http://a:8474"),
+                        ("--hosts", "fleet.txt"), ("--timeout", "3"),
+                        ("--parallel", "8"), ("--token", "t")]:
+        assert set(bash_complete(BASH_COMPLETION, "ctl", flag, value, "")) == \
+            ctl_commands(), flag
+    assert bash_complete(BASH_COMPLETION, "ctl", "--hosts", "a", "toxic", "") == \
+        ["add", "update", "remove"]
     (tmp_path / "conf.ini").write_text("")
     assert bash_complete(BASH_COMPLETION, "--config", str(tmp_path / "co")) == \
         [str(tmp_path / "conf.ini")]
+    (tmp_path / "fleet.txt").write_text("")
+    assert bash_complete(BASH_COMPLETION, "ctl", "--hosts", str(tmp_path / "fl")) == \
+        [str(tmp_path / "fleet.txt")]
 
 
 def zsh(prog, *args):
@@ -381,6 +392,15 @@ def test_zsh_completion_loads_and_offers_every_flag_of_every_mode(tmp_path):
     assert "--config:file:_files" in specs
     cmds = zsh(stub, ZSH_COMPLETION, BIN, "ctl", "").split()
     assert set(cmds) - {"--"} == ctl_commands()
+    for flag, value in [("--host", "http://a:8474"), ("-h", "http://a:8474"),
+                        ("--hosts", "fleet.txt"), ("--timeout", "3"),
+                        ("--parallel", "8"), ("--token", "t")]:
+        cmds = zsh(stub, ZSH_COMPLETION, BIN, "ctl", flag, value, "").split()
+        assert set(cmds) - {"--"} == ctl_commands(), flag
+    cmds = zsh(stub, ZSH_COMPLETION, BIN, "ctl", "--hosts", "a", "toxic", "").split()
+    assert cmds[-3:] == ["add", "update", "remove"]
+    specs = zsh(stub, ZSH_COMPLETION, BIN, "ctl", "--hosts", "").split("\n")
+    assert "--hosts:file:_files" in specs
 
 
 # --- make install ------------------------------------------------------------
