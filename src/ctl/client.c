@@ -95,13 +95,16 @@ static void help(void)
 
 /* ---- URLs ---- */
 
-/* Splits "http://host:port" (or "host:port") into host and port. Returns
- * 0, or -1 when it is not such a URL. */
+/* Splits "http://host:port/prefix" (or "host:port") into host, port and
+ * the path the API's paths go under ("" when none; no trailing slash), as
+ * Toxiproxy's client does: kubectl proxy's URL of a pod is one. Returns 0,
+ * or -1 when it is not such a URL. */
 static int parse_url(const char *url, char *host, size_t hostlen,
-                     unsigned short *port)
+                     unsigned short *port, char *prefix, size_t prefixlen)
 {
     const char *p = url, *colon, *end;
     char digits[16] = "80", *stop;
+    size_t plen;
     long n;
 
     if (strncmp(p, "http://", 7) == 0)
@@ -128,6 +131,12 @@ static int parse_url(const char *url, char *host, size_t hostlen,
         n > 65535)
         return -1;
     *port = (unsigned short)n;
+    plen = strlen(end);
+    while (plen > 0 && end[plen - 1] == '/')
+        plen--;
+    if (plen >= prefixlen || strcspn(end, "?# ") < plen)
+        return -1; /* a query or a fragment: no API path goes after it */
+    snprintf(prefix, prefixlen, "%.*s", (int)plen, end);
     return 0;
 }
 
@@ -640,6 +649,7 @@ struct job {
     const char *url; /* as given */
     char host[256];
     unsigned short port;
+    char prefix[512]; /* the URL's path, before the API's */
     enum job_state state;
     struct cmd step; /* the request in flight */
     struct evhttp_connection *conn;
@@ -842,6 +852,7 @@ static int job_send(struct job *j)
     };
     enum evhttp_cmd_type type = EVHTTP_REQ_GET;
     char hostport[300], auth[300];
+    char path[sizeof(j->prefix) + sizeof(j->step.path)];
     struct evhttp_request *req;
     struct evkeyvalq *h;
 
@@ -877,7 +888,8 @@ static int job_send(struct job *j)
         free(text);
     }
     j->req = req;
-    if (evhttp_make_request(j->conn, req, type, j->step.path) < 0) {
+    snprintf(path, sizeof(path), "%s%s", j->prefix, j->step.path);
+    if (evhttp_make_request(j->conn, req, type, path) < 0) {
         j->req = NULL; /* evhttp freed it */
         return -1;
     }
@@ -1222,7 +1234,8 @@ int ctl_client_main(int argc, char **argv)
         j->fleet = &f;
         j->url = urls[k];
         if (j->url == NULL ||
-            parse_url(j->url, j->host, sizeof(j->host), &j->port) < 0) {
+            parse_url(j->url, j->host, sizeof(j->host), &j->port, j->prefix,
+                      sizeof(j->prefix)) < 0) {
             snprintf(msg, sizeof(msg), "bad URL '%.400s' (http://HOST:PORT)",
                      j->url != NULL ? j->url : "");
             usage(msg);

@@ -209,11 +209,58 @@ def test_toxiproxy_commands_across_servers(backend):
             assert rc == 0, err
 
 
+class PathServer:
+    """An HTTP server that answers /version under one path prefix (an API
+    behind `kubectl proxy`, say) and 404 elsewhere, noting every path."""
+
+    def __init__(self, prefix):
+        import http.server
+        import threading
+        seen = self.paths = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.path)
+                ok = self.path == prefix + "/version"
+                body = b'{"version": "2.12.0"}' if ok else b'{"error": "not here"}'
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_urls_path_prefixes_the_apis_paths():
+    # as Toxiproxy's client does: kubectl proxy reaches a pod's port at
+    # /api/v1/namespaces/NS/pods/POD:8474/proxy
+    prefix = "/api/v1/namespaces/shop/pods/shop-1:8474/proxy"
+    s = PathServer(prefix)
+    try:
+        r = run("--host", url(s.port) + prefix, "version")
+        assert (r.returncode, r.stdout) == (0, "2.12.0\n"), r.stderr
+        r = run("--host", url(s.port) + prefix + "/", "--host", url(s.port), "version")
+        assert r.returncode == 1
+        assert [ln.split()[1] for ln in r.stdout.splitlines()] == ["ok", "error"]
+        assert s.paths == [prefix + "/version"] * 2 + ["/version"]
+    finally:
+        s.close()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--hosts", "/nonexistent/fleet.txt", "list"],
      "--hosts /nonexistent/fleet.txt: No such file or directory"),
     (["--host", "https://a:8474", "list"], "bad URL 'https://a:8474' (http://HOST:PORT)"),
     (["--host", "http://a:99999", "list"], "bad URL 'http://a:99999' (http://HOST:PORT)"),
+    (["--host", "http://a:8474/x?y", "list"], "bad URL 'http://a:8474/x?y' (http://HOST:PORT)"),
     (["--timeout", "0", "list"], "--timeout: expected seconds (0 < S <= 86400), got '0'"),
     (["--parallel", "x", "list"], "--parallel: expected 1 to 10000, got 'x'"),
     (["--host"], "--host expects a value"),
