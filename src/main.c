@@ -333,7 +333,7 @@ static void reload_server(void *arg)
     struct server_reload *r = arg;
     const char *why = r->trigger != NULL ? r->trigger : "SIGHUP";
     json_error_t je;
-    json_t *j = json_load_file(r->config, 0, &je), *out, *done;
+    json_t *j = json_load_file(r->config, 0, &je), *list, *out, *done;
     struct proxy *p, *next;
     char err[4400], dir[4096];
     int status, removed = 0;
@@ -353,21 +353,20 @@ static void reload_server(void *arg)
         log_info("%s: -config %s: scripts reloaded", why, r->config);
         return;
     }
-    out = ctl_populate(r->srv, j, &status, &done, err, sizeof(err));
-    json_decref(j);
-    if (out == NULL) {
-        log_error("%s: -config %s: %s; %s", why, r->config, err,
-                  json_array_size(done) > 0 ? "the proxies before it were "
-                                              "applied" : "nothing changed");
-        json_decref(done);
+    list = ctl_populate_check(r->srv, j, err, sizeof(err));
+    if (list == NULL) {
+        json_decref(j);
+        log_error("%s: -config %s: %s; nothing changed", why, r->config, err);
         return;
     }
+    /* the proxies it no longer names go first: one renamed on the same
+     * address frees it for its new name */
     for (p = TAILQ_FIRST(&r->srv->proxies); p != NULL; p = next) {
         bool named = false;
         size_t i;
         json_t *e;
         next = TAILQ_NEXT(p, link);
-        json_array_foreach(out, i, e) {
+        json_array_foreach(list, i, e) {
             const char *n = json_string_value(json_object_get(e, "name"));
             named |= n != NULL && strcmp(n, p->name) == 0;
         }
@@ -375,6 +374,16 @@ static void reload_server(void *arg)
             server_delete(r->srv, p);
             removed++;
         }
+    }
+    out = ctl_populate(r->srv, j, &status, &done, err, sizeof(err));
+    json_decref(j);
+    if (out == NULL) {
+        log_error("%s: -config %s: %s; %s, %d removed", why, r->config, err,
+                  json_array_size(done) > 0 ? "the proxies before it were "
+                                              "applied" : "none was applied",
+                  removed);
+        json_decref(done);
+        return;
     }
     log_info("%s: -config %s: %zu proxies, %d removed", why, r->config,
              json_array_size(out), removed);

@@ -909,14 +909,12 @@ static bool same_proxy(const struct proxy *p, json_t *entry)
            strcmp(listen, proxy_listen_text(p, bound, sizeof(bound))) == 0;
 }
 
-json_t *ctl_populate(struct server *srv, json_t *body, int *status,
-                     json_t **done, char *err, size_t errlen)
+json_t *ctl_populate_check(struct server *srv, json_t *body, char *err,
+                           size_t errlen)
 {
-    json_t *list = body, *e, *out;
+    json_t *list = body, *e;
     size_t i;
 
-    *status = 400;
-    *done = NULL;
     if (json_is_object(body) && json_is_array(json_object_get(body, "proxies")))
         list = json_object_get(body, "proxies");
     if (!json_is_array(list)) {
@@ -963,6 +961,20 @@ json_t *ctl_populate(struct server *srv, json_t *body, int *status,
             }
         }
     }
+    return list;
+}
+
+json_t *ctl_populate(struct server *srv, json_t *body, int *status,
+                     json_t **done, char *err, size_t errlen)
+{
+    json_t *list, *e, *out;
+    size_t i;
+
+    *status = 400;
+    *done = NULL;
+    list = ctl_populate_check(srv, body, err, errlen);
+    if (list == NULL)
+        return NULL;
     out = json_array();
     json_array_foreach(list, i, e) {
         const char *name = json_string_value(json_object_get(e, "name"));

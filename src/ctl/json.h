@@ -69,6 +69,13 @@ void ctl_target_json(json_t *o, const union opt_val *target);
 struct proxy *ctl_proxy_create(struct server *srv, json_t *body, int *status,
                                char *err, size_t errlen);
 
+/* Checks a populate body (an array of proxies, or an object with
+ * "proxies") without changing anything: each entry has a name and an
+ * upstream, and its TLS files load. Returns the array (borrowed from
+ * body), or NULL with a message. */
+json_t *ctl_populate_check(struct server *srv, json_t *body, char *err,
+                           size_t errlen);
+
 /* Creates every proxy of a populate array (POST /populate, -config).
  * Returns the array of resulting proxies, or NULL with *status and a
  * message; *done gets what was created before a failure. */

@@ -133,6 +133,36 @@ def test_a_file_written_in_place_is_reloaded_and_others_wake_nothing(tmp_path, b
     assert rc == 0, err
 
 
+def test_a_proxy_renamed_on_the_same_address_is_applied(tmp_path, backend):
+    # the old name's proxy holds the address: it goes before the new one
+    # binds, or the new file never applies
+    up = "127.0.0.1:%d" % backend.port
+    pa, pb = free_port(), free_port()
+    cm = ConfigMapDir(str(tmp_path), {"config.json": proxies(("redis", pa, up), ("B", pb, up))})
+    port = free_port()
+    a = Api(["server", "-host", "127.0.0.1", "-port", str(port),
+             "-config", str(tmp_path / "config.json"), "-watch"], port)
+    try:
+        held = socket.create_connection(("127.0.0.1", pb), timeout=5)
+        assert echo(held, b"1") == b"1"
+        cm.update({"config.json": proxies(("redis-main", pa, up), ("B", pb, up))})
+        assert wait_until(lambda: names(a) == ["B", "redis-main"], timeout=3, step=0.02), \
+            open(a.log).read()
+        with socket.create_connection(("127.0.0.1", pa), timeout=5) as c:
+            assert echo(c, b"a") == b"a"
+        assert echo(held, b"2") == b"2"  # B did not change
+        # a bad file still changes nothing, the proxies it drops included
+        cm.update({"config.json": json.dumps([{"name": "C", "listen": "127.0.0.1:0"}])})
+        assert wait_until(lambda: "missing required field: upstream" in open(a.log).read(),
+                          timeout=3)
+        assert names(a) == ["B", "redis-main"]
+        assert echo(held, b"3") == b"3"
+        held.close()
+    finally:
+        rc, err = a.stop()
+    assert rc == 0, err
+
+
 def test_a_script_the_config_names_is_watched_too(tmp_path, backend):
     # only mine.lua changes in the swap: config.json's bytes are the same
     up = "127.0.0.1:%d" % backend.port
