@@ -721,6 +721,8 @@ static const char *request_error(enum evhttp_request_error e)
         return "not an HTTP answer";
     case EVREQ_HTTP_BUFFER_ERROR:
         return "connection failed";
+    case EVREQ_HTTP_DATA_TOO_LONG:
+        return "an answer over 16 MiB"; /* RESPONSE_MAX */
     default:
         return "no answer";
     }

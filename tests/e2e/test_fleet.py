@@ -255,6 +255,29 @@ def test_a_urls_path_prefixes_the_apis_paths():
         s.close()
 
 
+def test_an_answer_over_the_cap_says_so():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+
+    def serve():
+        c, _ = s.accept()
+        c.recv(4096)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (1 << 30))
+        c.close()
+    import threading
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        r = run("--host", url(s.getsockname()[1]), "--timeout", "5", "version")
+        assert r.returncode == 3
+        assert r.stderr.strip() == "vaurien ctl: cannot reach %s: an answer over 16 MiB" % \
+            url(s.getsockname()[1])
+    finally:
+        t.join(5)
+        s.close()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--hosts", "/nonexistent/fleet.txt", "list"],
      "--hosts /nonexistent/fleet.txt: No such file or directory"),
