@@ -1049,8 +1049,9 @@ static int report_fleet(const struct fleet *f)
 
 /* ---- the command line ---- */
 
-/* Adds the URLs of a --hosts file: one a line, blank lines and # comments
- * skipped. Returns 0, or EXIT_USAGE after a message. */
+/* Adds the URLs of a --hosts file: one a line (LF or CRLF), blank lines,
+ * # comments and a leading byte-order mark skipped. Returns 0, or
+ * EXIT_USAGE after a message. */
 static int read_hosts(const char *file, char ***urls, size_t *n)
 {
     FILE *fp = fopen(file, "r");
@@ -1065,6 +1066,8 @@ static int read_hosts(const char *file, char ***urls, size_t *n)
     while (getline(&line, &cap, fp) >= 0) {
         char *s = line, *e;
         lineno++;
+        if (lineno == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+            s += 3; /* UTF-8's byte-order mark, as some editors save */
         if ((e = strchr(s, '#')) != NULL)
             *e = '\0';
         while (*s == ' ' || *s == '\t')

@@ -151,6 +151,12 @@ def test_a_hosts_file_with_comments(two, tmp_path):
     assert r.returncode == 0, r.stderr
     assert [ln.split() for ln in r.stdout.splitlines()] == [
         [url(a.port), "ok", "2.12.0"], [url(b.port), "ok", "2.12.0"]]
+    # saved by an editor that starts with a byte-order mark, CRLF lines
+    f.write_bytes(b"\xef\xbb\xbf" + ("%s\r\n%s\r\n" % (url(a.port), url(b.port))).encode())
+    r = run("--hosts", str(f), "version")
+    assert r.returncode == 0, r.stderr
+    assert [ln.split()[:2] for ln in r.stdout.splitlines()] == [
+        [url(a.port), "ok"], [url(b.port), "ok"]]
     # a file of one host still reports per host
     f.write_text(url(a.port) + "\n")
     r = run("--hosts=" + str(f), "get-behavior")
