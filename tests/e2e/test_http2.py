@@ -753,3 +753,103 @@ def test_delay_before_holds_the_request_and_after_holds_the_reply(vaurien, befor
             assert arrived < 0.4, arrived
     finally:
         b.close()
+
+
+def h2_events_acking(sock, conn, until, timeout=5):
+    """h2_events() that acknowledges the DATA it gets (WINDOW_UPDATE), as
+    a client that reads its replies does."""
+    import socket as _s
+    import time
+    seen = []
+    end = time.monotonic() + timeout
+    while not until(seen) and time.monotonic() < end:
+        sock.settimeout(max(0.05, end - time.monotonic()))
+        try:
+            d = sock.recv(65536)
+        except _s.timeout:
+            break
+        if not d:
+            seen.append("eof")
+            break
+        evs = conn.receive_data(d)
+        for e in evs:
+            if type(e).__name__ == "DataReceived" and e.flow_controlled_length:
+                conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        seen += evs
+        out = conn.data_to_send()
+        if out:
+            try:
+                sock.sendall(out)
+            except OSError:
+                pass
+    return seen
+
+
+def h2_send_flow(c, conn, sid, data, end=True, trailers=None, timeout=10):
+    """The backend's side: sends data on stream sid within its flow
+    control windows (reading the proxy's WINDOW_UPDATEs meanwhile), then
+    trailers if given."""
+    import socket as _s
+    import time
+    off = 0
+    stop = time.monotonic() + timeout
+    c.settimeout(0.1)
+    while off < len(data) and time.monotonic() < stop:
+        w = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+        if w > 0:
+            chunk = data[off:off + w]
+            off += len(chunk)
+            conn.send_data(sid, chunk, end_stream=end and trailers is None and
+                           off == len(data))
+            c.sendall(conn.data_to_send())
+            continue
+        try:
+            d = c.recv(65536)
+        except _s.timeout:
+            continue
+        if not d:
+            return
+        conn.receive_data(d)
+        out = conn.data_to_send()
+        if out:
+            c.sendall(out)
+    if trailers is not None:
+        conn.send_headers(sid, trailers, end_stream=True)
+        c.sendall(conn.data_to_send())
+
+
+@pytest.mark.parametrize("delay", ["0", "0.6"])
+def test_a_reply_after_a_1xx_head_reaches_the_client_whole(vaurien, delay):
+    """The backend sends 103, then 200, a body larger than the stream's
+    window and trailers: the client gets all four, in order, the body
+    intact, with or without a reply delay (nghttp2 calls the final head
+    after a 1xx a HEADERS, not a RESPONSE: it once went missing)."""
+    import time
+    body = bytes(range(256)) * 1500
+
+    def serve(c):
+        conn, ids = h2_server_conn_one(c)
+        conn.send_headers(ids[0], [(":status", "103"), ("link", "</a>")])
+        conn.send_headers(ids[0], [(":status", "200")])
+        c.sendall(conn.data_to_send())
+        h2_send_flow(c, conn, ids[0], body, trailers=[("x-t", "1")])
+        h2_server_drain(c, conn)
+    b = RawBackend(serve)
+    try:
+        v = vaurien("--protocol", "http2", "--behavior", "100:delay",
+                    "--behavior-delay-sleep", delay, "--behavior-delay-before", "false",
+                    backend_port=b.port)
+        t0 = time.monotonic()
+        sock, conn = h2_client(v, [])
+        ev = h2_events_acking(sock, conn, lambda e: _kinds(e, "StreamEnded"), timeout=8)
+        took = time.monotonic() - t0
+        sock.close()
+        order = [type(e).__name__ for e in ev
+                 if type(e).__name__ in ("InformationalResponseReceived",
+                                         "ResponseReceived", "TrailersReceived")]
+        assert order == ["InformationalResponseReceived", "ResponseReceived",
+                         "TrailersReceived"], ev
+        assert b"".join(e.data for e in _kinds(ev, "DataReceived")) == body
+        assert took >= float(delay) - 0.05, took
+    finally:
+        b.close()
