@@ -1262,7 +1262,7 @@ void h2_pump(struct session *s)
     }
     flush(c); /* first: the backend gets the GOAWAY of what it broke */
     if (s->state == SESSION_OPEN && !c->back_gone &&
-        (c->back_broke || s->down.eof ||
+        (c->back_broke || s->down.eof || s->backend_ended ||
          (!nghttp2_session_want_read(c->back) &&
           !nghttp2_session_want_write(c->back))))
         back_lost(c); /* the client opens no more streams */

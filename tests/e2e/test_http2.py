@@ -853,3 +853,82 @@ def test_a_reply_after_a_1xx_head_reaches_the_client_whole(vaurien, delay):
         assert took >= float(delay) - 0.05, took
     finally:
         b.close()
+
+
+def h2_frames_acking(sock, until, timeout=5):
+    """Reads raw frames (hyperframe) from sock, acknowledging every DATA
+    frame to its stream and the connection, until until(frames) or the
+    connection ends; returns the frames, "eof" last if it ended. Unlike
+    h2_events, it goes on reading after a GOAWAY (python-h2 refuses the
+    frames of the streams a GOAWAY lets finish)."""
+    import socket as _s
+    import time
+    from hyperframe.frame import Frame, DataFrame, WindowUpdateFrame
+    frames, buf = [], b""
+    end = time.monotonic() + timeout
+    while not until(frames) and time.monotonic() < end:
+        while len(buf) >= 9:
+            f, n = Frame.parse_frame_header(memoryview(buf[:9]))
+            if len(buf) < 9 + n:
+                break
+            f.parse_body(memoryview(buf[9:9 + n]))
+            buf = buf[9 + n:]
+            frames.append(f)
+            if isinstance(f, DataFrame) and f.flow_controlled_length:
+                for sid in (0, f.stream_id):
+                    w = WindowUpdateFrame(sid)
+                    w.window_increment = f.flow_controlled_length
+                    try:
+                        sock.sendall(w.serialize())
+                    except OSError:
+                        pass  # the peer closed: what it sent is read on
+        if until(frames):
+            break
+        sock.settimeout(max(0.05, end - time.monotonic()))
+        try:
+            d = sock.recv(65536)
+        except _s.timeout:
+            break
+        if not d:
+            frames.append("eof")
+            break
+        buf += d
+    return frames
+
+
+@pytest.mark.parametrize("delay", ["0", "0.6"])
+def test_a_whole_reply_reaches_the_client_after_its_backend_left(vaurien, delay):
+    """The backend sends a whole reply larger than the client's window
+    (64 KiB), then closes: what the proxy holds of it still goes to the
+    client as the client opens its window, held by a reply delay or not,
+    after the GOAWAY that says stream 1 goes on; then the connection
+    ends. (The backend's end used to shut the client's side at once.)"""
+    import time
+    body = bytes(range(256)) * 600
+
+    def serve(c):
+        conn, ids = h2_server_conn_one(c)
+        conn.send_headers(ids[0], [(":status", "200")])
+        h2_send_flow(c, conn, ids[0], body)
+        time.sleep(0.1)
+        c.close()
+    b = RawBackend(serve)
+    try:
+        v = vaurien("--protocol", "http2", "--behavior", "100:delay",
+                    "--behavior-delay-sleep", delay, "--behavior-delay-before", "false",
+                    backend_port=b.port)
+        sock, conn = h2_client(v, [])
+        time.sleep(0.4)  # the backend is gone before the client reads
+        fr = h2_frames_acking(sock, lambda f: "eof" in f, timeout=5)
+        sock.close()
+        kinds = [type(f).__name__ for f in fr if f != "eof"]
+        data = b"".join(f.data for f in fr if type(f).__name__ == "DataFrame")
+        assert data == body, kinds
+        assert "RstStreamFrame" not in kinds, kinds
+        last = [f for f in fr if type(f).__name__ == "DataFrame"][-1]
+        assert "END_STREAM" in last.flags, kinds
+        goaway = [f for f in fr if type(f).__name__ == "GoAwayFrame"]
+        assert goaway and goaway[0].last_stream_id == 1, kinds
+        assert fr[-1] == "eof", kinds
+    finally:
+        b.close()
