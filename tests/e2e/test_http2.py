@@ -324,9 +324,10 @@ def test_a_latency_toxic_delays_an_http2_connection(api, h2_backend):
 # sees, frame by frame, when the backend misbehaves or the client does not
 # speak HTTP/2 as it should.
 
-def h2_events(sock, conn, until, timeout=5):
+def h2_events(sock, conn, until, timeout=5, ack=False):
     """Reads sock into conn until until(events) or the connection ends;
-    returns every h2 event seen."""
+    returns every h2 event seen. ack: DATA is acknowledged (WINDOW_UPDATE),
+    as by a client that reads its replies."""
     import socket as _s
     import time
     seen = []
@@ -340,7 +341,11 @@ def h2_events(sock, conn, until, timeout=5):
         if not d:
             seen.append("eof")
             break
-        seen += conn.receive_data(d)
+        evs = conn.receive_data(d)
+        for e in evs:
+            if ack and type(e).__name__ == "DataReceived" and e.flow_controlled_length:
+                conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        seen += evs
         out = conn.data_to_send()
         if out:
             try:
@@ -755,36 +760,6 @@ def test_delay_before_holds_the_request_and_after_holds_the_reply(vaurien, befor
         b.close()
 
 
-def h2_events_acking(sock, conn, until, timeout=5):
-    """h2_events() that acknowledges the DATA it gets (WINDOW_UPDATE), as
-    a client that reads its replies does."""
-    import socket as _s
-    import time
-    seen = []
-    end = time.monotonic() + timeout
-    while not until(seen) and time.monotonic() < end:
-        sock.settimeout(max(0.05, end - time.monotonic()))
-        try:
-            d = sock.recv(65536)
-        except _s.timeout:
-            break
-        if not d:
-            seen.append("eof")
-            break
-        evs = conn.receive_data(d)
-        for e in evs:
-            if type(e).__name__ == "DataReceived" and e.flow_controlled_length:
-                conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
-        seen += evs
-        out = conn.data_to_send()
-        if out:
-            try:
-                sock.sendall(out)
-            except OSError:
-                pass
-    return seen
-
-
 def h2_send_flow(c, conn, sid, data, end=True, trailers=None, timeout=10):
     """The backend's side: sends data on stream sid within its flow
     control windows (reading the proxy's WINDOW_UPDATEs meanwhile), then
@@ -841,7 +816,8 @@ def test_a_reply_after_a_1xx_head_reaches_the_client_whole(vaurien, delay):
                     backend_port=b.port)
         t0 = time.monotonic()
         sock, conn = h2_client(v, [])
-        ev = h2_events_acking(sock, conn, lambda e: _kinds(e, "StreamEnded"), timeout=8)
+        ev = h2_events(sock, conn, lambda e: _kinds(e, "StreamEnded"), timeout=8,
+                       ack=True)
         took = time.monotonic() - t0
         sock.close()
         order = [type(e).__name__ for e in ev
