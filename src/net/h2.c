@@ -167,6 +167,8 @@ struct h2_stream {
                                  is held that long when it comes */
     bool reply_held;          /* ... and is being held now */
     bool reply_head_end;      /* that head ended the stream */
+    bool resp_final;          /* the reply's final (non-1xx) head came:
+                                 a HEADERS after it is its trailers */
 };
 
 LIST_HEAD(h2_stream_list, h2_stream);
@@ -726,9 +728,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     if (session == c->front)
         h = frame->headers.cat == NGHTTP2_HCAT_REQUEST ? &st->req
                                                       : &st->req_trailers;
-    else
-        h = frame->headers.cat == NGHTTP2_HCAT_RESPONSE ? &st->resp
-                                                       : &st->resp_trailers;
+    else /* after a 1xx head, nghttp2 calls the final one HCAT_HEADERS */
+        h = !st->resp_final ? &st->resp : &st->resp_trailers;
     if (h == &st->req && st->head_too_big)
         return 0; /* the rest is not kept: answered 431 */
     int rv = head_add(h, name, namelen, value, valuelen);
@@ -746,14 +747,21 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
 static void reply_head(struct h2_conn *c, struct h2_stream *st, bool end)
 {
     const nghttp2_nv *status = head_find(&st->resp, ":status");
+    bool informational = status != NULL && status->valuelen == 3 &&
+                         status->value[0] == '1';
 
-    if (st->state != H2S_FORWARDED || !st->front_open)
+    if (!informational)
+        st->resp_final = true;
+    if (st->state != H2S_FORWARDED || !st->front_open) {
+        if (informational) /* the next head is read afresh */
+            head_clear(&st->resp);
         return;
+    }
     if (st->abort) {
         stream_reset(st, st->abort_code);
         return;
     }
-    if (status != NULL && status->valuelen == 3 && status->value[0] == '1') {
+    if (informational) {
         nghttp2_submit_headers(c->front, NGHTTP2_FLAG_NONE, st->fid, NULL,
                                st->resp.nv, st->resp.n, NULL);
         head_clear(&st->resp);
@@ -812,8 +820,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
             nghttp2_session_resume_data(c->back, st->bid);
         return 0;
     }
-    if (frame->hd.type == NGHTTP2_HEADERS &&
-        frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+    if (frame->hd.type == NGHTTP2_HEADERS && !st->resp_final) {
         reply_head(c, st, end);
         return 0;
     }
@@ -1255,7 +1262,7 @@ void h2_pump(struct session *s)
     }
     flush(c); /* first: the backend gets the GOAWAY of what it broke */
     if (s->state == SESSION_OPEN && !c->back_gone &&
-        (c->back_broke || s->down.eof ||
+        (c->back_broke || s->down.eof || s->backend_ended ||
          (!nghttp2_session_want_read(c->back) &&
           !nghttp2_session_want_write(c->back))))
         back_lost(c); /* the client opens no more streams */

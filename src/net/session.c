@@ -1686,7 +1686,8 @@ void session_update_reading(struct session *s)
     } else if (s->state == SESSION_OPEN && !s->upgrading) {
         want_c = !s->up.eof && !s->up.full && !client_held(s) &&
                  evbuffer_get_length(bufferevent_get_input(s->client)) < PIPE_CAP;
-        want_b = s->backend != NULL && !s->down.eof && !s->down.full &&
+        want_b = s->backend != NULL && !s->down.eof && !s->backend_ended &&
+                 !s->down.full &&
                  evbuffer_get_length(bufferevent_get_input(s->backend)) < PIPE_CAP;
     }
     if (want_c != s->crd_on) {
@@ -1893,6 +1894,26 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     session_close(s, EVUTIL_SOCKET_ERROR() == ECONNRESET, why);
 }
 
+/* A multiplexed backend (http2) ended or reset its side: the relay
+ * (h2_pump) resets the streams it did not finish, and the client's side
+ * ends only once what the relay still owes the client is written (whole
+ * replies it holds, or that wait for the client's window), not as a
+ * byte stream's would, at the backend's end. */
+static void mux_backend_ended(struct session *s)
+{
+    if (s->backend_ended)
+        return;
+    s->backend_ended = true;
+    /* nothing more is said to it: its side's end is not waited on */
+    s->up.discard = true;
+    bufferevent_disable(s->backend, EV_READ | EV_WRITE);
+    evbuffer_drain(bufferevent_get_output(s->backend),
+                   evbuffer_get_length(bufferevent_get_output(s->backend)));
+    session_update_reading(s);
+    if (s->state == SESSION_OPEN)
+        session_pump(s);
+}
+
 static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct session *s = arg;
@@ -1915,6 +1936,10 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
         s->backend = NULL;
         s->ai_next = s->ai_next->ai_next;
         try_connect(s);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && s->proto != NULL && s->proto->mux) {
+        mux_backend_ended(s);
         return;
     }
     if (what & BEV_EVENT_EOF) {
@@ -1945,6 +1970,10 @@ void session_backend_failed(struct session *s, bool writing)
 {
     if (s->state != SESSION_OPEN || s->backend == NULL)
         return;
+    if (s->proto != NULL && s->proto->mux) {
+        mux_backend_ended(s);
+        return;
+    }
     if (s->fast)
         fast_leave(s); /* what the kernel pipes hold goes first */
     if (!s->backend_failed) {

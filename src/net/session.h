@@ -89,6 +89,9 @@ struct session {
                                         what it holds (proto.h, stalled) */
     bool client_spoke;               /* the client's first bytes were seen
                                         (TLS is looked for there) */
+    bool backend_ended;              /* mux (http2): the backend ended or
+                                        reset its side; the relay ends the
+                                        client's once its streams are done */
     bool backend_failed;             /* the backend reset: its last bytes
                                         are on their way, then the reset */
     bool pumping;                    /* session_pump() is running (checked:

@@ -324,9 +324,10 @@ def test_a_latency_toxic_delays_an_http2_connection(api, h2_backend):
 # sees, frame by frame, when the backend misbehaves or the client does not
 # speak HTTP/2 as it should.
 
-def h2_events(sock, conn, until, timeout=5):
+def h2_events(sock, conn, until, timeout=5, ack=False):
     """Reads sock into conn until until(events) or the connection ends;
-    returns every h2 event seen."""
+    returns every h2 event seen. ack: DATA is acknowledged (WINDOW_UPDATE),
+    as by a client that reads its replies."""
     import socket as _s
     import time
     seen = []
@@ -340,7 +341,11 @@ def h2_events(sock, conn, until, timeout=5):
         if not d:
             seen.append("eof")
             break
-        seen += conn.receive_data(d)
+        evs = conn.receive_data(d)
+        for e in evs:
+            if ack and type(e).__name__ == "DataReceived" and e.flow_controlled_length:
+                conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        seen += evs
         out = conn.data_to_send()
         if out:
             try:
@@ -751,5 +756,155 @@ def test_delay_before_holds_the_request_and_after_holds_the_reply(vaurien, befor
             assert arrived >= 0.55, arrived
         else:
             assert arrived < 0.4, arrived
+    finally:
+        b.close()
+
+
+def h2_send_flow(c, conn, sid, data, end=True, trailers=None, timeout=10):
+    """The backend's side: sends data on stream sid within its flow
+    control windows (reading the proxy's WINDOW_UPDATEs meanwhile), then
+    trailers if given."""
+    import socket as _s
+    import time
+    off = 0
+    stop = time.monotonic() + timeout
+    c.settimeout(0.1)
+    while off < len(data) and time.monotonic() < stop:
+        w = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+        if w > 0:
+            chunk = data[off:off + w]
+            off += len(chunk)
+            conn.send_data(sid, chunk, end_stream=end and trailers is None and
+                           off == len(data))
+            c.sendall(conn.data_to_send())
+            continue
+        try:
+            d = c.recv(65536)
+        except _s.timeout:
+            continue
+        if not d:
+            return
+        conn.receive_data(d)
+        out = conn.data_to_send()
+        if out:
+            c.sendall(out)
+    if trailers is not None:
+        conn.send_headers(sid, trailers, end_stream=True)
+        c.sendall(conn.data_to_send())
+
+
+@pytest.mark.parametrize("delay", ["0", "0.6"])
+def test_a_reply_after_a_1xx_head_reaches_the_client_whole(vaurien, delay):
+    """The backend sends 103, then 200, a body larger than the stream's
+    window and trailers: the client gets all four, in order, the body
+    intact, with or without a reply delay (nghttp2 calls the final head
+    after a 1xx a HEADERS, not a RESPONSE: it once went missing)."""
+    import time
+    body = bytes(range(256)) * 1500
+
+    def serve(c):
+        conn, ids = h2_server_conn_one(c)
+        conn.send_headers(ids[0], [(":status", "103"), ("link", "</a>")])
+        conn.send_headers(ids[0], [(":status", "200")])
+        c.sendall(conn.data_to_send())
+        h2_send_flow(c, conn, ids[0], body, trailers=[("x-t", "1")])
+        h2_server_drain(c, conn)
+    b = RawBackend(serve)
+    try:
+        v = vaurien("--protocol", "http2", "--behavior", "100:delay",
+                    "--behavior-delay-sleep", delay, "--behavior-delay-before", "false",
+                    backend_port=b.port)
+        t0 = time.monotonic()
+        sock, conn = h2_client(v, [])
+        ev = h2_events(sock, conn, lambda e: _kinds(e, "StreamEnded"), timeout=8,
+                       ack=True)
+        took = time.monotonic() - t0
+        sock.close()
+        order = [type(e).__name__ for e in ev
+                 if type(e).__name__ in ("InformationalResponseReceived",
+                                         "ResponseReceived", "TrailersReceived")]
+        assert order == ["InformationalResponseReceived", "ResponseReceived",
+                         "TrailersReceived"], ev
+        assert b"".join(e.data for e in _kinds(ev, "DataReceived")) == body
+        assert took >= float(delay) - 0.05, took
+    finally:
+        b.close()
+
+
+def h2_frames_acking(sock, until, timeout=5):
+    """Reads raw frames (hyperframe) from sock, acknowledging every DATA
+    frame to its stream and the connection, until until(frames) or the
+    connection ends; returns the frames, "eof" last if it ended. Unlike
+    h2_events, it goes on reading after a GOAWAY (python-h2 refuses the
+    frames of the streams a GOAWAY lets finish)."""
+    import socket as _s
+    import time
+    from hyperframe.frame import Frame, DataFrame, WindowUpdateFrame
+    frames, buf = [], b""
+    end = time.monotonic() + timeout
+    while not until(frames) and time.monotonic() < end:
+        while len(buf) >= 9:
+            f, n = Frame.parse_frame_header(memoryview(buf[:9]))
+            if len(buf) < 9 + n:
+                break
+            f.parse_body(memoryview(buf[9:9 + n]))
+            buf = buf[9 + n:]
+            frames.append(f)
+            if isinstance(f, DataFrame) and f.flow_controlled_length:
+                for sid in (0, f.stream_id):
+                    w = WindowUpdateFrame(sid)
+                    w.window_increment = f.flow_controlled_length
+                    try:
+                        sock.sendall(w.serialize())
+                    except OSError:
+                        pass  # the peer closed: what it sent is read on
+        if until(frames):
+            break
+        sock.settimeout(max(0.05, end - time.monotonic()))
+        try:
+            d = sock.recv(65536)
+        except _s.timeout:
+            break
+        if not d:
+            frames.append("eof")
+            break
+        buf += d
+    return frames
+
+
+@pytest.mark.parametrize("delay", ["0", "0.6"])
+def test_a_whole_reply_reaches_the_client_after_its_backend_left(vaurien, delay):
+    """The backend sends a whole reply larger than the client's window
+    (64 KiB), then closes: what the proxy holds of it still goes to the
+    client as the client opens its window, held by a reply delay or not,
+    after the GOAWAY that says stream 1 goes on; then the connection
+    ends. (The backend's end used to shut the client's side at once.)"""
+    import time
+    body = bytes(range(256)) * 600
+
+    def serve(c):
+        conn, ids = h2_server_conn_one(c)
+        conn.send_headers(ids[0], [(":status", "200")])
+        h2_send_flow(c, conn, ids[0], body)
+        time.sleep(0.1)
+        c.close()
+    b = RawBackend(serve)
+    try:
+        v = vaurien("--protocol", "http2", "--behavior", "100:delay",
+                    "--behavior-delay-sleep", delay, "--behavior-delay-before", "false",
+                    backend_port=b.port)
+        sock, conn = h2_client(v, [])
+        time.sleep(0.4)  # the backend is gone before the client reads
+        fr = h2_frames_acking(sock, lambda f: "eof" in f, timeout=5)
+        sock.close()
+        kinds = [type(f).__name__ for f in fr if f != "eof"]
+        data = b"".join(f.data for f in fr if type(f).__name__ == "DataFrame")
+        assert data == body, kinds
+        assert "RstStreamFrame" not in kinds, kinds
+        last = [f for f in fr if type(f).__name__ == "DataFrame"][-1]
+        assert "END_STREAM" in last.flags, kinds
+        goaway = [f for f in fr if type(f).__name__ == "GoAwayFrame"]
+        assert goaway and goaway[0].last_stream_id == 1, kinds
+        assert fr[-1] == "eof", kinds
     finally:
         b.close()
