@@ -324,21 +324,30 @@ def test_a_latency_toxic_delays_an_http2_connection(api, h2_backend):
 # sees, frame by frame, when the backend misbehaves or the client does not
 # speak HTTP/2 as it should.
 
-def h2_events(sock, conn, until, timeout=5, ack=False):
-    """Reads sock into conn until until(events) or the connection ends;
-    returns every h2 event seen. ack: DATA is acknowledged (WINDOW_UPDATE),
-    as by a client that reads its replies."""
+def recv_until(sock, done, timeout):
+    """Yields what sock receives until done() or timeout seconds pass;
+    yields None, last, when the peer closed."""
     import socket as _s
     import time
-    seen = []
     end = time.monotonic() + timeout
-    while not until(seen) and time.monotonic() < end:
+    while not done() and time.monotonic() < end:
         sock.settimeout(max(0.05, end - time.monotonic()))
         try:
             d = sock.recv(65536)
         except _s.timeout:
-            break
+            return
+        yield d or None
         if not d:
+            return
+
+
+def h2_events(sock, conn, until, timeout=5, ack=False):
+    """Reads sock into conn until until(events) or the connection ends;
+    returns every h2 event seen. ack: DATA is acknowledged (WINDOW_UPDATE),
+    as by a client that reads its replies."""
+    seen = []
+    for d in recv_until(sock, lambda: until(seen), timeout):
+        if d is None:
             seen.append("eof")
             break
         evs = conn.receive_data(d)
@@ -469,6 +478,14 @@ def h2_server_conn_one(c):
     return h2_server_conn(c, want=1)
 
 
+def h2_take(c, conn, d):
+    """The backend's side takes bytes d and answers what h2 says to."""
+    conn.receive_data(d)
+    out = conn.data_to_send()
+    if out:
+        c.sendall(out)
+
+
 def h2_server_drain(c, conn, timeout=5):
     """Keeps the backend's side of conn answering (SETTINGS acks, window
     updates) until the proxy closes or timeout passes."""
@@ -484,10 +501,7 @@ def h2_server_drain(c, conn, timeout=5):
             return
         if not d:
             return
-        conn.receive_data(d)
-        out = conn.data_to_send()
-        if out:
-            c.sendall(out)
+        h2_take(c, conn, d)
 
 
 def test_a_backend_that_closes_mid_reply_gets_the_cut_streams_reset(vaurien):
@@ -784,10 +798,7 @@ def h2_send_flow(c, conn, sid, data, end=True, trailers=None, timeout=10):
             continue
         if not d:
             return
-        conn.receive_data(d)
-        out = conn.data_to_send()
-        if out:
-            c.sendall(out)
+        h2_take(c, conn, d)
     if trailers is not None:
         conn.send_headers(sid, trailers, end_stream=True)
         c.sendall(conn.data_to_send())
@@ -837,12 +848,13 @@ def h2_frames_acking(sock, until, timeout=5):
     connection ends; returns the frames, "eof" last if it ended. Unlike
     h2_events, it goes on reading after a GOAWAY (python-h2 refuses the
     frames of the streams a GOAWAY lets finish)."""
-    import socket as _s
-    import time
     from hyperframe.frame import Frame, DataFrame, WindowUpdateFrame
     frames, buf = [], b""
-    end = time.monotonic() + timeout
-    while not until(frames) and time.monotonic() < end:
+    for d in recv_until(sock, lambda: until(frames), timeout):
+        if d is None:
+            frames.append("eof")
+            break
+        buf += d
         while len(buf) >= 9:
             f, n = Frame.parse_frame_header(memoryview(buf[:9]))
             if len(buf) < 9 + n:
@@ -858,17 +870,6 @@ def h2_frames_acking(sock, until, timeout=5):
                         sock.sendall(w.serialize())
                     except OSError:
                         pass  # the peer closed: what it sent is read on
-        if until(frames):
-            break
-        sock.settimeout(max(0.05, end - time.monotonic()))
-        try:
-            d = sock.recv(65536)
-        except _s.timeout:
-            break
-        if not d:
-            frames.append("eof")
-            break
-        buf += d
     return frames
 
 
