@@ -71,8 +71,11 @@
  * stream's DATA is acknowledged to its sender (nghttp2_session_consume)
  * only when the other side's session has taken it for sending. So what
  * the proxy buffers is bounded by the windows it gives each side:
- * H2_WINDOW (PIPE_CAP, 256 KiB) per stream and per connection and
- * direction, plus what the pipes hold (PIPE_CAP each).
+ * H2_WINDOW (PIPE_CAP, 256 KiB) per stream and H2_CONN_WINDOW (1 MiB) per
+ * connection and direction, plus what the pipes hold (PIPE_CAP each). The
+ * connection's is four streams' worth, so that a stream whose body waits
+ * (a held request or reply, a slow reader of one stream) cannot take the
+ * whole connection's window and stall the others.
  *
  * Ownership: struct h2_conn is the session's pstate (made by the session
  * at the first bytes, freed by h2_deinit at its close); each struct
@@ -102,9 +105,10 @@
 #include "proto/proto.h"
 
 #define H2_STREAMS 100          /* concurrent streams the client may open */
-#define H2_WINDOW PIPE_CAP      /* window each side gets, per stream and per
-                                   connection: what the proxy may buffer of
-                                   a direction, as a pipe may */
+#define H2_WINDOW PIPE_CAP      /* window each side gets per stream: what
+                                   the proxy may buffer of a stream's
+                                   direction, as a pipe may */
+#define H2_CONN_WINDOW (4 * H2_WINDOW) /* ... per connection and direction */
 #define H2_HEADERS_MAX 128      /* header fields of one head */
 #define H2_HEAD_BYTES (64u << 10) /* bytes of one head's names and values */
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -990,9 +994,9 @@ static int conn_start(struct h2_conn *c, struct session *s)
     if (nghttp2_submit_settings(c->front, NGHTTP2_FLAG_NONE, set, 2) != 0 ||
         nghttp2_submit_settings(c->back, NGHTTP2_FLAG_NONE, set + 1, 1) != 0 ||
         nghttp2_session_set_local_window_size(c->front, NGHTTP2_FLAG_NONE, 0,
-                                              H2_WINDOW) != 0 ||
+                                              H2_CONN_WINDOW) != 0 ||
         nghttp2_session_set_local_window_size(c->back, NGHTTP2_FLAG_NONE, 0,
-                                              H2_WINDOW) != 0)
+                                              H2_CONN_WINDOW) != 0)
         return -ENOMEM;
     return 0;
 }

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import free_port, wait_until, port_open, server_process
+from conftest import SANITIZED, free_port, wait_until, port_open, server_process
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("nghttpd") and shutil.which("nghttp")),
@@ -909,3 +909,91 @@ def test_a_whole_reply_reaches_the_client_after_its_backend_left(vaurien, delay)
         assert fr[-1] == "eof", kinds
     finally:
         b.close()
+
+
+def test_a_held_reply_does_not_stall_the_other_streams(vaurien):
+    """delay before=false holds /slow's reply 2 s while its 250 kB body
+    comes from the backend (almost a stream's whole window); /fast's 40 kB
+    reply, sent after it on the same connection, still arrives at once:
+    one held stream cannot take the whole connection's window."""
+    import time
+    done = {}
+
+    def serve(c):
+        conn, ids = h2_server_conn(c, want=2)
+        slow, fast = ids  # the proxy opens them in the client's order
+        conn.send_headers(slow, [(":status", "200")])
+        h2_send_flow(c, conn, slow, b"s" * 250_000)
+        conn.send_headers(fast, [(":status", "200")])
+        h2_send_flow(c, conn, fast, b"f" * 40_000)
+        h2_server_drain(c, conn)
+    b = RawBackend(serve)
+    try:
+        v = vaurien("--protocol", "http2", "--behavior", "100:delay",
+                    "--behavior-delay-sleep", "2", "--behavior-delay-before", "false",
+                    "--behavior-delay-match", "path=/slow", backend_port=b.port)
+        import h2.config
+        import h2.connection
+        sock = v.connect()
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.increment_flow_control_window(1 << 24)
+        for sid, path in ((1, "/slow"), (3, "/fast")):
+            conn.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "http"),
+                                    (":authority", "x")], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        t0 = time.monotonic()
+        got = {1: 0, 3: 0}
+
+        def until(ev):
+            for e in ev:
+                if type(e).__name__ == "StreamEnded" and e.stream_id not in done:
+                    done[e.stream_id] = time.monotonic() - t0
+            return len(done) == 2
+        ev = h2_events(sock, conn, until, timeout=8, ack=True)
+        sock.close()
+        for e in _kinds(ev, "DataReceived"):
+            got[e.stream_id] += len(e.data)
+        assert got == {1: 250_000, 3: 40_000}, (got, done)
+        assert done[3] < 1.0, done
+        assert done[1] >= 1.9, done
+    finally:
+        b.close()
+
+
+@pytest.mark.skipif(SANITIZED, reason="RSS means nothing under ASan")
+def test_a_client_that_never_reads_costs_a_bounded_amount(vaurien, h2_backend):
+    """8 connections, each asking 20 x 300 kB (6 MB) with windows of 16 MB
+    and never reading: the proxy holds at most its windows' worth per
+    connection (1 MiB of the connection's window, 256 KiB of pipe), so
+    its RSS grows by well under 3 MiB per connection."""
+    import socket
+    import time
+    import h2.config
+    import h2.connection
+    import h2.settings
+    from conftest import rss_kb
+    port, _ = h2_backend
+    v = vaurien("--protocol", "http2", backend_port=port)
+    start = rss_kb(v.proc.pid)
+    socks = []
+    try:
+        for _ in range(8):
+            s = v.connect()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            conn.initiate_connection()
+            conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 24)})
+            conn.increment_flow_control_window(1 << 24)
+            for i in range(20):
+                conn.send_headers(1 + 2 * i, [(":method", "GET"), (":path", "/big.bin"),
+                                              (":scheme", "http"), (":authority", "x")],
+                                  end_stream=True)
+            s.sendall(conn.data_to_send())
+            socks.append(s)
+        time.sleep(2)
+        grown = rss_kb(v.proc.pid) - start
+    finally:
+        for s in socks:
+            s.close()
+    assert grown < 8 * 3 * 1024, "%d kB for 8 connections" % grown
