@@ -1144,7 +1144,10 @@ static int client_start(struct h2_conn *c, struct evbuffer *in, char *why,
         if (head == -EBADMSG)
             refuse_http1(c, "400 Bad Request", "vaurien: an Upgrade: h2c "
                          "request needs one valid HTTP2-Settings header");
-        else if (head != -EMSGSIZE && http1_line(p, n))
+        else if (head == -EMSGSIZE && http1_line(p, n))
+            refuse_http1(c, "431 Request Header Fields Too Large",
+                         "vaurien: an HTTP/1 head of more than 16 KiB");
+        else if (http1_line(p, n))
             refuse_http1(c, "505 HTTP Version Not Supported",
                          head == -ENOTSUP
                              ? "vaurien: this proxy speaks HTTP/2; a request "

@@ -583,6 +583,7 @@ def _http1(v, request):
      b"Content-Length: 3\r\n\r\nabc", b"505"),
     (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
      b"Upgrade: h2c\r\nHTTP2-Settings: a+b/\r\n\r\n", b"400"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n", b"431"),
 ])
 def test_an_http1_client_is_answered_in_http1(vaurien, h2_backend, request_, status):
     port, _ = h2_backend
