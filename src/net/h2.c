@@ -1325,26 +1325,26 @@ static void h2_error_reply(void *st, const struct proto_error *e,
 
 static const struct opt_decl h2_opts[] = { { 0 } };
 
+/* What http2 and grpc share: both are this relay; only the error's words
+ * differ (h2_conn.grpc). */
+#define H2_PROTO_OPS                           \
+    .opts = h2_opts,                           \
+    .state_size = sizeof(struct h2_conn),      \
+    .mux = true,                               \
+    .deinit = h2_deinit,                       \
+    .error_reply = h2_error_reply,             \
+    .parts = h2_parts
+
 const struct proto_ops proto_http2 = {
     .name = "http2",
     .help = "HTTP/2 cleartext with prior knowledge (h2c): one request per "
             "stream, faults per stream",
-    .opts = h2_opts,
-    .state_size = sizeof(struct h2_conn),
-    .mux = true,
-    .deinit = h2_deinit,
-    .error_reply = h2_error_reply,
-    .parts = h2_parts,
+    H2_PROTO_OPS,
 };
 
 const struct proto_ops proto_grpc = {
     .name = "grpc",
     .help = "gRPC over h2c with prior knowledge: http2, one call per stream, "
             "errors as grpc-status (code, default 14 UNAVAILABLE)",
-    .opts = h2_opts,
-    .state_size = sizeof(struct h2_conn),
-    .mux = true,
-    .deinit = h2_deinit,
-    .error_reply = h2_error_reply,
-    .parts = h2_parts,
+    H2_PROTO_OPS,
 };

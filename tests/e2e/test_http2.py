@@ -67,6 +67,15 @@ def nghttp(v, *paths, extra=(), timeout=10):
     return out
 
 
+def nghttp_done(v, *paths):
+    """Gets paths as streams of one connection; returns {path: status} of
+    the streams that completed (the others were reset or refused)."""
+    r = subprocess.run(["nghttp", "-n", "-s", "-t", "5"] + [url(v, p) for p in paths],
+                       capture_output=True, text=True, timeout=10)
+    rows = [line.split() for line in r.stdout.splitlines()]
+    return {f[6]: int(f[4]) for f in rows if len(f) == 7 and f[0].isdigit()}
+
+
 def test_curl_gets_the_backends_bytes_intact(vaurien, h2_backend):
     port, docs = h2_backend
     v = vaurien("--protocol", "http2", backend_port=port)
@@ -157,12 +166,7 @@ def test_abort_resets_the_stream_and_the_others_go_on(vaurien, h2_backend):
     r = curl(url(v, "/big.bin"), "-o", os.devnull)
     assert r.returncode == 92, r.stderr  # curl: HTTP/2 stream error
     assert b"INTERNAL_ERROR" in r.stderr
-    r = subprocess.run(["nghttp", "-n", "-s", "-t", "5", url(v, "/index.html"),
-                        url(v, "/big.bin")], capture_output=True, text=True,
-                       timeout=10)
-    rows = [l.split() for l in r.stdout.splitlines()]
-    done = {f[6]: int(f[4]) for f in rows if len(f) == 7 and f[0].isdigit()}
-    assert done == {"/index.html": 200}
+    assert nghttp_done(v, "/index.html", "/big.bin") == {"/index.html": 200}
 
 
 def test_hang_never_answers_the_stream(vaurien, h2_backend):
@@ -179,12 +183,7 @@ def test_blackout_refuses_the_stream_and_ends_the_connection(vaurien, h2_backend
     port, _ = h2_backend
     v = vaurien("--protocol", "http2", "--behavior", "100:blackout",
                 "--behavior-blackout-match", "path=/big.bin", backend_port=port)
-    r = subprocess.run(["nghttp", "-n", "-s", "-t", "5", url(v, "/index.html"),
-                        url(v, "/big.bin")], capture_output=True, text=True,
-                       timeout=10)
-    rows = [l.split() for l in r.stdout.splitlines()]
-    done = {f[6]: int(f[4]) for f in rows if len(f) == 7 and f[0].isdigit()}
-    assert done == {"/index.html": 200}
+    assert nghttp_done(v, "/index.html", "/big.bin") == {"/index.html": 200}
     assert wait_until(lambda: "closed (both sides finished)" in v.log_text(),
                       timeout=5), v.log_text()[-2000:]
 
