@@ -4,6 +4,7 @@ Every server a test needs is started here on 127.0.0.1 and stopped after
 the test; every wait is bounded.
 """
 import contextlib
+import errno
 import os
 import resource
 import selectors
@@ -37,10 +38,50 @@ def rss_kb(pid):
     return 0
 
 
+def _port_range():
+    """Ports below the kernel's ephemeral range: an outgoing connection
+    never takes one of them as its source port, so a port found free here
+    stays free until the process it was meant for binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    low = max(low, 4096)
+    return max(1024, low - 12000), low
+
+
+_PORT_LOW, _PORT_HIGH = _port_range()
+_port_next = _PORT_LOW + (os.getpid() * 7919) % (_PORT_HIGH - _PORT_LOW)
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port on host that nothing holds, not even in TIME_WAIT.
+
+    Taken from below the ephemeral range and handed out in turn, so two
+    calls never return the same port and no client socket can take it
+    before the process it is meant for binds it (binding port 0 and
+    closing lost that race in CI: "address already in use")."""
+    global _port_next
+    span = _PORT_HIGH - _PORT_LOW
+    for _ in range(span):
+        port = _port_next
+        _port_next = _PORT_LOW + (_port_next + 1 - _PORT_LOW) % span
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        # A test may use the port on the other loopback address too.
+        other = ("::1", socket.AF_INET6) if family == socket.AF_INET else ("127.0.0.1", socket.AF_INET)
+        with socket.socket(other[1], socket.SOCK_STREAM) as s:
+            try:
+                s.bind((other[0], port))
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    continue
+        return port
+    raise RuntimeError("no free port in %d-%d" % (_PORT_LOW, _PORT_HIGH))
 
 
 def port_open(port, host="127.0.0.1"):
