@@ -76,12 +76,17 @@ def echo_server():
     return s.getsockname()[1]
 
 
-def rss_kb(pid):
+def status_kb(pid, field):
+    """A kB figure of /proc/PID/status: VmRSS (now), VmHWM (peak)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kb(pid):
+    return status_kb(pid, "VmRSS")
 
 
 def cpu_ticks(pid):

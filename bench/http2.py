@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ForeignLoad, free_port, rss_kb, spawn, stop_all, wait_port  # noqa: E402
+from common import ForeignLoad, free_port, rss_kb, spawn, status_kb, stop_all, wait_port  # noqa: E402
 from run import TMP, Target, cpu_seconds, vaurien  # noqa: E402
 
 BIG = 64 << 10
@@ -114,14 +114,6 @@ def measure(targets, run, reps, pids):
                 for k in rs[0]} for n, rs in runs.items()}
 
 
-def peak_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -168,7 +160,7 @@ def main():
             line += "  most other load %.0f %% of a core" % max(r["other"] for r in res.values())
             print(line, flush=True)
         print("RSS at the end (peak), kB: " + "  ".join(
-            "%s %d (%d)" % (t.name, rss_kb(t.pid), peak_rss_kb(t.pid)) for t in proxies),
+            "%s %d (%d)" % (t.name, rss_kb(t.pid), status_kb(t.pid, "VmHWM")) for t in proxies),
             flush=True)
     finally:
         stop_all()

@@ -380,26 +380,26 @@ def test_zsh_completion_loads_and_offers_every_flag_of_every_mode(tmp_path):
     assert out.strip() == "_vaurien"
     # _vaurien itself, with compsys's _arguments and compadd printing what
     # they are given
-    stub = ('source "$1"; _arguments() { print -rl -- "$@" }; compadd() { print -rl -- "$@" }; '
+    recorder = ('source "$1"; _arguments() { print -rl -- "$@" }; compadd() { print -rl -- "$@" }; '
             'shift; words=("$@"); CURRENT=$#; PREFIX=${words[-1]}; _vaurien')
     for mode, flags in complete_flags().items():
         words = [BIN, mode, "-"] if mode else [BIN, "-"]
-        specs = zsh(stub, ZSH_COMPLETION, *words).split("\n")
+        specs = zsh(recorder, ZSH_COMPLETION, *words).split("\n")
         offered = {s.split(":")[0] for s in specs if s.startswith("-")}
         assert set(flags) <= offered, (mode, sorted(set(flags) - offered))
-    specs = zsh(stub, ZSH_COMPLETION, BIN, "--protocol", "").split("\n")
+    specs = zsh(recorder, ZSH_COMPLETION, BIN, "--protocol", "").split("\n")
     assert "--protocol:protocol:(%s)" % " ".join(names("--list-protocols")) in specs
     assert "--config:file:_files" in specs
-    cmds = zsh(stub, ZSH_COMPLETION, BIN, "ctl", "").split()
+    cmds = zsh(recorder, ZSH_COMPLETION, BIN, "ctl", "").split()
     assert set(cmds) - {"--"} == ctl_commands()
     for flag, value in [("--host", "http://a:8474"), ("-h", "http://a:8474"),
                         ("--hosts", "fleet.txt"), ("--timeout", "3"),
                         ("--parallel", "8"), ("--token", "t")]:
-        cmds = zsh(stub, ZSH_COMPLETION, BIN, "ctl", flag, value, "").split()
+        cmds = zsh(recorder, ZSH_COMPLETION, BIN, "ctl", flag, value, "").split()
         assert set(cmds) - {"--"} == ctl_commands(), flag
-    cmds = zsh(stub, ZSH_COMPLETION, BIN, "ctl", "--hosts", "a", "toxic", "").split()
+    cmds = zsh(recorder, ZSH_COMPLETION, BIN, "ctl", "--hosts", "a", "toxic", "").split()
     assert cmds[-3:] == ["add", "update", "remove"]
-    specs = zsh(stub, ZSH_COMPLETION, BIN, "ctl", "--hosts", "").split("\n")
+    specs = zsh(recorder, ZSH_COMPLETION, BIN, "ctl", "--hosts", "").split("\n")
     assert "--hosts:file:_files" in specs
 
 

@@ -47,7 +47,7 @@ def test_yamllint():
 
 
 # kubectl create --dry-run=client still asks the API server which kinds
-# exist (discovery) before it prints anything: offline, a stub answers with
+# exist (discovery) before it prints anything: offline, a local discovery server answers with
 # the real lists of the groups the manifests use, no more.
 DISCOVERY = {
     "/api": {"kind": "APIVersions", "versions": ["v1"],
@@ -98,10 +98,10 @@ def kubectl(tmp_path):
     cfg = tmp_path / "kubeconfig"
     cfg.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "stub", "cluster": {
+        "clusters": [{"name": "offline", "cluster": {
             "server": "http://127.0.0.1:%d" % srv.server_address[1]}}],
-        "contexts": [{"name": "stub", "context": {"cluster": "stub", "namespace": "default"}}],
-        "current-context": "stub", "users": []}))
+        "contexts": [{"name": "offline", "context": {"cluster": "offline", "namespace": "default"}}],
+        "current-context": "offline", "users": []}))
     env = dict(os.environ, KUBECONFIG=str(cfg), HOME=str(tmp_path))
 
     def run(path):
